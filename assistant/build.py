@@ -1,0 +1,114 @@
+"""Building the artifacts the assistant serves from: the intent model and the Q&A index.
+
+`ensure_artifacts` builds only what is missing or stale (trained on other data or
+with another base model), so a second start reuses everything.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from assistant.config import Settings
+from assistant.data import TEMPLATES_FILE, Dataset, IntentExample, checksum, split_examples
+from assistant.files import ArtifactError, read_json
+from assistant.intents import METADATA_FILE, TrainingReport, train_intent_classifier, version_path
+from assistant.retrieval import META_FILE, Retriever, check_index_metadata
+from assistant.retrieval import REBUILD_HINT as INDEX_HINT
+from assistant.templates import TemplateBook
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BuildStep:
+    artifact: str
+    reason: str  # why it was (re)built
+
+
+def labelled_examples(dataset: Dataset, settings: Settings) -> list[IntentExample]:
+    """Intent examples plus the out-of-scope messages under their own label."""
+    out_of_scope = [
+        IntentExample(text, settings.out_of_scope_label) for text in dataset.out_of_scope
+    ]
+    return [*dataset.examples, *out_of_scope]
+
+
+def intent_checksum(dataset: Dataset, settings: Settings) -> str:
+    return checksum(labelled_examples(dataset, settings))
+
+
+def qa_checksum(dataset: Dataset) -> str:
+    return checksum(dataset.qa_pairs)
+
+
+def load_templates(settings: Settings) -> TemplateBook:
+    return TemplateBook.load(settings.data_dir / TEMPLATES_FILE)
+
+
+def train_intents(dataset: Dataset, settings: Settings) -> TrainingReport:
+    """Split train / validation (early stopping, calibration) / test (the reported figures)."""
+    examples = labelled_examples(dataset, settings)
+    fraction = settings.validation_fraction
+    train_and_validation, test = split_examples(examples, fraction, settings.seed)
+    train, validation = split_examples(
+        train_and_validation, fraction / (1 - fraction), settings.seed
+    )
+    return train_intent_classifier(
+        train, validation, settings, intent_checksum(dataset, settings), test=test
+    )
+
+
+def build_index(dataset: Dataset, settings: Settings) -> Retriever:
+    retriever = Retriever.build(dataset.qa_pairs, settings)
+    retriever.save(settings.qa_index_dir)
+    return retriever
+
+
+def intent_model_staleness(dataset: Dataset, settings: Settings) -> str | None:
+    """Why the intent model must be (re)trained, or None when the current one fits."""
+    try:
+        metadata = read_json(version_path(settings.intent_models_dir) / METADATA_FILE, "")
+    except ArtifactError:
+        return "no trained intent model"
+    if metadata.get("base_model") != settings.intent_base_model:
+        trained_from = metadata.get("base_model")
+        return f"trained from {trained_from!r}, configured {settings.intent_base_model!r}"
+    if metadata.get("data_checksum") != intent_checksum(dataset, settings):
+        return "the intent examples changed since it was trained"
+    return None
+
+
+def index_staleness(dataset: Dataset, settings: Settings) -> str | None:
+    """Why the Q&A index must be (re)built, or None when the saved one fits."""
+    directory = settings.qa_index_dir
+    try:
+        metadata = read_json(directory / META_FILE, INDEX_HINT)
+        check_index_metadata(directory, metadata, settings, qa_checksum(dataset))
+    except ArtifactError as error:
+        return str(error).removesuffix(f" {INDEX_HINT}")
+    return None
+
+
+def ensure_artifacts(
+    dataset: Dataset, settings: Settings, announce: Callable[[str], None] = print
+) -> list[BuildStep]:
+    """Train the intent model and build the index where missing or stale."""
+    steps = []
+    reason = intent_model_staleness(dataset, settings)
+    if reason:
+        announce(f"Training the intent classifier ({reason})...")
+        report = train_intents(dataset, settings)
+        test = report.metrics.get("test", {})
+        announce(
+            f"Intent model {report.version}: held-out accuracy {test.get('accuracy', 0):.3f}, "
+            f"macro-F1 {test.get('macro_f1', 0):.3f}"
+        )
+        steps.append(BuildStep("intent model", reason))
+    reason = index_staleness(dataset, settings)
+    if reason:
+        announce(f"Building the retrieval index ({reason})...")
+        build_index(dataset, settings)
+        steps.append(BuildStep("retrieval index", reason))
+    return steps

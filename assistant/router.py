@@ -1,0 +1,242 @@
+"""Choosing how to answer one message: template, retrieval or handoff, with the reasons.
+
+Pure logic over the classifier's and retriever's outputs, so every branch is
+easy to test. Rules are tried in order; the first that applies decides. A new
+route (the generator) is one more rule placed before the final handoff.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from assistant.templates import Template, TemplateBook
+
+DEFAULT_OUT_OF_SCOPE_REPLY = (
+    "I'm sorry, that is outside what I can help with. I've passed your message to a "
+    "member of our support team, who will follow up."
+)
+DEFAULT_LOW_CONFIDENCE_REPLY = (
+    "I'm not sure I understood that correctly, so I've passed your message to a member of "
+    "our support team, who will follow up. You can also rephrase your question."
+)
+DEFAULT_HUMAN_REPLY = "I'm connecting you with a member of our support team."
+
+
+class Route(StrEnum):
+    TEMPLATE = "template"
+    RETRIEVAL = "retrieval"
+    HANDOFF = "handoff"
+
+
+@dataclass(frozen=True)
+class IntentScore:
+    intent: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class Source:
+    """A historical Q&A pair found by the retriever."""
+
+    question: str
+    answer: str
+    intent: str
+    score: float
+
+
+@dataclass(frozen=True)
+class RoutingPolicy:
+    intent_threshold: float
+    ambiguity_margin: float
+    retrieval_threshold: float
+    handoff_intents: frozenset[str]
+    out_of_scope_label: str
+
+
+@dataclass(frozen=True)
+class TurnContext:
+    """What the router knows about one message."""
+
+    intents: Sequence[IntentScore]  # best first
+    sources: Sequence[Source]  # best first
+    slots: dict[str, str]  # found in this message or remembered from the conversation
+    pending_intent: str | None = None  # the previous turn asked for a slot of this intent
+
+
+@dataclass(frozen=True)
+class Decision:
+    route: Route
+    reply: str
+    intent: str | None
+    confidence: float
+    reason: str
+    checks: list[str] = field(default_factory=list)  # the threshold comparisons made
+    asked_for: tuple[str, ...] = ()  # slots the reply asks the customer for
+
+
+Rule = Callable[[TurnContext, list[str]], Decision | None]
+
+
+class Router:
+    def __init__(self, policy: RoutingPolicy, templates: TemplateBook) -> None:
+        self.policy = policy
+        self.templates = templates
+        self.rules: list[Rule] = [
+            self._answer_to_slot_question,
+            self._human_requested,
+            self._out_of_scope,
+            self._template,
+            self._retrieval,
+        ]
+
+    def decide(self, context: TurnContext) -> Decision:
+        checks: list[str] = []
+        for rule in self.rules:
+            decision = rule(context, checks)
+            if decision is not None:
+                return decision
+        top = context.intents[0] if context.intents else None
+        return Decision(
+            Route.HANDOFF,
+            self.templates.messages.get("low_confidence", DEFAULT_LOW_CONFIDENCE_REPLY),
+            top.intent if top else None,
+            top.probability if top else 0.0,
+            "no confident intent with a template and no close past question",
+            checks,
+        )
+
+    def _confident_top(self, context: TurnContext, checks: list[str]) -> IntentScore | None:
+        """The top intent if it clears the absolute threshold and the ambiguity margin."""
+        if not context.intents:
+            return None
+        top = context.intents[0]
+        runner_up = context.intents[1].probability if len(context.intents) > 1 else 0.0
+        margin = top.probability - runner_up
+        clears = top.probability >= self.policy.intent_threshold
+        checks.append(
+            f"top intent {top.intent} p={top.probability:.3f} "
+            f"{'>=' if clears else '<'} threshold {self.policy.intent_threshold}"
+        )
+        if not clears:
+            return None
+        distinct = margin >= self.policy.ambiguity_margin
+        checks.append(
+            f"margin over runner-up {margin:.3f} "
+            f"{'>=' if distinct else '<'} {self.policy.ambiguity_margin}"
+        )
+        return top if distinct else None
+
+    def _answer_to_slot_question(self, context: TurnContext, checks: list[str]) -> Decision | None:
+        if context.pending_intent is None:
+            return None
+        template = self.templates.get(context.pending_intent)
+        if template is None or template.missing(context.slots):
+            checks.append(f"pending {context.pending_intent}: this message does not give the slot")
+            return None
+        probability = next(
+            (score.probability for score in context.intents if score.intent == template.intent), 0.0
+        )
+        return self._filled(
+            template,
+            context,
+            probability,
+            reason=f"the customer gave the {', '.join(template.slots)} asked for last turn",
+            checks=checks,
+        )
+
+    def _human_requested(self, context: TurnContext, checks: list[str]) -> Decision | None:
+        top = self._confident_top(context, checks)
+        if top is None or top.intent not in self.policy.handoff_intents:
+            return None
+        template = self.templates.get(top.intent)
+        reply = template.text if template and not template.slots else DEFAULT_HUMAN_REPLY
+        return Decision(
+            Route.HANDOFF,
+            reply,
+            top.intent,
+            top.probability,
+            "the customer asked for a human",
+            checks,
+        )
+
+    def _out_of_scope(self, context: TurnContext, checks: list[str]) -> Decision | None:
+        if not context.intents or context.intents[0].intent != self.policy.out_of_scope_label:
+            return None
+        top = context.intents[0]
+        if top.probability < self.policy.intent_threshold:
+            return None
+        checks.append(f"out-of-scope p={top.probability:.3f} >= {self.policy.intent_threshold}")
+        return Decision(
+            Route.HANDOFF,
+            self.templates.messages.get("out_of_scope", DEFAULT_OUT_OF_SCOPE_REPLY),
+            top.intent,
+            top.probability,
+            "the message is out of scope",
+            checks,
+        )
+
+    def _template(self, context: TurnContext, checks: list[str]) -> Decision | None:
+        top = self._confident_top(context, [])  # already recorded by _human_requested
+        if top is None:
+            return None
+        template = self.templates.get(top.intent)
+        if template is None:
+            checks.append(f"no template for intent {top.intent}")
+            return None
+        missing = template.missing(context.slots)
+        if missing:
+            checks.append(f"template needs {missing}: not in the message, asking")
+            return Decision(
+                Route.TEMPLATE,
+                self.templates.prompt_for(missing[0]),
+                top.intent,
+                top.probability,
+                f"confident intent {top.intent}; its template needs {', '.join(missing)}",
+                checks,
+                asked_for=tuple(missing),
+            )
+        return self._filled(
+            template, context, top.probability, f"confident intent {top.intent}", checks
+        )
+
+    def _retrieval(self, context: TurnContext, checks: list[str]) -> Decision | None:
+        if not context.sources:
+            return None
+        best = context.sources[0]
+        close = best.score >= self.policy.retrieval_threshold
+        checks.append(
+            f"closest past question cosine {best.score:.3f} "
+            f"{'>=' if close else '<'} threshold {self.policy.retrieval_threshold}"
+        )
+        if not close:
+            return None
+        top_probability = next(
+            (score.probability for score in context.intents if score.intent == best.intent), 0.0
+        )
+        return Decision(
+            Route.RETRIEVAL,
+            best.answer,
+            best.intent,
+            top_probability,
+            f"a past question is close (cosine {best.score:.3f}); reusing its agent answer",
+            checks,
+        )
+
+    def _filled(
+        self,
+        template: Template,
+        context: TurnContext,
+        probability: float,
+        reason: str,
+        checks: list[str],
+    ) -> Decision:
+        return Decision(
+            Route.TEMPLATE,
+            template.fill(context.slots),
+            template.intent,
+            probability,
+            reason,
+            checks,
+        )

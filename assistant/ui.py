@@ -1,0 +1,85 @@
+"""The customer chat page (Gradio): chat, a "why this answer" fold per reply, thumbs up/down."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from assistant.explain import explain
+from assistant.messages import MessageError
+from assistant.pipeline import Assistant
+from assistant.store import UnknownConversation
+
+TITLE = "Pebble & Pine support"
+INTRO = (
+    "## Pebble & Pine support\n"
+    "Ask about orders, delivery, returns, refunds, payments or your account. "
+    "Open **Why this answer** under a reply to see how it was chosen, and rate replies "
+    "with the thumbs."
+)
+WHY_TITLE = "Why this answer"
+
+History = list[dict[str, Any]]
+
+
+def build_ui(assistant: Assistant) -> gr.Blocks:
+    def respond(
+        message: str, history: History, conversation_id: str | None, turn_ids: dict[int, int]
+    ) -> tuple[str, History, str | None, dict[int, int]]:
+        try:
+            reply = assistant.reply(message, conversation_id)
+        except MessageError as error:
+            gr.Warning(str(error))
+            return message, history, conversation_id, turn_ids
+        except UnknownConversation:
+            gr.Warning("This conversation has expired; starting a new one.")
+            return message, [], None, {}
+        history = [
+            *history,
+            {"role": "user", "content": message},
+            {"role": "assistant", "content": reply.text},
+            {
+                "role": "assistant",
+                "content": explain(reply.trace, reply.latency_ms, reply.model_version),
+                "metadata": {"title": WHY_TITLE, "status": "done"},
+            },
+        ]
+        # Both the reply and its fold can be rated; either rating belongs to this turn.
+        turn_ids = {**turn_ids, len(history) - 2: reply.turn_id, len(history) - 1: reply.turn_id}
+        return "", history, reply.conversation_id, turn_ids
+
+    def rate(turn_ids: dict[int, int], event: gr.LikeData) -> None:
+        index = event.index[0] if isinstance(event.index, (list, tuple)) else event.index
+        turn_id = turn_ids.get(index)
+        if turn_id is None or event.liked in (None, ""):
+            return
+        assistant.feedback(turn_id, 1 if event.liked in (True, "Like") else -1)
+        gr.Info("Thanks for the feedback!")
+
+    with gr.Blocks(title=TITLE) as demo:
+        gr.Markdown(INTRO)
+        chatbot = gr.Chatbot(
+            label="Chat",
+            height=520,
+            placeholder="How can we help today?",
+            elem_id="chat",
+        )
+        conversation_id = gr.State(None)
+        turn_ids = gr.State({})
+        with gr.Row():
+            message = gr.Textbox(
+                placeholder="Type your question and press Enter",
+                show_label=False,
+                scale=8,
+                elem_id="message",
+            )
+            send = gr.Button("Send", variant="primary", scale=1, elem_id="send")
+        restart = gr.Button("New conversation", size="sm")
+        inputs = [message, chatbot, conversation_id, turn_ids]
+        outputs = [message, chatbot, conversation_id, turn_ids]
+        message.submit(respond, inputs, outputs)
+        send.click(respond, inputs, outputs)
+        chatbot.like(rate, [turn_ids], None)
+        restart.click(lambda: ("", [], None, {}), None, outputs)
+    return demo
