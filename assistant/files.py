@@ -52,13 +52,18 @@ def staging_directory(final: Path) -> Path:
 
 
 def publish_directory(staging: Path, final: Path) -> None:
-    """Move a fully written folder into place, replacing any previous one."""
+    """Move a fully written folder into place, replacing any previous one.
+
+    Also removes what builds killed before publishing left behind.
+    """
     retired = final.with_name(f".{final.name}.retired")
     shutil.rmtree(retired, ignore_errors=True)
     if final.exists():
         os.replace(final, retired)
     os.replace(staging, final)
     shutil.rmtree(retired, ignore_errors=True)
+    for leftover in final.parent.glob(f".{final.name}.building-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
 
 
 def file_sha256(path: Path) -> str:

@@ -31,6 +31,7 @@ from transformers import (
     Trainer,
     TrainingArguments,
     get_linear_schedule_with_warmup,
+    set_seed,
 )
 
 from assistant.config import Settings, model_unavailable, pick_device, resolve_model_path
@@ -250,6 +251,7 @@ def train_intent_classifier(
             f"intents in validation/test data but not in training data: {sorted(unknown)}"
         )
     base = resolve_model_path(settings.intent_base_model)
+    set_seed(settings.seed)  # before the model loads: its new head is initialised randomly
     try:
         tokenizer = AutoTokenizer.from_pretrained(base)
         model = AutoModelForSequenceClassification.from_pretrained(

@@ -9,6 +9,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from assistant.build import load_templates, qa_checksum
 from assistant.config import Settings
 from assistant.data import load_dataset
 from assistant.intents import IntentClassifier
@@ -59,8 +60,6 @@ class Assistant:
     @classmethod
     def load(cls, settings: Settings) -> Assistant:
         """Load built artifacts; raises `ArtifactError` saying how to build what is missing."""
-        from assistant.build import load_templates, qa_checksum
-
         dataset = load_dataset(settings.data_dir)
         return cls(
             settings,

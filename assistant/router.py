@@ -113,19 +113,12 @@ class Router:
             return None
         top = context.intents[0]
         runner_up = context.intents[1].probability if len(context.intents) > 1 else 0.0
-        margin = top.probability - runner_up
-        clears = top.probability >= self.policy.intent_threshold
-        checks.append(
-            f"top intent {top.intent} p={top.probability:.3f} "
-            f"{'>=' if clears else '<'} threshold {self.policy.intent_threshold}"
-        )
-        if not clears:
+        if not _check(
+            checks, f"top intent {top.intent} p", top.probability, self.policy.intent_threshold
+        ):
             return None
-        distinct = margin >= self.policy.ambiguity_margin
-        checks.append(
-            f"margin over runner-up {margin:.3f} "
-            f"{'>=' if distinct else '<'} {self.policy.ambiguity_margin}"
-        )
+        margin = top.probability - runner_up
+        distinct = _check(checks, "margin over runner-up", margin, self.policy.ambiguity_margin)
         return top if distinct else None
 
     def _answer_to_slot_question(self, context: TurnContext, checks: list[str]) -> Decision | None:
@@ -135,13 +128,10 @@ class Router:
         if template is None or template.missing(context.slots):
             checks.append(f"pending {context.pending_intent}: this message does not give the slot")
             return None
-        probability = next(
-            (score.probability for score in context.intents if score.intent == template.intent), 0.0
-        )
         return self._filled(
             template,
             context,
-            probability,
+            _probability_of(context, template.intent),
             reason=f"the customer gave the {', '.join(template.slots)} asked for last turn",
             checks=checks,
         )
@@ -165,9 +155,8 @@ class Router:
         if not context.intents or context.intents[0].intent != self.policy.out_of_scope_label:
             return None
         top = context.intents[0]
-        if top.probability < self.policy.intent_threshold:
+        if not _check(checks, "out-of-scope p", top.probability, self.policy.intent_threshold):
             return None
-        checks.append(f"out-of-scope p={top.probability:.3f} >= {self.policy.intent_threshold}")
         return Decision(
             Route.HANDOFF,
             self.templates.messages.get("out_of_scope", DEFAULT_OUT_OF_SCOPE_REPLY),
@@ -205,21 +194,14 @@ class Router:
         if not context.sources:
             return None
         best = context.sources[0]
-        close = best.score >= self.policy.retrieval_threshold
-        checks.append(
-            f"closest past question cosine {best.score:.3f} "
-            f"{'>=' if close else '<'} threshold {self.policy.retrieval_threshold}"
-        )
-        if not close:
+        threshold = self.policy.retrieval_threshold
+        if not _check(checks, "closest past question cosine", best.score, threshold):
             return None
-        top_probability = next(
-            (score.probability for score in context.intents if score.intent == best.intent), 0.0
-        )
         return Decision(
             Route.RETRIEVAL,
             best.answer,
             best.intent,
-            top_probability,
+            _probability_of(context, best.intent),
             f"a past question is close (cosine {best.score:.3f}); reusing its agent answer",
             checks,
         )
@@ -240,3 +222,14 @@ class Router:
             reason,
             checks,
         )
+
+
+def _check(checks: list[str], label: str, value: float, threshold: float) -> bool:
+    """Compare a score with its threshold, recording the comparison for the trace."""
+    passed = value >= threshold
+    checks.append(f"{label} {value:.3f} {'>=' if passed else '<'} {threshold}")
+    return passed
+
+
+def _probability_of(context: TurnContext, intent: str) -> float:
+    return next((s.probability for s in context.intents if s.intent == intent), 0.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import gradio as gr
@@ -21,49 +22,60 @@ INTRO = (
 WHY_TITLE = "Why this answer"
 
 History = list[dict[str, Any]]
+ChatState = tuple[str, History, str | None, dict[int, int]]
+
+
+def respond(
+    assistant: Assistant,
+    message: str,
+    history: History,
+    conversation_id: str | None,
+    turn_ids: dict[int, int],
+) -> ChatState:
+    """Answer one message; returns the cleared box, the history, the conversation, turn ids."""
+    try:
+        reply = assistant.reply(message, conversation_id)
+    except MessageError as error:
+        gr.Warning(str(error))
+        return message, history, conversation_id, turn_ids
+    except UnknownConversation:
+        gr.Warning("This conversation has expired; please send your message again.")
+        return message, [], None, {}
+    history = [
+        *history,
+        {"role": "user", "content": message},
+        {"role": "assistant", "content": reply.text},
+        {
+            "role": "assistant",
+            "content": explain(reply.trace, reply.latency_ms, reply.model_version),
+            "metadata": {"title": WHY_TITLE, "status": "done"},
+        },
+    ]
+    # Both the reply and its fold can be rated; either rating belongs to this turn.
+    turn_ids = {**turn_ids, len(history) - 2: reply.turn_id, len(history) - 1: reply.turn_id}
+    return "", history, reply.conversation_id, turn_ids
+
+
+def rate(assistant: Assistant, turn_ids: dict[int, int], event: gr.LikeData) -> int | None:
+    """Store a thumbs up or down on the rated message's turn; returns the feedback id."""
+    index = event.index[0] if isinstance(event.index, list | tuple) else event.index
+    turn_id = turn_ids.get(index)
+    if turn_id is None or event.liked in (None, ""):
+        return None
+    feedback_id = assistant.feedback(turn_id, 1 if event.liked in (True, "Like") else -1)
+    gr.Info("Thanks for the feedback!")
+    return feedback_id
 
 
 def build_ui(assistant: Assistant) -> gr.Blocks:
-    def respond(
-        message: str, history: History, conversation_id: str | None, turn_ids: dict[int, int]
-    ) -> tuple[str, History, str | None, dict[int, int]]:
-        try:
-            reply = assistant.reply(message, conversation_id)
-        except MessageError as error:
-            gr.Warning(str(error))
-            return message, history, conversation_id, turn_ids
-        except UnknownConversation:
-            gr.Warning("This conversation has expired; starting a new one.")
-            return message, [], None, {}
-        history = [
-            *history,
-            {"role": "user", "content": message},
-            {"role": "assistant", "content": reply.text},
-            {
-                "role": "assistant",
-                "content": explain(reply.trace, reply.latency_ms, reply.model_version),
-                "metadata": {"title": WHY_TITLE, "status": "done"},
-            },
-        ]
-        # Both the reply and its fold can be rated; either rating belongs to this turn.
-        turn_ids = {**turn_ids, len(history) - 2: reply.turn_id, len(history) - 1: reply.turn_id}
-        return "", history, reply.conversation_id, turn_ids
-
-    def rate(turn_ids: dict[int, int], event: gr.LikeData) -> None:
-        index = event.index[0] if isinstance(event.index, (list, tuple)) else event.index
-        turn_id = turn_ids.get(index)
-        if turn_id is None or event.liked in (None, ""):
-            return
-        assistant.feedback(turn_id, 1 if event.liked in (True, "Like") else -1)
-        gr.Info("Thanks for the feedback!")
+    def on_like(turn_ids: dict[int, int], event: gr.LikeData) -> None:
+        # A plain function: Gradio finds the LikeData parameter by its annotation.
+        rate(assistant, turn_ids, event)
 
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(INTRO)
         chatbot = gr.Chatbot(
-            label="Chat",
-            height=520,
-            placeholder="How can we help today?",
-            elem_id="chat",
+            label="Chat", height=520, placeholder="How can we help today?", elem_id="chat"
         )
         conversation_id = gr.State(None)
         turn_ids = gr.State({})
@@ -76,10 +88,9 @@ def build_ui(assistant: Assistant) -> gr.Blocks:
             )
             send = gr.Button("Send", variant="primary", scale=1, elem_id="send")
         restart = gr.Button("New conversation", size="sm")
-        inputs = [message, chatbot, conversation_id, turn_ids]
-        outputs = [message, chatbot, conversation_id, turn_ids]
-        message.submit(respond, inputs, outputs)
-        send.click(respond, inputs, outputs)
-        chatbot.like(rate, [turn_ids], None)
-        restart.click(lambda: ("", [], None, {}), None, outputs)
+        state = [message, chatbot, conversation_id, turn_ids]
+        message.submit(partial(respond, assistant), state, state)
+        send.click(partial(respond, assistant), state, state)
+        chatbot.like(on_like, [turn_ids], None)
+        restart.click(lambda: ("", [], None, {}), None, state)
     return demo

@@ -89,3 +89,16 @@ def assistant(built_settings: Settings) -> Assistant:
 @pytest.fixture
 def demo_slice(tmp_path: Path) -> Path:
     return write_demo_slice(tmp_path / "data")
+
+
+@pytest.fixture(scope="session")
+def eager(assistant: Assistant, built_settings: Settings) -> Assistant:
+    """The session's models behind a router that trusts the small intent model more."""
+    settings = built_settings.model_copy(update={"intent_threshold": 0.3, "ambiguity_margin": 0.0})
+    return Assistant(
+        settings,
+        assistant.classifier,
+        assistant.retriever,
+        assistant.router.templates,
+        assistant.store,
+    )

@@ -105,3 +105,21 @@ def test_unreachable_base_model_is_a_clear_error(built_settings, monkeypatch):
     examples = [IntentExample("hi", "greeting"), IntentExample("bye", "thanks")]
     with pytest.raises(ArtifactError, match=r"cannot load model.*HF_HUB_OFFLINE=0"):
         train_intent_classifier(examples, examples, settings, "checksum")
+
+
+def test_training_is_reproducible_with_a_seed(built_settings, tmp_path):
+    from assistant.build import labelled_examples
+    from assistant.data import load_dataset, split_examples
+    from assistant.intents import train_intent_classifier
+
+    examples = labelled_examples(load_dataset(built_settings.data_dir), built_settings)
+    train, validation = split_examples(examples, 0.3, seed=1)
+    probabilities = []
+    for run in ("a", "b"):
+        settings = built_settings.model_copy(
+            update={"models_dir": tmp_path / run, "epochs": 2, "seed": 5}
+        )
+        train_intent_classifier(train, validation, settings, "checksum")
+        loaded = IntentClassifier.load(settings.intent_models_dir)
+        probabilities.append(loaded.probabilities([e.text for e in validation]))
+    assert np.allclose(probabilities[0], probabilities[1], atol=1e-5)

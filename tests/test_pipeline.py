@@ -1,21 +1,7 @@
 import pytest
 
 from assistant.messages import MessageError
-from assistant.pipeline import Assistant
 from assistant.store import UnknownConversation
-
-
-@pytest.fixture(scope="module")
-def eager(assistant, built_settings):
-    """The session's models behind a router that trusts the intent classifier more."""
-    settings = built_settings.model_copy(update={"intent_threshold": 0.3, "ambiguity_margin": 0.0})
-    return Assistant(
-        settings,
-        assistant.classifier,
-        assistant.retriever,
-        assistant.router.templates,
-        assistant.store,
-    )
 
 
 def test_reply_carries_its_trace_and_is_logged(assistant):

@@ -99,7 +99,7 @@ def test_low_confidence_and_no_close_question_hands_off(router):
     decision = router.decide(TurnContext(scores(("shipping_cost", 0.3)), [far], {}))
     assert decision.route is Route.HANDOFF
     assert decision.reply == "Let me find someone."
-    assert any("cosine 0.500 < threshold 0.8" in check for check in decision.checks)
+    assert any("closest past question cosine 0.500 < 0.8" in check for check in decision.checks)
 
 
 def test_confident_intent_without_template_uses_retrieval(router):

@@ -125,3 +125,42 @@ def test_a_failed_write_leaves_earlier_turns_intact(store):
     assert [t["user_text"] for t in store.turns(conversation)] == ["kept"]
     store.log_turn(record(conversation, "after"))
     assert [t["position"] for t in store.turns(conversation)] == [1, 2]
+
+
+WRITER = """
+import sys
+from pathlib import Path
+from assistant.store import ConversationStore, TurnRecord
+store = ConversationStore(Path(sys.argv[1]))
+conversation = store.start_conversation()
+print(conversation, flush=True)
+for n in range(100_000):
+    store.log_turn(TurnRecord(conversation, f"message {n}", "reply", "template", "greeting",
+                              0.9, "why", [], {"n": n}, 1.0, "v1"))
+    if n == 50:
+        print("written", flush=True)
+"""
+
+
+def test_a_killed_writer_loses_no_committed_turn(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    path = tmp_path / "log.db"
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    conversation = writer.stdout.readline().strip()
+    assert writer.stdout.readline().strip() == "written"
+    writer.send_signal(signal.SIGKILL)
+    writer.wait(timeout=30)
+
+    reopened = ConversationStore(path)
+    assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    turns = reopened.turns(conversation)
+    assert len(turns) > 50
+    assert [t["position"] for t in turns] == list(range(1, len(turns) + 1))
+    assert [t["user_text"] for t in turns] == [f"message {n}" for n in range(len(turns))]
+    reopened.log_turn(record(conversation, "after the crash"))
+    assert reopened.turns(conversation)[-1]["position"] == len(turns) + 1

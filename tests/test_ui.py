@@ -1,0 +1,48 @@
+import gradio as gr
+import pytest
+
+from assistant.ui import WHY_TITLE, build_ui, rate, respond
+
+
+def test_a_reply_and_its_explanation_are_added(assistant):
+    box, history, conversation_id, turn_ids = respond(assistant, "hi there", [], None, {})
+    assert box == ""
+    assert [m["role"] for m in history] == ["user", "assistant", "assistant"]
+    assert history[0]["content"] == "hi there"
+    assert history[2]["metadata"] == {"title": WHY_TITLE, "status": "done"}
+    assert "**Route:**" in history[2]["content"]
+    turn = assistant.store.turns(conversation_id)[0]
+    assert turn_ids == {1: turn["id"], 2: turn["id"]}
+    assert history[1]["content"] == turn["reply_text"]
+
+
+def test_the_conversation_continues(assistant):
+    _, history, conversation_id, turn_ids = respond(assistant, "hello", [], None, {})
+    _, history, same_id, turn_ids = respond(
+        assistant, "how much is shipping", history, conversation_id, turn_ids
+    )
+    assert same_id == conversation_id
+    assert len(history) == 6
+    assert len(assistant.store.turns(conversation_id)) == 2
+    assert set(turn_ids) == {1, 2, 4, 5}
+
+
+def test_an_empty_message_warns_and_keeps_the_box_and_history(assistant):
+    history = [{"role": "user", "content": "earlier"}]
+    with pytest.warns(UserWarning, match="The message is empty"):
+        assert respond(assistant, "   ", history, None, {}) == ("   ", history, None, {})
+
+
+def test_thumbs_down_is_stored_on_the_turn(assistant):
+    *_, turn_ids = respond(assistant, "do you take paypal", [], None, {})
+    event = gr.LikeData(None, {"index": 1, "value": "...", "liked": False})
+    feedback_id = rate(assistant, turn_ids, event)
+    turn_id = turn_ids[1]
+    assert [f["id"] for f in assistant.store.feedback(turn_id)] == [feedback_id]
+    assert assistant.store.feedback(turn_id)[0]["rating"] == -1
+    user_message = gr.LikeData(None, {"index": 0, "value": "...", "liked": True})
+    assert rate(assistant, turn_ids, user_message) is None
+
+
+def test_the_page_builds(assistant):
+    assert isinstance(build_ui(assistant), gr.Blocks)
