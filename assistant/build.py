@@ -11,12 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from assistant.config import Settings
-from assistant.data import TEMPLATES_FILE, Dataset, IntentExample, checksum, split_examples
+from assistant.corpus import dataset_splits
+from assistant.data import TEMPLATES_FILE, Dataset, checksum
 from assistant.files import ArtifactError, read_json
-from assistant.intents import METADATA_FILE, TrainingReport, train_intent_classifier, version_path
+from assistant.intents import METADATA_FILE, MODEL_FORMAT, version_path
 from assistant.retrieval import META_FILE, Retriever, check_index_metadata
 from assistant.retrieval import REBUILD_HINT as INDEX_HINT
 from assistant.templates import TemplateBook
+from assistant.training import TrainingReport, train_intent_classifier
 
 log = logging.getLogger(__name__)
 
@@ -27,16 +29,8 @@ class BuildStep:
     reason: str  # why it was (re)built
 
 
-def labelled_examples(dataset: Dataset, settings: Settings) -> list[IntentExample]:
-    """Intent examples plus the out-of-scope messages under their own label."""
-    out_of_scope = [
-        IntentExample(text, settings.out_of_scope_label) for text in dataset.out_of_scope
-    ]
-    return [*dataset.examples, *out_of_scope]
-
-
 def intent_checksum(dataset: Dataset, settings: Settings) -> str:
-    return checksum(labelled_examples(dataset, settings))
+    return dataset_splits(dataset, settings).checksum
 
 
 def qa_checksum(dataset: Dataset) -> str:
@@ -48,15 +42,9 @@ def load_templates(settings: Settings) -> TemplateBook:
 
 
 def train_intents(dataset: Dataset, settings: Settings) -> TrainingReport:
-    """Split train / validation (early stopping, calibration) / test (the reported figures)."""
-    examples = labelled_examples(dataset, settings)
-    fraction = settings.validation_fraction
-    train_and_validation, test = split_examples(examples, fraction, settings.seed)
-    train, validation = split_examples(
-        train_and_validation, fraction / (1 - fraction), settings.seed
-    )
+    splits = dataset_splits(dataset, settings)
     return train_intent_classifier(
-        train, validation, settings, intent_checksum(dataset, settings), test=test
+        splits.train, splits.validation, settings, splits.checksum, splits.test
     )
 
 
@@ -72,6 +60,8 @@ def intent_model_staleness(dataset: Dataset, settings: Settings) -> str | None:
         metadata = read_json(version_path(settings.intent_models_dir) / METADATA_FILE, "")
     except ArtifactError:
         return "no trained intent model"
+    if metadata.get("format") != MODEL_FORMAT:
+        return "the saved intent model is in an older format"
     if metadata.get("base_model") != settings.intent_base_model:
         trained_from = metadata.get("base_model")
         return f"trained from {trained_from!r}, configured {settings.intent_base_model!r}"

@@ -66,13 +66,147 @@ def cmd_data_validate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
-    from assistant.build import train_intents
+def intent_splits(args: argparse.Namespace, settings: Settings):
+    """The demo dataset's splits, or those of the files given with --data."""
+    from assistant.corpus import IntentFiles, dataset_splits, file_splits
 
-    report = train_intents(load_dataset(settings.data_dir), settings)
+    if args.data is None:
+        return dataset_splits(load_dataset(settings.data_dir), settings)
+    files = IntentFiles(args.data, args.validation, args.test, args.text_column, args.intent_column)
+    return file_splits(files, settings)
+
+
+def settings_for(args: argparse.Namespace, settings: Settings) -> Settings:
+    """Apply the command's --models-dir and --out-of-scope-label to the settings."""
+    update: dict[str, object] = {}
+    if args.models_dir is not None:
+        update["models_dir"] = args.models_dir
+    if args.out_of_scope_label is not None:
+        update["out_of_scope_label"] = args.out_of_scope_label
+    return settings.model_copy(update=update)
+
+
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    settings = settings_for(args, settings)
+    splits = intent_splits(args, settings)
+    print(
+        f"Training on {len(splits.train)} examples, validating on {len(splits.validation)}"
+        + (f", testing on {len(splits.test)}" if splits.test else "")
+    )
+    if args.search:
+        report = _search_and_publish(splits, settings, args.search)
+    else:
+        from assistant.training import train_intent_classifier
+
+        report = train_intent_classifier(
+            splits.train, splits.validation, settings, splits.checksum, splits.test, args.fresh
+        )
     print(f"Saved intent model {report.version} to {report.path}")
-    print(json.dumps(report.metrics, indent=2))
+    print(summarise_metrics(report.metrics))
     return 0
+
+
+def _search_and_publish(splits, settings: Settings, trials: int):
+    import time
+
+    from assistant.search import search
+    from assistant.training import publish_fitted
+
+    started = time.perf_counter()
+    print(f"Searching hyperparameters: {trials} trials, scored on validation accuracy")
+    fitted, history = search(splits.train, splits.validation, settings, splits.checksum, trials)
+    best = max(history, key=lambda t: (t.validation_accuracy, t.validation_macro_f1))
+    print(f"Best: trial {best.number}")
+    extra = {"search": [trial.__dict__ for trial in history]}
+    return publish_fitted(fitted, settings, splits.checksum, splits.test, started, extra)
+
+
+def summarise_metrics(metrics: dict) -> str:
+    """A few readable lines: accuracy, calibration and the fallback's effect."""
+    lines = []
+    for split in ("validation", "test"):
+        figures = metrics.get(split)
+        if not figures:
+            continue
+        line = f"{split}: accuracy {figures['accuracy']:.4f}, macro-F1 {figures['macro_f1']:.4f}"
+        if "ece_before_calibration" in figures:
+            line += (
+                f", ECE {figures['ece_before_calibration']:.4f} -> "
+                f"{figures['ece_after_calibration']:.4f} (T={figures['temperature']:.2f})"
+            )
+        lines.append(line)
+        fallback = figures["with_fallback"]
+        recall = fallback["out_of_scope_recall"]
+        lines.append(
+            f"  with fallback: in-scope accuracy {fallback['in_scope_accuracy']:.4f}, "
+            f"out-of-scope recall {'n/a' if recall is None else f'{recall:.4f}'}, "
+            f"answered {fallback['answered']:.4f}"
+        )
+    lines.append(
+        f"epochs {metrics.get('epochs_run', 0):.0f}, "
+        f"{metrics.get('training_seconds', 0) / 60:.1f} min"
+    )
+    return "\n".join(lines)
+
+
+def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    from assistant.evaluation import evaluate_classifier, evaluate_retrieval
+    from assistant.intents import IntentClassifier
+    from assistant.report import write_report
+
+    settings = settings_for(args, settings)
+    classifier = IntentClassifier.load(
+        settings.intent_models_dir, settings.device, args.version, int8=args.int8
+    )
+    examples = _evaluation_examples(args, settings)
+    evaluation = evaluate_classifier(classifier, examples, settings.out_of_scope_label)
+    demo = args.data is None and args.test is None
+    retriever = _retriever_if_built(settings) if demo else None
+    if retriever is not None:
+        evaluation["retrieval"] = evaluate_retrieval(retriever, examples)
+    embedding_map = None if args.no_map else _embedding_map(classifier, examples)
+    directory = args.report or Path("reports") / classifier.version
+    page = write_report(evaluation, directory, embedding_map)
+    print(
+        f"accuracy {evaluation['accuracy']:.4f}, macro-F1 {evaluation['macro_f1']:.4f}, "
+        f"ECE {evaluation['calibration']['ece_before']:.4f} -> "
+        f"{evaluation['calibration']['ece_after']:.4f} on {len(examples)} messages"
+    )
+    if "retrieval" in evaluation:
+        figures = evaluation["retrieval"]
+        print("retrieval: " + ", ".join(f"{k} {v:.4f}" for k, v in figures.items() if "@" in k))
+    print(f"Report: {page} (and report.json, charts beside it)")
+    return 0
+
+
+def _evaluation_examples(args: argparse.Namespace, settings: Settings):
+    """The --test file, else the --data file, else the demo data's test split."""
+    from assistant.corpus import dataset_splits
+    from assistant.data import load_intent_examples
+
+    path = args.test or args.data
+    if path is None:
+        return dataset_splits(load_dataset(settings.data_dir), settings).test
+    return load_intent_examples(path, args.text_column, args.intent_column)
+
+
+def _retriever_if_built(settings: Settings):
+    from assistant.build import qa_checksum
+    from assistant.retrieval import Retriever
+
+    try:
+        return Retriever.load(
+            settings.qa_index_dir, settings, qa_checksum(load_dataset(settings.data_dir))
+        )
+    except ArtifactError as error:
+        print(f"(retrieval not evaluated: {error})")
+        return None
+
+
+def _embedding_map(classifier, examples) -> dict:
+    from assistant.evaluation import embedding_map
+
+    return embedding_map(classifier, examples)
 
 
 def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
@@ -116,6 +250,19 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _add_dataset_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "dataset (default: the demo data in data_dir, split 70/15/15)"
+    )
+    group.add_argument("--data", type=Path, help="labelled CSV or JSONL file to train on")
+    group.add_argument("--validation", type=Path, help="validation file (default: a split)")
+    group.add_argument("--test", type=Path, help="test file, only measured")
+    group.add_argument("--text-column", default="text")
+    group.add_argument("--intent-column", default="intent")
+    group.add_argument("--out-of-scope-label", help="the label of out-of-scope messages")
+    group.add_argument("--models-dir", type=Path, help="where models are saved (models_dir)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="assistant", description=__doc__)
     parser.add_argument("--config", type=Path, help="TOML settings file (default assistant.toml)")
@@ -133,9 +280,22 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--json", action="store_true", help="print the report as JSON")
     validate.set_defaults(handler=cmd_data_validate)
 
-    commands.add_parser("train", help="fine-tune the intent classifier").set_defaults(
-        handler=cmd_train
+    train = commands.add_parser("train", help="fine-tune the intent classifier")
+    _add_dataset_options(train)
+    train.add_argument("--fresh", action="store_true", help="discard an interrupted run")
+    train.add_argument(
+        "--search", type=int, metavar="N", default=0, help="run N hyperparameter trials first"
     )
+    train.set_defaults(handler=cmd_train)
+    evaluate = commands.add_parser(
+        "evaluate", help="measure the intent model and write a report (JSON, Markdown, charts)"
+    )
+    _add_dataset_options(evaluate)
+    evaluate.add_argument("--version", help="model version (default: the live one)")
+    evaluate.add_argument("--report", type=Path, help="report folder (default reports/VERSION)")
+    evaluate.add_argument("--int8", action="store_true", help="evaluate the int8 model")
+    evaluate.add_argument("--no-map", action="store_true", help="skip the 2-D embedding map")
+    evaluate.set_defaults(handler=cmd_evaluate)
     commands.add_parser("index", help="build the retrieval index").set_defaults(handler=cmd_index)
     chat = commands.add_parser("chat", help="chat in the terminal")
     chat.add_argument("--trace", action="store_true", help="show why each answer was chosen")

@@ -14,6 +14,7 @@ from assistant.config import Settings
 from assistant.data import load_dataset
 from assistant.intents import IntentClassifier
 from assistant.messages import normalise_message
+from assistant.rejection import RejectionPolicy
 from assistant.retrieval import Retriever
 from assistant.router import Decision, IntentScore, Router, RoutingPolicy, Source, TurnContext
 from assistant.store import ConversationState, ConversationStore, TurnRecord
@@ -55,7 +56,7 @@ class Assistant:
         self.classifier = classifier
         self.retriever = retriever
         self.store = store
-        self.router = Router(policy_from(settings), templates)
+        self.router = Router(policy_from(settings, classifier.rejection), templates)
 
     @classmethod
     def load(cls, settings: Settings) -> Assistant:
@@ -63,7 +64,9 @@ class Assistant:
         dataset = load_dataset(settings.data_dir)
         return cls(
             settings,
-            IntentClassifier.load(settings.intent_models_dir, settings.device),
+            IntentClassifier.load(
+                settings.intent_models_dir, settings.device, int8=settings.intent_int8
+            ),
             Retriever.load(settings.qa_index_dir, settings, qa_checksum(dataset)),
             load_templates(settings),
             ConversationStore(settings.database_path),
@@ -126,13 +129,18 @@ class Assistant:
         return self.store.add_feedback(turn_id, rating)
 
 
-def policy_from(settings: Settings) -> RoutingPolicy:
+def policy_from(settings: Settings, chosen: RejectionPolicy) -> RoutingPolicy:
+    """Routing thresholds: those set in the settings, else those chosen at training."""
+    threshold_set = settings.intent_threshold is not None
     return RoutingPolicy(
-        intent_threshold=settings.intent_threshold,
-        ambiguity_margin=settings.ambiguity_margin,
+        intent_threshold=settings.intent_threshold if threshold_set else chosen.threshold,
+        ambiguity_margin=(
+            chosen.margin if settings.ambiguity_margin is None else settings.ambiguity_margin
+        ),
         retrieval_threshold=settings.retrieval_threshold,
         handoff_intents=frozenset(settings.handoff_intents),
         out_of_scope_label=settings.out_of_scope_label,
+        intent_thresholds={} if threshold_set else chosen.per_intent,
     )
 
 
@@ -168,6 +176,7 @@ def build_trace(
         "asked_for": list(decision.asked_for),
         "thresholds": {
             "intent": policy.intent_threshold,
+            "per_intent": dict(policy.intent_thresholds),
             "ambiguity_margin": policy.ambiguity_margin,
             "retrieval": policy.retrieval_threshold,
         },

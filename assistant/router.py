@@ -7,7 +7,7 @@ route (the generator) is one more rule placed before the final handoff.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -53,6 +53,10 @@ class RoutingPolicy:
     retrieval_threshold: float
     handoff_intents: frozenset[str]
     out_of_scope_label: str
+    intent_thresholds: Mapping[str, float] = field(default_factory=dict)  # per-intent overrides
+
+    def threshold_for(self, intent: str) -> float:
+        return self.intent_thresholds.get(intent, self.intent_threshold)
 
 
 @dataclass(frozen=True)
@@ -113,9 +117,8 @@ class Router:
             return None
         top = context.intents[0]
         runner_up = context.intents[1].probability if len(context.intents) > 1 else 0.0
-        if not _check(
-            checks, f"top intent {top.intent} p", top.probability, self.policy.intent_threshold
-        ):
+        threshold = self.policy.threshold_for(top.intent)
+        if not _check(checks, f"top intent {top.intent} p", top.probability, threshold):
             return None
         margin = top.probability - runner_up
         distinct = _check(checks, "margin over runner-up", margin, self.policy.ambiguity_margin)
@@ -155,7 +158,8 @@ class Router:
         if not context.intents or context.intents[0].intent != self.policy.out_of_scope_label:
             return None
         top = context.intents[0]
-        if not _check(checks, "out-of-scope p", top.probability, self.policy.intent_threshold):
+        threshold = self.policy.threshold_for(top.intent)
+        if not _check(checks, "out-of-scope p", top.probability, threshold):
             return None
         return Decision(
             Route.HANDOFF,

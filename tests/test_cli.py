@@ -63,3 +63,44 @@ def test_serving_without_built_models_says_how_to_build(tmp_path, demo_slice, mo
 def test_unknown_command_exits_with_usage():
     with pytest.raises(SystemExit):
         main(["fly"])
+
+
+def _labelled_file(tmp_path, demo_slice, name, rows):
+    """The demo slice's examples under other column names, as a user's own file might be."""
+    import csv
+
+    with (demo_slice / "intents.csv").open(encoding="utf-8") as handle:
+        examples = list(csv.DictReader(handle))[rows]
+    path = tmp_path / name
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["utterance", "label"])
+        writer.writerows([row["text"], row["intent"]] for row in examples)
+    return path
+
+
+def test_train_and_evaluate_any_file(tmp_path, demo_slice, monkeypatch, capsys):
+    monkeypatch.setenv("ASSISTANT_EPOCHS", "2")
+    train = _labelled_file(tmp_path, demo_slice, "train.csv", slice(None, None))
+    test = _labelled_file(tmp_path, demo_slice, "test.csv", slice(None, None, 8))
+    columns = ["--text-column", "utterance", "--intent-column", "label"]
+    models = ["--models-dir", str(tmp_path / "models")]
+    assert main(["train", "--data", str(train), *columns, *models]) == 0
+    out = capsys.readouterr().out
+    assert "Training on 72 examples, validating on 8" in out
+    assert "validation: accuracy" in out
+    report = tmp_path / "report"
+    command = ["evaluate", "--test", str(test), *columns, *models, "--report", str(report)]
+    assert main(command) == 0
+    assert "accuracy" in capsys.readouterr().out
+    saved = json.loads((report / "report.json").read_text())
+    assert saved["examples"] == 10
+    assert (report / "report.md").is_file() and (report / "embedding_map.png").is_file()
+
+
+def test_evaluate_the_demo_split_includes_retrieval(built_settings, monkeypatch, capsys, tmp_path):
+    point_at(built_settings, monkeypatch)
+    assert main(["evaluate", "--report", str(tmp_path), "--no-map"]) == 0
+    out = capsys.readouterr().out
+    assert "retrieval: recall@1" in out
+    assert not (tmp_path / "embedding_map.png").exists()

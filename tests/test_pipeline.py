@@ -64,3 +64,17 @@ def test_feedback_is_recorded(assistant):
     reply = assistant.reply("hi!")
     assistant.feedback(reply.turn_id, -1)
     assert [f["rating"] for f in assistant.store.feedback(reply.turn_id)] == [-1]
+
+
+def test_thresholds_chosen_at_training_apply_unless_configured(assistant, built_settings):
+    from assistant.pipeline import policy_from
+    from assistant.rejection import RejectionPolicy
+
+    chosen = RejectionPolicy(0.42, 0.07, {"greeting": 0.9})
+    policy = policy_from(built_settings, chosen)
+    assert (policy.intent_threshold, policy.ambiguity_margin) == (0.42, 0.07)
+    assert policy.threshold_for("greeting") == 0.9
+    configured = built_settings.model_copy(update={"intent_threshold": 0.6})
+    policy = policy_from(configured, chosen)
+    assert policy.intent_threshold == 0.6 and policy.threshold_for("greeting") == 0.6
+    assert assistant.router.policy.intent_threshold == assistant.classifier.rejection.threshold

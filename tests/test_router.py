@@ -106,3 +106,14 @@ def test_confident_intent_without_template_uses_retrieval(router):
     decision = router.decide(TurnContext(scores(("gift_card", 0.9)), [PAST], {}))
     assert decision.route is Route.RETRIEVAL
     assert "no template for intent gift_card" in decision.checks
+
+
+def test_per_intent_threshold_replaces_the_shared_one():
+    from dataclasses import replace
+
+    strict = replace(POLICY, ambiguity_margin=0.0, intent_thresholds={"shipping_cost": 0.95})
+    decision = Router(strict, BOOK).decide(TurnContext(scores(("shipping_cost", 0.9)), [], {}))
+    assert decision.route is Route.HANDOFF
+    assert "top intent shipping_cost p 0.900 < 0.95" in decision.checks
+    relaxed = Router(strict, BOOK).decide(TurnContext(scores(("order_status", 0.9)), [], {}))
+    assert relaxed.route is Route.TEMPLATE  # other intents keep the shared threshold

@@ -1,0 +1,395 @@
+"""Training the intent classifier: probe, fine-tune, calibrate, choose thresholds, publish.
+
+1. Linear probe: a logistic regression on the frozen encoder's sentence
+   embeddings gives the head its starting weights.
+2. Fine-tune the encoder and head together with the Hugging Face `Trainer`
+   (label smoothing, a small learning rate for the encoder, linear decay),
+   early-stopped on validation loss. Checkpoints are kept per run, so a stopped
+   run continues where it left off when the same command is given again.
+3. Temperature scaling and the fallback threshold and margin, both fitted on
+   the validation split; the test split, when given, is only measured.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from transformers import (
+    AutoModel,
+    AutoTokenizer,
+    DataCollatorWithPadding,
+    EarlyStoppingCallback,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+    get_linear_schedule_with_warmup,
+    set_seed,
+)
+from transformers.trainer_utils import get_last_checkpoint
+
+from assistant.calibration import expected_calibration_error, fit_temperature, softmax
+from assistant.config import Settings, model_unavailable, pick_device, resolve_model_path
+from assistant.data import IntentExample
+from assistant.files import (
+    ArtifactError,
+    atomic_write_text,
+    publish_directory,
+    staging_directory,
+    write_json,
+)
+from assistant.intent_model import IntentModel, embed_texts
+from assistant.intents import (
+    CURRENT_FILE,
+    METADATA_FILE,
+    MODEL_FORMAT,
+    IntentClassifier,
+    classification_metrics,
+)
+from assistant.rejection import choose_policy, outcome, target_indices
+
+RUNS_DIR = ".runs"
+EVAL_BATCH = 128
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainingReport:
+    version: str
+    path: Path
+    metrics: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class FittedModel:
+    """A fine-tuned, calibrated classifier not yet published, with its validation figures."""
+
+    classifier: IntentClassifier
+    metrics: dict[str, Any]
+
+
+def train_intent_classifier(
+    train: Sequence[IntentExample],
+    validation: Sequence[IntentExample],
+    settings: Settings,
+    data_checksum: str,
+    test: Sequence[IntentExample] = (),
+    fresh: bool = False,
+) -> TrainingReport:
+    """Fine-tune, calibrate, measure on `test` (if given) and publish a new version."""
+    started = time.perf_counter()
+    fitted = fit_intent_classifier(train, validation, settings, data_checksum, fresh)
+    return publish_fitted(fitted, settings, data_checksum, test, started)
+
+
+def publish_fitted(
+    fitted: FittedModel,
+    settings: Settings,
+    data_checksum: str,
+    test: Sequence[IntentExample],
+    started: float,
+    extra: dict[str, Any] | None = None,
+) -> TrainingReport:
+    """Measure a fitted model on `test` (if given), then save it as the new live version."""
+    metrics = fitted.metrics
+    if test:
+        metrics["test"] = measure(fitted.classifier, test, settings.out_of_scope_label)
+    metrics["training_seconds"] = round(time.perf_counter() - started, 1)
+    metadata = {
+        **fitted.classifier.metadata,
+        **(extra or {}),
+        "version": datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f"),
+        "data_checksum": data_checksum,
+        "test_examples": len(test),
+        "metrics": metrics,
+    }
+    fitted.classifier.metadata = metadata
+    path = publish(fitted.classifier, settings.intent_models_dir)
+    return TrainingReport(metadata["version"], path, metrics)
+
+
+def fit_intent_classifier(
+    train: Sequence[IntentExample],
+    validation: Sequence[IntentExample],
+    settings: Settings,
+    data_checksum: str,
+    fresh: bool = False,
+    callbacks: Sequence[TrainerCallback] = (),
+) -> FittedModel:
+    """Steps 1-3 of the module docstring; scored on `validation` only."""
+    labels = sorted({example.intent for example in train})
+    unknown = {example.intent for example in validation} - set(labels)
+    if unknown:
+        raise ValueError(f"intents in the validation data but not in training: {sorted(unknown)}")
+    set_seed(settings.seed)
+    tokenizer, model = _load_base(settings, len(labels))
+    label_ids = {label: index for index, label in enumerate(labels)}
+    run_dir = _run_directory(settings, data_checksum, labels)
+    if fresh and run_dir.exists():
+        shutil.rmtree(run_dir)
+    resume_from = get_last_checkpoint(str(run_dir)) if run_dir.is_dir() else None
+    device = pick_device(settings.device)
+    if resume_from:
+        print(f"Resuming the interrupted training run from {resume_from}")
+    else:
+        _initialise_head(model, tokenizer, train, label_ids, settings, device)
+    epochs_run = _fine_tune(
+        model, tokenizer, (train, validation), label_ids, settings, run_dir, resume_from, callbacks
+    )
+    classifier = IntentClassifier(
+        model,
+        tokenizer,
+        labels,
+        temperature=1.0,
+        metadata=_training_metadata(settings, labels, train, validation),
+        device=device,
+        max_length=settings.max_length,
+    )
+    metrics = calibrate(classifier, validation, settings)
+    metrics["epochs_run"] = epochs_run
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return FittedModel(classifier, metrics)
+
+
+def _load_base(settings: Settings, num_labels: int) -> tuple[Any, IntentModel]:
+    base = resolve_model_path(settings.intent_base_model)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(base)
+        encoder = AutoModel.from_pretrained(base)
+    except OSError as error:
+        raise ArtifactError(model_unavailable(settings.intent_base_model, error)) from error
+    model = IntentModel(encoder, num_labels, settings.label_smoothing)
+    if settings.freeze_word_embeddings:
+        model.freeze_word_embeddings()
+    return tokenizer, model
+
+
+def _run_directory(settings: Settings, data_checksum: str, labels: list[str]) -> Path:
+    """Checkpoints of one run live under a key of everything that shapes the result."""
+    recipe = settings.model_dump(include=TRAINING_FIELDS, mode="json")
+    key = json.dumps([data_checksum, labels, recipe], sort_keys=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return settings.intent_models_dir / RUNS_DIR / digest
+
+
+def _initialise_head(
+    model: IntentModel,
+    tokenizer: Any,
+    train: Sequence[IntentExample],
+    label_ids: dict[str, int],
+    settings: Settings,
+    device: str,
+) -> None:
+    """Linear probing: fit the head on frozen embeddings before any fine-tuning."""
+    texts = [example.text for example in train]
+    features = embed_texts(model, tokenizer, texts, settings.max_length, device, "Probing")
+    targets = np.array([label_ids[example.intent] for example in train])
+    probe = LogisticRegression(C=settings.probe_regularisation, max_iter=1000)
+    probe.fit(features, targets)
+    weight, bias = probe.coef_, probe.intercept_
+    if weight.shape[0] == 1:  # two classes: scikit-learn fits one logit
+        weight, bias = np.vstack([-weight / 2, weight / 2]), np.array([-bias[0] / 2, bias[0] / 2])
+    model.set_head(weight, bias)
+
+
+class _Encoded(torch.utils.data.Dataset):
+    def __init__(
+        self,
+        tokenizer: Any,
+        examples: Sequence[IntentExample],
+        label_ids: dict[str, int],
+        max_length: int,
+    ) -> None:
+        features = tokenizer([e.text for e in examples], truncation=True, max_length=max_length)
+        self.rows = [
+            {**{key: values[i] for key, values in features.items()}, "labels": label_ids[e.intent]}
+            for i, e in enumerate(examples)
+        ]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.rows[index]
+
+
+def _fine_tune(
+    model: IntentModel,
+    tokenizer: Any,
+    data: tuple[Sequence[IntentExample], Sequence[IntentExample]],
+    label_ids: dict[str, int],
+    settings: Settings,
+    run_dir: Path,
+    resume_from: str | None,
+    callbacks: Sequence[TrainerCallback],
+) -> float:
+    train, validation = data
+    train_set = _Encoded(tokenizer, train, label_ids, settings.max_length)
+    total_steps = math.ceil(len(train_set) / settings.batch_size) * settings.epochs
+    trainer = Trainer(
+        model=model,
+        args=_training_arguments(settings, run_dir),
+        train_dataset=train_set,
+        eval_dataset=_Encoded(tokenizer, validation, label_ids, settings.max_length),
+        processing_class=tokenizer,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        optimizers=_optimiser(model, settings, total_steps),
+        callbacks=[EarlyStoppingCallback(settings.early_stopping_patience), *callbacks],
+    )
+    trainer.train(resume_from_checkpoint=resume_from)
+    return float(trainer.state.epoch or 0)
+
+
+def _optimiser(model: IntentModel, settings: Settings, total_steps: int):
+    """AdamW with a larger learning rate for the head than for the pretrained encoder."""
+    encoder = [p for p in model.encoder.parameters() if p.requires_grad]
+    optimiser = torch.optim.AdamW(
+        [
+            {"params": encoder, "lr": settings.learning_rate},
+            {"params": list(model.head.parameters()), "lr": settings.head_learning_rate},
+        ],
+        weight_decay=settings.weight_decay,
+    )
+    warmup = int(settings.warmup_ratio * total_steps)
+    return optimiser, get_linear_schedule_with_warmup(optimiser, warmup, total_steps)
+
+
+def _training_arguments(settings: Settings, run_dir: Path) -> TrainingArguments:
+    device = pick_device(settings.device)
+    return TrainingArguments(
+        output_dir=str(run_dir),
+        num_train_epochs=settings.epochs,
+        per_device_train_batch_size=settings.batch_size,
+        per_device_eval_batch_size=EVAL_BATCH,
+        train_sampling_strategy="group_by_length",  # similar lengths together: less padding
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        save_total_limit=2,
+        load_best_model_at_end=True,
+        metric_for_best_model="eval_loss",
+        greater_is_better=False,
+        logging_strategy="epoch",
+        report_to="none",
+        seed=settings.seed,
+        use_cpu=device == "cpu",
+        bf16=settings.bf16,
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+    )
+
+
+TRAINING_FIELDS = {
+    "intent_base_model",
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "head_learning_rate",
+    "weight_decay",
+    "warmup_ratio",
+    "label_smoothing",
+    "probe_regularisation",
+    "freeze_word_embeddings",
+    "early_stopping_patience",
+    "max_length",
+    "bf16",
+    "seed",
+}
+
+
+def _training_metadata(
+    settings: Settings,
+    labels: list[str],
+    train: Sequence[IntentExample],
+    validation: Sequence[IntentExample],
+) -> dict[str, Any]:
+    return {
+        "format": MODEL_FORMAT,
+        "labels": labels,
+        "base_model": settings.intent_base_model,
+        "max_length": settings.max_length,
+        "out_of_scope_label": settings.out_of_scope_label,
+        "train_examples": len(train),
+        "validation_examples": len(validation),
+        "recipe": settings.model_dump(include=TRAINING_FIELDS, mode="json"),
+    }
+
+
+def calibrate(
+    classifier: IntentClassifier, validation: Sequence[IntentExample], settings: Settings
+) -> dict[str, Any]:
+    """Fit the temperature and the fallback policy on validation data; return its figures."""
+    oos_label = settings.out_of_scope_label
+    logits = classifier.logits([e.text for e in validation])
+    label_ids = {label: index for index, label in enumerate(classifier.labels)}
+    targets = np.array([label_ids[e.intent] for e in validation])
+    before = expected_calibration_error(softmax(logits), targets)
+    classifier.temperature = fit_temperature(logits, targets)
+    probabilities = softmax(logits / classifier.temperature)
+    in_scope = target_indices([e.intent for e in validation], classifier.labels, oos_label)
+    policy = choose_policy(
+        probabilities,
+        in_scope,
+        classifier.labels,
+        settings.max_accuracy_loss,
+        oos_label,
+        per_intent=settings.per_intent_thresholds,
+    )
+    classifier.rejection = policy
+    classifier.metadata["temperature"] = classifier.temperature
+    classifier.metadata["rejection"] = policy.to_dict()
+    return {
+        "validation": {
+            **classification_metrics(logits.argmax(1), targets),
+            "ece_before_calibration": before,
+            "ece_after_calibration": expected_calibration_error(probabilities, targets),
+            "temperature": classifier.temperature,
+            "with_fallback": outcome(
+                probabilities, in_scope, classifier.labels, policy, oos_label
+            ).__dict__,
+        }
+    }
+
+
+def measure(
+    classifier: IntentClassifier, examples: Sequence[IntentExample], oos_label: str | None
+) -> dict[str, Any]:
+    """Accuracy and macro-F1 (every label) and the fallback outcome on labelled examples."""
+    unknown = {e.intent for e in examples} - set(classifier.labels) - {oos_label}
+    if unknown:
+        raise ValueError(f"intents the model was not trained on: {sorted(unknown)}")
+    probabilities = classifier.probabilities([e.text for e in examples])
+    in_scope = target_indices([e.intent for e in examples], classifier.labels, oos_label)
+    label_ids = {label: index for index, label in enumerate(classifier.labels)}
+    targets = np.array([label_ids.get(e.intent, -1) for e in examples])
+    return {
+        **classification_metrics(probabilities.argmax(1), targets),
+        "with_fallback": outcome(
+            probabilities, in_scope, classifier.labels, classifier.rejection, oos_label
+        ).__dict__,
+    }
+
+
+def publish(classifier: IntentClassifier, models_dir: Path) -> Path:
+    """Write a version folder atomically and point `CURRENT` at it."""
+    version = classifier.metadata["version"]
+    final = models_dir / version
+    staging = staging_directory(final)
+    classifier.model.save(staging)
+    classifier.tokenizer.save_pretrained(staging)
+    write_json(staging / METADATA_FILE, classifier.metadata)
+    publish_directory(staging, final)
+    atomic_write_text(models_dir / CURRENT_FILE, version + "\n")
+    return final

@@ -1,0 +1,297 @@
+"""Intent classification on BANKING77 and CLINC150: the project's defaults against baselines.
+
+    python benchmarks/intents.py [--datasets banking77 clinc150] [--skip-setfit]
+
+For each dataset, on the same splits: the assistant's classifier trained with
+the default settings (validation carved from the training file for BANKING77,
+CLINC150's own `val`/`oos_val`), frozen MiniLM sentence embeddings + logistic
+regression (C=10), and SetFit on the same MiniLM. Fallback thresholds of every
+model are chosen on validation data with the same rule; figures come from the
+test split only. The assistant's model is also measured with int8 dynamic
+quantization (accuracy and speed). Writes benchmarks/results/intents.json and
+prints a table beside the published figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+SHARED = ROOT.parent / "shared" / "datasets"
+sys.path.insert(0, str(ROOT))
+
+from assistant.calibration import fit_temperature, softmax  # noqa: E402
+from assistant.config import Settings, resolve_model_path  # noqa: E402
+from assistant.corpus import IntentFiles, file_splits  # noqa: E402
+from assistant.data import IntentExample, checksum  # noqa: E402
+from assistant.intents import IntentClassifier  # noqa: E402
+from assistant.rejection import choose_policy, outcome, target_indices  # noqa: E402
+from assistant.training import train_intent_classifier  # noqa: E402
+
+OUT_OF_SCOPE = "oos"
+PUBLISHED = {
+    "banking77": "BERT-Large 93.66, USE+ConveRT 93.36 (Casanueva et al. 2020)",
+    "clinc150": "BERT-Large + threshold 96.2 in-scope / 52.3 OOS recall (Larson et al. 2019)",
+}
+SETFIT_STEPS = 500  # contrastive pairs are cut at this many batches to fit a CPU budget
+LATENCY_MESSAGES = 200
+
+
+@dataclass(frozen=True)
+class Splits:
+    train: list[IntentExample]
+    validation: list[IntentExample]
+    test: list[IntentExample]
+    out_of_scope_label: str | None
+
+
+def banking77(settings: Settings) -> Splits:
+    folder = SHARED / "banking77"
+    files = IntentFiles(folder / "train.csv", None, folder / "test.csv", "text", "category")
+    splits = file_splits(files, settings)
+    return Splits(splits.train, splits.validation, splits.test, None)
+
+
+def clinc150(settings: Settings) -> Splits:
+    data = json.loads((SHARED / "clinc150" / "data_full.json").read_text(encoding="utf-8"))
+
+    def part(name: str) -> list[IntentExample]:
+        in_scope = [IntentExample(text, intent) for text, intent in data[name]]
+        return in_scope + [IntentExample(text, OUT_OF_SCOPE) for text, _ in data[f"oos_{name}"]]
+
+    return Splits(part("train"), part("val"), part("test"), OUT_OF_SCOPE)
+
+
+DATASETS = {"banking77": banking77, "clinc150": clinc150}
+
+
+def figures(
+    probabilities: np.ndarray,
+    labels: list[str],
+    examples: list[IntentExample],
+    policy: Any,
+    oos: str | None,
+) -> dict[str, Any]:
+    """Accuracy on in-scope messages (no fallback), and with the fallback: in-scope accuracy
+    and out-of-scope recall, as CLINC150 reports them."""
+    targets = target_indices([e.intent for e in examples], labels, oos)
+    in_scope = targets >= 0
+    predicted = probabilities.argmax(axis=1)
+    result = outcome(probabilities, targets, labels, policy, oos)
+    return {
+        "accuracy": float((predicted == targets)[in_scope].mean()),
+        "in_scope_accuracy_with_fallback": result.in_scope_accuracy,
+        "out_of_scope_recall": result.out_of_scope_recall,
+        "fallback": policy.to_dict() | {"per_intent": len(policy.per_intent)},
+    }
+
+
+def run_ours(name: str, splits: Splits, settings: Settings) -> dict[str, Any]:
+    started = time.perf_counter()
+    report = train_intent_classifier(
+        splits.train, splits.validation, settings, checksum(splits.train), fresh=True
+    )
+    minutes = (time.perf_counter() - started) / 60
+    texts = [e.text for e in splits.test]
+    rows = {}
+    for int8 in (False, True):
+        classifier = IntentClassifier.load(settings.intent_models_dir, "cpu", int8=int8)
+        speed = measure_speed(classifier, texts)
+        probabilities = classifier.probabilities(texts)
+        rows["int8" if int8 else "fp32"] = {
+            **figures(
+                probabilities,
+                classifier.labels,
+                splits.test,
+                classifier.rejection,
+                splits.out_of_scope_label,
+            ),
+            **speed,
+        }
+    validation = report.metrics["validation"]
+    return {
+        "model": "assistant (defaults)",
+        "train_minutes": round(minutes, 2),
+        "epochs_run": report.metrics["epochs_run"],
+        "validation_accuracy": validation["accuracy"],
+        "ece_before": validation["ece_before_calibration"],
+        "ece_after": validation["ece_after_calibration"],
+        **rows["fp32"],
+        "int8": rows["int8"],
+        "version": report.version,
+    }
+
+
+def measure_speed(classifier: IntentClassifier, texts: list[str]) -> dict[str, float]:
+    """Batched throughput over the test set and one-message-at-a-time latency."""
+    classifier.probabilities(texts[:64])  # warm up
+    started = time.perf_counter()
+    classifier.probabilities(texts)
+    batched = len(texts) / (time.perf_counter() - started)
+    singles = []
+    for text in texts[:LATENCY_MESSAGES]:
+        tick = time.perf_counter()
+        classifier.probabilities([text])
+        singles.append((time.perf_counter() - tick) * 1000)
+    return {
+        "batched_messages_per_second": round(batched, 1),
+        "single_message_ms_p50": round(float(np.percentile(singles, 50)), 2),
+    }
+
+
+def run_frozen_logistic(splits: Splits, settings: Settings) -> dict[str, Any]:
+    from sentence_transformers import SentenceTransformer
+    from sklearn.linear_model import LogisticRegression
+
+    started = time.perf_counter()
+    encoder = SentenceTransformer(resolve_model_path(settings.intent_base_model), device="cpu")
+
+    def embed(examples: list[IntentExample]) -> np.ndarray:
+        return encoder.encode([e.text for e in examples], batch_size=128, normalize_embeddings=True)
+
+    labels = sorted({e.intent for e in splits.train})
+    index = {label: i for i, label in enumerate(labels)}
+    model = LogisticRegression(C=10, max_iter=2000)
+    model.fit(embed(splits.train), [index[e.intent] for e in splits.train])
+    minutes = (time.perf_counter() - started) / 60
+    return {
+        "model": "frozen MiniLM + logistic regression (C=10)",
+        "train_minutes": round(minutes, 2),
+        **calibrated_figures(
+            model.predict_log_proba(embed(splits.validation)),
+            model.predict_log_proba(embed(splits.test)),
+            labels,
+            splits,
+            settings,
+        ),
+    }
+
+
+def calibrated_figures(
+    validation_logits: np.ndarray,
+    test_logits: np.ndarray,
+    labels: list[str],
+    splits: Splits,
+    settings: Settings,
+) -> dict[str, Any]:
+    """Temperature and fallback fitted on validation exactly as for our model, then tested."""
+    index = {label: i for i, label in enumerate(labels)}
+    targets = np.array([index[e.intent] for e in splits.validation])
+    temperature = fit_temperature(validation_logits, targets)
+    oos = splits.out_of_scope_label
+    validation_targets = target_indices([e.intent for e in splits.validation], labels, oos)
+    policy = choose_policy(
+        softmax(validation_logits / temperature),
+        validation_targets,
+        labels,
+        settings.max_accuracy_loss,
+        oos,
+    )
+    return figures(softmax(test_logits / temperature), labels, splits.test, policy, oos)
+
+
+def run_setfit(splits: Splits, settings: Settings) -> dict[str, Any]:
+    from datasets import Dataset
+    from setfit import SetFitModel, Trainer, TrainingArguments
+
+    started = time.perf_counter()
+    model = SetFitModel.from_pretrained(resolve_model_path(settings.intent_base_model))
+    train = Dataset.from_dict(
+        {"text": [e.text for e in splits.train], "label": [e.intent for e in splits.train]}
+    )
+    arguments = TrainingArguments(
+        output_dir=str(RESULTS / "setfit-checkpoints"),
+        batch_size=32,
+        num_iterations=1,
+        max_steps=SETFIT_STEPS,
+        seed=settings.seed,
+        show_progress_bar=True,
+        report_to="none",
+    )
+    Trainer(model=model, args=arguments, train_dataset=train).train()
+    minutes = (time.perf_counter() - started) / 60
+    labels = list(model.model_head.classes_)
+    scores = {
+        name: np.log(np.clip(model.predict_proba([e.text for e in part]).numpy(), 1e-12, 1))
+        for name, part in (("validation", splits.validation), ("test", splits.test))
+    }
+    return {
+        "model": f"SetFit on MiniLM (1 pair per example, {SETFIT_STEPS} steps)",
+        "train_minutes": round(minutes, 2),
+        **calibrated_figures(scores["validation"], scores["test"], labels, splits, settings),
+    }
+
+
+def print_table(results: dict[str, Any]) -> None:
+    header = f"{'dataset':<10} {'model':<52} {'acc':>6} {'in-sc':>6} {'oos-r':>6} {'min':>6}"
+    print("\n" + header + "\n" + "-" * len(header))
+    for name, result in results["datasets"].items():
+        for row in result["models"]:
+            recall = row["out_of_scope_recall"]
+            print(
+                f"{name:<10} {row['model']:<52} {100 * row['accuracy']:6.2f} "
+                f"{100 * row['in_scope_accuracy_with_fallback']:6.2f} "
+                f"{'-' if recall is None else f'{100 * recall:.2f}':>6} "
+                f"{row['train_minutes']:6.1f}"
+            )
+            if "int8" in row:
+                print(f"{name:<10} {'  same, int8 dynamic quantization':<52} " + _int8_cells(row))
+        print(f"{name:<10} published: {PUBLISHED[name]}")
+    print(
+        "acc: in-scope accuracy, no fallback; in-sc: with the fallback; oos-r: out-of-scope recall"
+    )
+
+
+def _int8_cells(row: dict[str, Any]) -> str:
+    int8 = row["int8"]
+    recall = int8["out_of_scope_recall"]
+    speed_up = int8["batched_messages_per_second"] / row["batched_messages_per_second"]
+    return (
+        f"{100 * int8['accuracy']:6.2f} {100 * int8['in_scope_accuracy_with_fallback']:6.2f} "
+        f"{'-' if recall is None else f'{100 * recall:.2f}':>6} {'':>6}  "
+        f"batched x{speed_up:.2f}, one message "
+        f"{row['single_message_ms_p50']:.1f} -> {int8['single_message_ms_p50']:.1f} ms"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", nargs="+", choices=list(DATASETS), default=list(DATASETS))
+    parser.add_argument("--skip-setfit", action="store_true")
+    args = parser.parse_args()
+    if not SHARED.is_dir():
+        sys.exit(f"datasets not found at {SHARED}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {"machine": platform.platform(), "datasets": {}}
+    for name in args.datasets:
+        settings = Settings(
+            models_dir=RESULTS / "models" / name,
+            out_of_scope_label=OUT_OF_SCOPE,
+            device="cpu",
+        )
+        splits = DATASETS[name](settings)
+        print(
+            f"== {name}: {len(splits.train)} train, {len(splits.validation)} validation, "
+            f"{len(splits.test)} test"
+        )
+        models = [run_ours(name, splits, settings), run_frozen_logistic(splits, settings)]
+        if not args.skip_setfit:
+            models.append(run_setfit(splits, settings))
+        results["datasets"][name] = {"published": PUBLISHED[name], "models": models}
+        (RESULTS / "intents.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    print_table(results)
+    print(f"\nWrote {RESULTS / 'intents.json'}")
+
+
+if __name__ == "__main__":
+    main()
