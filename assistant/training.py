@@ -243,7 +243,11 @@ def _fine_tune(
         model=model,
         args=_training_arguments(settings, run_dir),
         train_dataset=train_set,
-        eval_dataset=_Encoded(tokenizer, validation, label_ids, settings.max_length),
+        # Sorted by length, so evaluation batches carry little padding.
+        eval_dataset=_Encoded(
+            tokenizer, sorted(validation, key=lambda e: len(e.text)), label_ids, settings.max_length
+        ),
+        compute_metrics=lambda p: classification_metrics(p.predictions.argmax(-1), p.label_ids),
         processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(tokenizer),
         optimizers=_optimiser(model, settings, total_steps),
@@ -279,7 +283,7 @@ def _training_arguments(settings: Settings, run_dir: Path) -> TrainingArguments:
         save_strategy="epoch",
         save_total_limit=2,
         load_best_model_at_end=True,
-        metric_for_best_model="eval_loss",
+        metric_for_best_model="eval_loss",  # smoother than accuracy on small validation sets
         greater_is_better=False,
         logging_strategy="epoch",
         report_to="none",
