@@ -93,14 +93,18 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         f"Training on {len(splits.train)} examples, validating on {len(splits.validation)}"
         + (f", testing on {len(splits.test)}" if splits.test else "")
     )
-    if args.search:
-        report = _search_and_publish(splits, settings, args.search)
-    else:
-        from assistant.training import train_intent_classifier
+    try:
+        if args.search:
+            report = _search_and_publish(splits, settings, args.search)
+        else:
+            from assistant.training import train_intent_classifier
 
-        report = train_intent_classifier(
-            splits.train, splits.validation, settings, splits.checksum, splits.test, args.fresh
-        )
+            report = train_intent_classifier(
+                splits.train, splits.validation, settings, splits.checksum, splits.test, args.fresh
+            )
+    except KeyboardInterrupt:
+        print("\nTraining stopped. Give the same command again to resume from the last epoch.")
+        return 130
     print(f"Saved intent model {report.version} to {report.path}")
     print(summarise_metrics(report.metrics))
     return 0

@@ -176,7 +176,6 @@ def build_trace(
         "asked_for": list(decision.asked_for),
         "thresholds": {
             "intent": policy.intent_threshold,
-            "per_intent": dict(policy.intent_thresholds),
             "ambiguity_margin": policy.ambiguity_margin,
             "retrieval": policy.retrieval_threshold,
         },
