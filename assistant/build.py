@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from assistant.config import Settings
-from assistant.corpus import dataset_splits
+from assistant.corpus import dataset_splits, labelled_examples
 from assistant.data import TEMPLATES_FILE, Dataset, checksum
 from assistant.files import ArtifactError, read_json
 from assistant.intents import METADATA_FILE, MODEL_FORMAT, version_path
@@ -30,7 +30,7 @@ class BuildStep:
 
 
 def intent_checksum(dataset: Dataset, settings: Settings) -> str:
-    return dataset_splits(dataset, settings).checksum
+    return checksum(labelled_examples(dataset, settings))
 
 
 def qa_checksum(dataset: Dataset) -> str:

@@ -154,7 +154,7 @@ def summarise_metrics(metrics: dict) -> str:
 
 
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
-    from assistant.evaluation import evaluate_classifier, evaluate_retrieval
+    from assistant.evaluation import embedding_map, evaluate_classifier, evaluate_retrieval
     from assistant.intents import IntentClassifier
     from assistant.report import write_report
 
@@ -168,9 +168,9 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     retriever = _retriever_if_built(settings) if demo else None
     if retriever is not None:
         evaluation["retrieval"] = evaluate_retrieval(retriever, examples)
-    embedding_map = None if args.no_map else _embedding_map(classifier, examples)
+    points = None if args.no_map else embedding_map(classifier, examples)
     directory = args.report or Path("reports") / classifier.version
-    page = write_report(evaluation, directory, embedding_map)
+    page = write_report(evaluation, directory, points)
     print(
         f"accuracy {evaluation['accuracy']:.4f}, macro-F1 {evaluation['macro_f1']:.4f}, "
         f"ECE {evaluation['calibration']['ece_before']:.4f} -> "
@@ -205,12 +205,6 @@ def _retriever_if_built(settings: Settings):
     except ArtifactError as error:
         print(f"(retrieval not evaluated: {error})")
         return None
-
-
-def _embedding_map(classifier, examples) -> dict:
-    from assistant.evaluation import embedding_map
-
-    return embedding_map(classifier, examples)
 
 
 def cmd_index(args: argparse.Namespace, settings: Settings) -> int:

@@ -31,11 +31,7 @@ def evaluate_classifier(
     out_of_scope_label: str | None,
 ) -> dict[str, Any]:
     """Every figure of the report for the classifier, plus the arrays the charts need."""
-    unknown = {e.intent for e in examples} - set(classifier.labels) - {out_of_scope_label}
-    if unknown:
-        raise ValueError(
-            f"the evaluation data has intents the model was not trained on: {sorted(unknown)}"
-        )
+    classifier.check_known([e.intent for e in examples], out_of_scope_label)
     texts = [e.text for e in examples]
     logits = classifier.logits(texts)
     raw = softmax(logits)

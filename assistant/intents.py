@@ -7,7 +7,6 @@ service. Training is in `training.py`.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,8 +29,6 @@ MODEL_FORMAT = 2  # bumped when the saved layout changes; older versions must be
 REBUILD_HINT = "Run `assistant train` (or `python launch.py`) to train the intent model again."
 INFERENCE_BATCH = 64
 NO_FALLBACK = RejectionPolicy(0.0, 0.0)
-
-log = logging.getLogger(__name__)
 
 
 class IntentClassifier:
@@ -88,6 +85,12 @@ class IntentClassifier:
             best = np.argsort(row)[::-1][:top_k]
             results.append([IntentScore(self.labels[i], float(row[i])) for i in best])
         return results
+
+    def check_known(self, intents: Sequence[str], out_of_scope_label: str | None) -> None:
+        """Refuse labelled data with intents this model has no class for."""
+        unknown = set(intents) - set(self.labels) - {out_of_scope_label}
+        if unknown:
+            raise ValueError(f"intents the model was not trained on: {sorted(unknown)}")
 
     def embeddings(self, texts: Sequence[str]) -> np.ndarray:
         """The unit-length sentence embeddings the head classifies."""

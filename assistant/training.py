@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import math
 import shutil
 import time
@@ -62,8 +61,6 @@ from assistant.rejection import choose_policy, outcome, target_indices
 
 RUNS_DIR = ".runs"
 EVAL_BATCH = 128
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -371,9 +368,7 @@ def measure(
     classifier: IntentClassifier, examples: Sequence[IntentExample], oos_label: str | None
 ) -> dict[str, Any]:
     """Accuracy and macro-F1 (every label) and the fallback outcome on labelled examples."""
-    unknown = {e.intent for e in examples} - set(classifier.labels) - {oos_label}
-    if unknown:
-        raise ValueError(f"intents the model was not trained on: {sorted(unknown)}")
+    classifier.check_known([e.intent for e in examples], oos_label)
     probabilities = classifier.probabilities([e.text for e in examples])
     in_scope = target_indices([e.intent for e in examples], classifier.labels, oos_label)
     label_ids = {label: index for index, label in enumerate(classifier.labels)}

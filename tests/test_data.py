@@ -26,24 +26,22 @@ def test_demo_data_has_what_the_product_promises():
     assert dataset.warnings == []
 
 
-def test_broken_csv_names_the_line(tmp_path):
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [
+        (
+            "text,intent\nhello,greeting\nwhere is it\nbye,thanks\n",
+            r"intents.csv, line 3: column 'intent' is missing",
+        ),
+        ("text,intent\nhi, there,greeting\n", "line 2: more fields than the header"),
+        ("sentence,label\nhello,greeting\n", "lacks column"),
+    ],
+    ids=["missing-field", "extra-field", "wrong-header"],
+)
+def test_bad_csv_rows_are_reported_with_their_line(tmp_path, content, error):
     path = tmp_path / "intents.csv"
-    path.write_text("text,intent\nhello,greeting\nwhere is it\nbye,thanks\n", encoding="utf-8")
-    with pytest.raises(DataError, match=r"intents.csv, line 3: column 'intent' is missing"):
-        load_intent_examples(path)
-
-
-def test_extra_fields_are_reported(tmp_path):
-    path = tmp_path / "intents.csv"
-    path.write_text("text,intent\nhi, there,greeting\n", encoding="utf-8")
-    with pytest.raises(DataError, match="line 2: more fields than the header"):
-        load_intent_examples(path)
-
-
-def test_wrong_header_is_reported(tmp_path):
-    path = tmp_path / "intents.csv"
-    path.write_text("sentence,label\nhello,greeting\n", encoding="utf-8")
-    with pytest.raises(DataError, match="lacks column"):
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(DataError, match=error):
         load_intent_examples(path)
 
 
