@@ -1,10 +1,16 @@
-"""The SQLite conversation log: conversations, turns, feedback.
+"""The SQLite conversation log: conversations, turns, feedback, and the support team's work.
 
 Personal data is redacted here, at the only door into storage, so no caller can
 forget it. SQLite runs in WAL mode: one writer connection, serialised by a lock,
 and a fresh connection per read, so readers never wait on the writer. The schema
 is built by numbered migrations recorded in `PRAGMA user_version`, so a database
 from an older version opens and is brought up to date.
+
+Two views of a conversation are kept. `turns` holds one row per customer message
+with everything the bot decided (route, intent, trace); `messages` is the
+transcript people read, customer, bot and agent lines in one sequence whose ids
+only grow, so a chat page can ask for what is new since the last id it showed.
+Every agent action is a row in `agent_actions`, linked to the turn it concerns.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +37,70 @@ class UnknownConversation(KeyError):
 
 class UnknownTurn(KeyError):
     """The turn id is not in the log."""
+
+
+class ConversationStatus(StrEnum):
+    """Who answers the customer: the bot, or (once handed off) a person."""
+
+    BOT = "bot"
+    WAITING = "waiting"  # handed off, no agent has taken it yet
+    WITH_AGENT = "with_agent"
+    RESOLVED = "resolved"  # an agent closed it; the bot answers again
+
+    @property
+    def with_people(self) -> bool:
+        return self in (ConversationStatus.WAITING, ConversationStatus.WITH_AGENT)
+
+
+class ActionKind(StrEnum):
+    TAKEN = "taken"
+    REPLY_SENT = "reply_sent"  # the agent's own words
+    SUGGESTION_USED = "suggestion_used"  # a suggested reply sent as it was
+    SUGGESTION_EDITED = "suggestion_edited"
+    INTENT_CORRECTED = "intent_corrected"
+    RESOLVED = "resolved"
+
+
+class Author(StrEnum):
+    CUSTOMER = "customer"
+    BOT = "bot"
+    AGENT = "agent"
+
+
+class QueueKind(StrEnum):
+    HANDOFF = "handoff"
+    THUMBS_DOWN = "thumbs_down"
+    LOW_CONFIDENCE = "low_confidence"
+
+
+# The route logged for customer messages the bot leaves to the support team.
+AGENT_ROUTE = "agent"
+# `router.Route.HANDOFF`, named here so the log does not depend on the routing code.
+HANDOFF_ROUTE = "handoff"
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: str
+    status: ConversationStatus
+    handoff_reason: str | None
+    handoff_at: str | None
+    assigned_to: str | None
+    resolved_at: str | None
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    """One thing for the support team to look at, and why it is in the queue."""
+
+    kind: QueueKind
+    why: str
+    conversation_id: str
+    turn_id: int | None
+    status: ConversationStatus
+    assigned_to: str | None
+    user_text: str | None
+    since: str  # when it entered the queue
 
 
 @dataclass(frozen=True)
@@ -54,6 +125,7 @@ class TurnRecord:
     latency_ms: float
     model_version: str
     next_state: ConversationState = field(default_factory=ConversationState)
+    handoff_reason: str | None = None  # set: the conversation joins the agent queue
 
 
 def _now() -> str:
@@ -102,8 +174,61 @@ def _create_v1(db: sqlite_utils.Database) -> None:
     )
 
 
+def _create_v2(db: sqlite_utils.Database) -> None:
+    """Handoff status, the transcript with agent replies, and the agents' actions."""
+    conversations = db["conversations"]
+    conversations.add_column("status", str, not_null_default=ConversationStatus.BOT.value)
+    for column in ("handoff_reason", "handoff_at", "assigned_to", "resolved_at"):
+        conversations.add_column(column, str)
+    db["messages"].create(
+        {
+            "id": int,
+            "conversation_id": str,
+            "turn_id": int,
+            "author": str,
+            "agent": str,
+            "text": str,
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("conversation_id", "conversations", "id"), ("turn_id", "turns", "id")],
+        not_null={"conversation_id", "author", "text", "created_at"},
+    )
+    db["messages"].create_index(["conversation_id", "id"])
+    db["messages"].create_index(["turn_id"])
+    # The transcript of the turns logged before this version: each turn, both sides in order.
+    db.execute(
+        "INSERT INTO messages (conversation_id, turn_id, author, text, created_at) "
+        "SELECT conversation_id, turn_id, author, text, created_at FROM ("
+        "  SELECT conversation_id, id AS turn_id, ? AS author, user_text AS text, created_at,"
+        "         0 AS side FROM turns"
+        "  UNION ALL"
+        "  SELECT conversation_id, id, ?, reply_text, created_at, 1 FROM turns"
+        ") ORDER BY turn_id, side",
+        [Author.CUSTOMER.value, Author.BOT.value],
+    )
+    db["agent_actions"].create(
+        {
+            "id": int,
+            "conversation_id": str,
+            "turn_id": int,
+            "kind": str,
+            "actor": str,
+            "created_at": str,
+            "payload": str,
+        },
+        pk="id",
+        foreign_keys=[("conversation_id", "conversations", "id"), ("turn_id", "turns", "id")],
+        not_null={"conversation_id", "kind", "actor", "created_at", "payload"},
+    )
+    db["agent_actions"].create_index(["conversation_id", "created_at"])
+    db["agent_actions"].create_index(["turn_id"])
+    db["feedback"].create_index(["turn_id"])
+    db["conversations"].create_index(["status"])
+
+
 # Append only: each entry upgrades the schema by one version.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_create_v1]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_create_v1, _create_v2]
 
 
 class ConversationStore:
@@ -167,19 +292,24 @@ class ConversationStore:
         return ConversationState(row["pending_intent"], json.loads(row["slots"] or "{}"))
 
     def log_turn(self, record: TurnRecord) -> int:
-        """Write one turn and the conversation's new state in a single transaction."""
+        """Write one turn, its transcript lines and the conversation's new state at once.
+
+        A turn with a `handoff_reason` puts the conversation in the agent queue.
+        """
         with self._write_lock, self._db.atomic():
             position = self._db.execute(
                 "SELECT COALESCE(MAX(position), 0) + 1 FROM turns WHERE conversation_id = ?",
                 [record.conversation_id],
             ).fetchone()[0]
+            now = _now()
+            user_text, reply_text = redact(record.user_text), redact(record.reply_text)
             turn = self._db["turns"].insert(
                 {
                     "conversation_id": record.conversation_id,
                     "position": position,
-                    "created_at": _now(),
-                    "user_text": redact(record.user_text),
-                    "reply_text": redact(record.reply_text),
+                    "created_at": now,
+                    "user_text": user_text,
+                    "reply_text": reply_text,
                     "route": record.route,
                     "intent": record.intent,
                     "confidence": record.confidence,
@@ -190,15 +320,42 @@ class ConversationStore:
                     "model_version": record.model_version,
                 }
             )
+            turn_id = int(turn.last_pk)
+            self._db["messages"].insert_all(
+                [
+                    self._message(record.conversation_id, turn_id, Author.CUSTOMER, user_text, now),
+                    self._message(record.conversation_id, turn_id, Author.BOT, reply_text, now),
+                ]
+            )
             self._db["conversations"].update(
                 record.conversation_id,
                 {
-                    "updated_at": _now(),
+                    "updated_at": now,
                     "pending_intent": record.next_state.pending_intent,
                     "slots": json.dumps(record.next_state.slots),
                 },
             )
-            return int(turn.last_pk)
+            if record.handoff_reason is not None:
+                self._enter_queue(record.conversation_id, record.handoff_reason, now)
+            return turn_id
+
+    @staticmethod
+    def _message(
+        conversation_id: str,
+        turn_id: int | None,
+        author: Author,
+        text: str,
+        created_at: str,
+        agent: str | None = None,
+    ) -> dict[str, Any]:
+        return {
+            "conversation_id": conversation_id,
+            "turn_id": turn_id,
+            "author": author.value,
+            "agent": agent,
+            "text": text,
+            "created_at": created_at,
+        }
 
     def add_feedback(self, turn_id: int, rating: int, comment: str | None = None) -> int:
         """Record thumbs up (+1) or down (-1) on a turn."""
@@ -243,3 +400,364 @@ class ConversationStore:
             return list(db["feedback"].rows_where("turn_id = ?", [turn_id], order_by="id"))
         finally:
             db.close()
+
+    # The support team: status, queue, transcript, agents' actions.
+
+    def conversation(self, conversation_id: str) -> Conversation:
+        db = self._reader()
+        try:
+            row = db["conversations"].get(conversation_id)
+        except sqlite_utils.db.NotFoundError as error:
+            raise UnknownConversation(conversation_id) from error
+        finally:
+            db.close()
+        return Conversation(
+            row["id"],
+            ConversationStatus(row["status"]),
+            row["handoff_reason"],
+            row["handoff_at"],
+            row["assigned_to"],
+            row["resolved_at"],
+        )
+
+    def status(self, conversation_id: str) -> ConversationStatus:
+        return self.conversation(conversation_id).status
+
+    def handoff(self, conversation_id: str, reason: str) -> None:
+        """Put a conversation in the agent queue; the bot stops answering it."""
+        with self._write_lock, self._db.atomic():
+            self._require_conversation(conversation_id)
+            self._enter_queue(conversation_id, reason, _now())
+
+    def _enter_queue(self, conversation_id: str, reason: str, now: str) -> None:
+        """Waiting for an agent, unless one is already waited for or has it."""
+        self._db.execute(
+            "UPDATE conversations SET status = ?, handoff_reason = ?, handoff_at = ?, "
+            "assigned_to = NULL, resolved_at = NULL, updated_at = ? "
+            "WHERE id = ? AND status NOT IN (?, ?)",
+            [
+                ConversationStatus.WAITING.value,
+                redact(reason),
+                now,
+                now,
+                conversation_id,
+                ConversationStatus.WAITING.value,
+                ConversationStatus.WITH_AGENT.value,
+            ],
+        )
+
+    def _require_conversation(self, conversation_id: str) -> dict[str, Any]:
+        try:
+            return self._db["conversations"].get(conversation_id)
+        except sqlite_utils.db.NotFoundError as error:
+            raise UnknownConversation(conversation_id) from error
+
+    def _require_turn(self, turn_id: int) -> dict[str, Any]:
+        try:
+            return self._db["turns"].get(turn_id)
+        except sqlite_utils.db.NotFoundError as error:
+            raise UnknownTurn(turn_id) from error
+
+    def _last_turn_id(self, conversation_id: str) -> int | None:
+        row = self._db.execute(
+            "SELECT MAX(id) FROM turns WHERE conversation_id = ?", [conversation_id]
+        ).fetchone()
+        return row[0]
+
+    def _act(
+        self,
+        conversation_id: str,
+        turn_id: int | None,
+        kind: ActionKind,
+        actor: str,
+        payload: dict[str, Any],
+        now: str,
+    ) -> int:
+        if not actor.strip():
+            raise ValueError("an agent action needs the agent's name")
+        row = self._db["agent_actions"].insert(
+            {
+                "conversation_id": conversation_id,
+                "turn_id": turn_id,
+                "kind": kind.value,
+                "actor": actor,
+                "created_at": now,
+                "payload": json.dumps(_redacted(payload), ensure_ascii=False),
+            }
+        )
+        return int(row.last_pk)
+
+    def _assign(self, conversation_id: str, agent: str, now: str) -> bool:
+        """Give the conversation to `agent` unless it is already theirs; True if it changed."""
+        row = self._require_conversation(conversation_id)
+        if row["status"] == ConversationStatus.WITH_AGENT and row["assigned_to"] == agent:
+            return False
+        self._db["conversations"].update(
+            conversation_id,
+            {
+                "status": ConversationStatus.WITH_AGENT.value,
+                "assigned_to": agent,
+                "resolved_at": None,
+                "updated_at": now,
+            },
+        )
+        previous = {"status": row["status"], "assigned_to": row["assigned_to"]}
+        self._act(
+            conversation_id,
+            self._last_turn_id(conversation_id),
+            ActionKind.TAKEN,
+            agent,
+            previous,
+            now,
+        )
+        return True
+
+    def take(self, conversation_id: str, agent: str) -> None:
+        """An agent takes a conversation: it is theirs until resolved."""
+        with self._write_lock, self._db.atomic():
+            self._assign(conversation_id, agent, _now())
+
+    def agent_reply(
+        self,
+        conversation_id: str,
+        agent: str,
+        text: str,
+        suggestion: str | None = None,
+        turn_id: int | None = None,
+        suggestion_info: dict[str, Any] | None = None,
+    ) -> int:
+        """Send an agent's reply to the customer; returns the transcript message id.
+
+        `suggestion` is the suggested reply the agent started from, if any: the
+        action is then recorded as that suggestion used as it was, or edited, with
+        both texts and `suggestion_info` (its rank, route, intent, score). The reply
+        concerns `turn_id`, by default the latest customer turn. An agent who replies
+        takes the conversation.
+        """
+        if not text.strip():
+            raise ValueError("the reply is empty")
+        with self._write_lock, self._db.atomic():
+            now = _now()
+            self._assign(conversation_id, agent, now)
+            if turn_id is None:
+                turn_id = self._last_turn_id(conversation_id)
+            elif self._require_turn(turn_id)["conversation_id"] != conversation_id:
+                raise UnknownTurn(turn_id)
+            clean = redact(text.strip())
+            message = self._db["messages"].insert(
+                self._message(conversation_id, turn_id, Author.AGENT, clean, now, agent)
+            )
+            message_id = int(message.last_pk)
+            kind, payload = _reply_action(clean, suggestion)
+            if suggestion_info:
+                payload["suggestion"] = suggestion_info
+            payload["message_id"] = message_id
+            self._act(conversation_id, turn_id, kind, agent, payload, now)
+            return message_id
+
+    def correct_intent(self, turn_id: int, agent: str, intent: str) -> int:
+        """Record the right intent of a customer turn; the latest correction counts."""
+        intent = intent.strip()
+        if not intent:
+            raise ValueError("the corrected intent is empty")
+        with self._write_lock, self._db.atomic():
+            turn = self._require_turn(turn_id)
+            previous = self._db.execute(
+                "SELECT json_extract(payload, '$.new') FROM agent_actions "
+                "WHERE turn_id = ? AND kind = ? ORDER BY id DESC LIMIT 1",
+                [turn_id, ActionKind.INTENT_CORRECTED.value],
+            ).fetchone()
+            old = previous[0] if previous else turn["intent"]
+            return self._act(
+                turn["conversation_id"],
+                turn_id,
+                ActionKind.INTENT_CORRECTED,
+                agent,
+                {"old": old, "new": intent, "model": turn["intent"]},
+                _now(),
+            )
+
+    def resolve(self, conversation_id: str, agent: str) -> None:
+        """Close the conversation for the support team; the bot answers it again."""
+        with self._write_lock, self._db.atomic():
+            row = self._require_conversation(conversation_id)
+            now = _now()
+            self._db["conversations"].update(
+                conversation_id,
+                {
+                    "status": ConversationStatus.RESOLVED.value,
+                    "resolved_at": now,
+                    "updated_at": now,
+                    "pending_intent": None,
+                },
+            )
+            self._act(
+                conversation_id,
+                self._last_turn_id(conversation_id),
+                ActionKind.RESOLVED,
+                agent,
+                {"previous_status": row["status"]},
+                now,
+            )
+
+    def messages_since(self, conversation_id: str, after_id: int = 0) -> list[dict[str, Any]]:
+        """Transcript lines newer than `after_id`, oldest first: what a chat page polls for."""
+        db = self._reader()
+        try:
+            if not db["conversations"].count_where("id = ?", [conversation_id]):
+                raise UnknownConversation(conversation_id)
+            return list(
+                db.query(
+                    "SELECT id, turn_id, author, agent, text, created_at FROM messages "
+                    "WHERE conversation_id = ? AND id > ? ORDER BY id",
+                    [conversation_id, after_id],
+                )
+            )
+        finally:
+            db.close()
+
+    def history(self, conversation_id: str) -> list[dict[str, Any]]:
+        """The whole transcript for an agent: each line with its turn's route and intents.
+
+        `intent` is the model's, `final_intent` the agent's correction if there is one.
+        """
+        db = self._reader()
+        try:
+            if not db["conversations"].count_where("id = ?", [conversation_id]):
+                raise UnknownConversation(conversation_id)
+            return list(
+                db.query(
+                    f"SELECT m.id, m.turn_id, m.author, m.agent, m.text, m.created_at, "
+                    f"t.route, t.intent, t.confidence, "
+                    f"COALESCE(({_CORRECTION_SQL}), t.intent) AS final_intent "
+                    f"FROM messages m LEFT JOIN turns t ON t.id = m.turn_id "
+                    f"WHERE m.conversation_id = ? ORDER BY m.id",
+                    [conversation_id],
+                )
+            )
+        finally:
+            db.close()
+
+    def actions(self, conversation_id: str) -> list[dict[str, Any]]:
+        """The agents' actions on a conversation, oldest first, payloads decoded."""
+        db = self._reader()
+        try:
+            rows = db["agent_actions"].rows_where(
+                "conversation_id = ?", [conversation_id], order_by="id"
+            )
+            return [{**row, "payload": json.loads(row["payload"])} for row in rows]
+        finally:
+            db.close()
+
+    def queue(self, low_confidence_below: float = 0.5, limit: int = 100) -> list[QueueItem]:
+        """What the support team should look at, each item saying why.
+
+        Handed-off conversations still waiting or with an agent come first, oldest
+        first; then thumbs-down turns and turns the bot answered with an intent
+        probability under `low_confidence_below`, newest first. A turn leaves the
+        queue once an agent has acted on its conversation since it was logged.
+        """
+        db = self._reader()
+        try:
+            return self._handed_off(db, limit) + self._to_review(db, low_confidence_below, limit)
+        finally:
+            db.close()
+
+    @staticmethod
+    def _handed_off(db: sqlite_utils.Database, limit: int) -> list[QueueItem]:
+        rows = db.query(
+            "SELECT c.id, c.status, c.handoff_reason, c.handoff_at, c.assigned_to, "
+            "  (SELECT MAX(id) FROM turns WHERE conversation_id = c.id) AS turn_id, "
+            "  (SELECT text FROM messages WHERE conversation_id = c.id AND author = ? "
+            "   ORDER BY id DESC LIMIT 1) AS user_text "
+            "FROM conversations c WHERE c.status IN (?, ?) ORDER BY c.handoff_at LIMIT ?",
+            [
+                Author.CUSTOMER.value,
+                ConversationStatus.WAITING.value,
+                ConversationStatus.WITH_AGENT.value,
+                limit,
+            ],
+        )
+        return [
+            QueueItem(
+                QueueKind.HANDOFF,
+                f"handed off: {row['handoff_reason']}",
+                row["id"],
+                row["turn_id"],
+                ConversationStatus(row["status"]),
+                row["assigned_to"],
+                row["user_text"],
+                row["handoff_at"],
+            )
+            for row in rows
+        ]
+
+    @staticmethod
+    def _to_review(db: sqlite_utils.Database, below: float, limit: int) -> list[QueueItem]:
+        rows = db.query(
+            "SELECT t.id, t.conversation_id, t.user_text, t.created_at, t.confidence, "
+            "  t.route, t.intent, c.status, c.assigned_to, "
+            "  (SELECT rating FROM feedback f WHERE f.turn_id = t.id "
+            "   ORDER BY f.id DESC LIMIT 1) AS rating "
+            "FROM turns t JOIN conversations c ON c.id = t.conversation_id "
+            "WHERE c.status NOT IN (?, ?) AND t.route NOT IN (?, ?) "
+            "  AND NOT EXISTS (SELECT 1 FROM agent_actions a "
+            "    WHERE a.conversation_id = t.conversation_id AND a.created_at >= t.created_at) "
+            "  AND (t.confidence < ? OR rating = -1) "
+            "ORDER BY t.id DESC LIMIT ?",
+            [
+                ConversationStatus.WAITING.value,
+                ConversationStatus.WITH_AGENT.value,
+                HANDOFF_ROUTE,
+                AGENT_ROUTE,
+                below,
+                limit,
+            ],
+        )
+        items = []
+        for row in rows:
+            if row["rating"] == -1:
+                kind, why = QueueKind.THUMBS_DOWN, "the customer gave this reply a thumbs down"
+            else:
+                kind = QueueKind.LOW_CONFIDENCE
+                why = f"answered with low confidence ({row['intent']} p={row['confidence']:.2f})"
+            items.append(
+                QueueItem(
+                    kind,
+                    why,
+                    row["conversation_id"],
+                    row["id"],
+                    ConversationStatus(row["status"]),
+                    row["assigned_to"],
+                    row["user_text"],
+                    row["created_at"],
+                )
+            )
+        return sorted(items, key=lambda item: item.kind != QueueKind.THUMBS_DOWN)
+
+
+# The latest intent an agent gave turn `t`, if any.
+_CORRECTION_SQL = (
+    "SELECT json_extract(a.payload, '$.new') FROM agent_actions a "
+    "WHERE a.turn_id = t.id AND a.kind = 'intent_corrected' ORDER BY a.id DESC LIMIT 1"
+)
+
+
+def _reply_action(text: str, suggestion: str | None) -> tuple[ActionKind, dict[str, Any]]:
+    if suggestion is None:
+        return ActionKind.REPLY_SENT, {"text": text}
+    original = redact(suggestion.strip())
+    if original == text:
+        return ActionKind.SUGGESTION_USED, {"text": text}
+    return ActionKind.SUGGESTION_EDITED, {"original": original, "edited": text}
+
+
+def _redacted(value: Any) -> Any:
+    """Redact every string in a JSON-like payload: personal data never reaches storage."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: _redacted(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_redacted(item) for item in value]
+    return value

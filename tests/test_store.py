@@ -1,11 +1,16 @@
 import sqlite3
 
 import pytest
+import sqlite_utils
 
 from assistant.store import (
+    AGENT_ROUTE,
     MIGRATIONS,
+    ActionKind,
     ConversationState,
+    ConversationStatus,
     ConversationStore,
+    QueueKind,
     TurnRecord,
     UnknownConversation,
     UnknownTurn,
@@ -164,3 +169,219 @@ def test_a_killed_writer_loses_no_committed_turn(tmp_path):
     assert [t["user_text"] for t in turns] == [f"message {n}" for n in range(len(turns))]
     reopened.log_turn(record(conversation, "after the crash"))
     assert reopened.turns(conversation)[-1]["position"] == len(turns) + 1
+
+
+# Schema upgrades.
+
+
+def _version_1_database(path):
+    """A database as the first released version wrote it: only the first migration run."""
+    db = sqlite_utils.Database(path)
+    MIGRATIONS[0](db)
+    db.execute("PRAGMA user_version = 1")
+    db["conversations"].insert(
+        {
+            "id": "old",
+            "channel": "chat",
+            "created_at": "2024-01-01T00:00:00.000+00:00",
+            "updated_at": "2024-01-01T00:00:00.000+00:00",
+            "pending_intent": None,
+            "slots": "{}",
+        }
+    )
+    for position, (question, answer) in enumerate([("hi", "hello!"), ("bye", "goodbye!")], 1):
+        db["turns"].insert(
+            {
+                "conversation_id": "old",
+                "position": position,
+                "created_at": f"2024-01-01T00:00:0{position}.000+00:00",
+                "user_text": question,
+                "reply_text": answer,
+                "route": "template",
+                "intent": "greeting",
+                "confidence": 0.9,
+                "reason": "r",
+                "sources": "[]",
+                "trace": "{}",
+                "latency_ms": 5.0,
+                "model_version": "v1",
+            }
+        )
+    db.close()
+
+
+def test_a_database_from_the_first_version_is_upgraded_in_place(tmp_path):
+    path = tmp_path / "log.db"
+    _version_1_database(path)
+    store = ConversationStore(path)
+    assert store.schema_version == len(MIGRATIONS)
+    assert store.status("old") == ConversationStatus.BOT
+    assert [(m["author"], m["text"]) for m in store.history("old")] == [
+        ("customer", "hi"),
+        ("bot", "hello!"),
+        ("customer", "bye"),
+        ("bot", "goodbye!"),
+    ]
+    assert [t["user_text"] for t in store.turns("old")] == ["hi", "bye"]
+    turn = store.log_turn(record("old", "still works"))
+    store.agent_reply("old", "ana", "An agent here.")
+    assert store.history("old")[-1]["text"] == "An agent here."
+    assert store.turn(turn)["position"] == 3
+    store.close()
+    assert ConversationStore(path).schema_version == len(MIGRATIONS)
+
+
+# Handoff, the agent queue and the agents' work.
+
+
+def handed_off(store, text="I want a person"):
+    conversation = store.start_conversation()
+    store.log_turn(
+        record(
+            conversation,
+            text,
+            route="handoff",
+            intent="human_agent",
+            handoff_reason="the customer asked for a human",
+        )
+    )
+    return conversation
+
+
+def test_a_handoff_turn_puts_the_conversation_in_the_queue(store):
+    conversation = handed_off(store)
+    details = store.conversation(conversation)
+    assert details.status == ConversationStatus.WAITING
+    assert details.status.with_people
+    assert details.handoff_reason == "the customer asked for a human"
+    assert details.handoff_at
+    [item] = store.queue()
+    assert item.kind == QueueKind.HANDOFF
+    assert item.conversation_id == conversation
+    assert "asked for a human" in item.why
+    assert item.user_text == "I want a person"
+
+
+def test_an_explicit_handoff_and_unknown_conversations(store):
+    conversation = store.start_conversation()
+    store.handoff(conversation, "customer called phone support, mail me at x@example.com")
+    details = store.conversation(conversation)
+    assert details.status == ConversationStatus.WAITING
+    assert details.handoff_reason == "customer called phone support, mail me at [EMAIL]"
+    with pytest.raises(UnknownConversation):
+        store.handoff("nope", "why")
+    with pytest.raises(UnknownConversation):
+        store.messages_since("nope")
+
+
+def test_an_agent_reply_reaches_the_transcript_and_takes_the_conversation(store):
+    conversation = handed_off(store)
+    seen = store.messages_since(conversation)
+    assert [m["author"] for m in seen] == ["customer", "bot"]
+    message_id = store.agent_reply(conversation, "ana", "Hi, Ana here. Mail ana@shop.example")
+    new = store.messages_since(conversation, seen[-1]["id"])
+    assert [(m["id"], m["author"], m["agent"]) for m in new] == [(message_id, "agent", "ana")]
+    assert new[0]["text"] == "Hi, Ana here. Mail [EMAIL]"
+    assert store.messages_since(conversation, message_id) == []
+    details = store.conversation(conversation)
+    assert (details.status, details.assigned_to) == (ConversationStatus.WITH_AGENT, "ana")
+    kinds = [a["kind"] for a in store.actions(conversation)]
+    assert kinds == [ActionKind.TAKEN, ActionKind.REPLY_SENT]
+    with pytest.raises(ValueError, match="empty"):
+        store.agent_reply(conversation, "ana", "   ")
+
+
+def test_suggestions_used_or_edited_are_told_apart(store):
+    conversation = handed_off(store)
+    turn = store.turns(conversation)[0]["id"]
+    store.take(conversation, "bo")
+    store.agent_reply(
+        conversation, "bo", "Standard delivery is $4.95.", "Standard delivery is $4.95."
+    )
+    store.agent_reply(
+        conversation,
+        "bo",
+        "Express is $12.95.",
+        "Standard delivery is $4.95.",
+        suggestion_info={"rank": 2, "route": "retrieval", "score": 0.8},
+    )
+    actions = store.actions(conversation)
+    assert [a["kind"] for a in actions] == ["taken", "suggestion_used", "suggestion_edited"]
+    assert all(a["actor"] == "bo" and a["turn_id"] == turn and a["created_at"] for a in actions)
+    edited = actions[2]["payload"]
+    assert edited["original"] == "Standard delivery is $4.95."
+    assert edited["edited"] == "Express is $12.95."
+    assert edited["suggestion"] == {"rank": 2, "route": "retrieval", "score": 0.8}
+
+
+def test_intent_corrections_keep_old_and_new_and_the_latest_counts(store):
+    conversation = store.start_conversation()
+    turn = store.log_turn(record(conversation, "parcel never came", intent="order_status"))
+    store.correct_intent(turn, "ana", "missing_package")
+    store.correct_intent(turn, "bo", "damaged_item")
+    payloads = [a["payload"] for a in store.actions(conversation)]
+    assert payloads[0] == {"old": "order_status", "new": "missing_package", "model": "order_status"}
+    assert payloads[1]["old"] == "missing_package"
+    [customer, _bot] = store.history(conversation)
+    assert (customer["intent"], customer["final_intent"]) == ("order_status", "damaged_item")
+    with pytest.raises(UnknownTurn):
+        store.correct_intent(10**6, "ana", "greeting")
+    with pytest.raises(ValueError):
+        store.correct_intent(turn, "", "greeting")
+
+
+def test_resolving_returns_the_conversation_to_the_bot(store):
+    conversation = handed_off(store)
+    store.agent_reply(conversation, "ana", "Done, anything else?")
+    store.resolve(conversation, "ana")
+    details = store.conversation(conversation)
+    assert details.status == ConversationStatus.RESOLVED
+    assert not details.status.with_people
+    assert details.resolved_at
+    assert store.queue() == []
+    assert store.actions(conversation)[-1]["kind"] == "resolved"
+    # A later handoff puts it back in the queue.
+    store.log_turn(record(conversation, "again please", route="handoff", handoff_reason="again"))
+    assert store.status(conversation) == ConversationStatus.WAITING
+
+
+def test_a_handoff_while_with_an_agent_keeps_the_agent(store):
+    conversation = handed_off(store)
+    store.take(conversation, "ana")
+    store.handoff(conversation, "another reason")
+    details = store.conversation(conversation)
+    assert (details.status, details.assigned_to) == (ConversationStatus.WITH_AGENT, "ana")
+
+
+def test_the_queue_lists_thumbs_down_and_low_confidence_turns_until_an_agent_acts(store):
+    waiting = handed_off(store)
+    conversation = store.start_conversation()
+    fine = store.log_turn(record(conversation, "fine", confidence=0.95))
+    unsure = store.log_turn(record(conversation, "unsure", confidence=0.3))
+    disliked = store.log_turn(record(conversation, "disliked", confidence=0.9))
+    store.add_feedback(disliked, -1)
+    store.add_feedback(fine, 1)
+    store.log_turn(record(conversation, "silent", route=AGENT_ROUTE, intent=None, confidence=0.0))
+    items = store.queue(low_confidence_below=0.5)
+    assert [(i.kind, i.turn_id or i.conversation_id) for i in items] == [
+        (QueueKind.HANDOFF, store.turns(waiting)[0]["id"]),
+        (QueueKind.THUMBS_DOWN, disliked),
+        (QueueKind.LOW_CONFIDENCE, unsure),
+    ]
+    assert "thumbs down" in items[1].why
+    assert "p=0.30" in items[2].why
+    store.correct_intent(unsure, "ana", "greeting")
+    assert [i.kind for i in store.queue()] == [QueueKind.HANDOFF]
+
+
+def test_agent_writes_refuse_unknown_ids(store):
+    conversation = store.start_conversation()
+    other = store.start_conversation()
+    other_turn = store.log_turn(record(other))
+    with pytest.raises(UnknownConversation):
+        store.agent_reply("nope", "ana", "hi")
+    with pytest.raises(UnknownConversation):
+        store.resolve("nope", "ana")
+    with pytest.raises(UnknownTurn):
+        store.agent_reply(conversation, "ana", "hi", turn_id=other_turn)
+    assert store.messages_since(conversation) == []
