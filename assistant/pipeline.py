@@ -1,6 +1,8 @@
 """One customer message in, one traced reply out: the flow in DESIGN.md.
 
 validate -> classify intent -> retrieve past answers -> route -> log (redacted).
+A handoff puts the conversation in the agent queue; while it waits for or is with
+an agent, the bot only logs the customer's messages and says a person has it.
 """
 
 from __future__ import annotations
@@ -17,12 +19,27 @@ from assistant.messages import normalise_message
 from assistant.rejection import RejectionPolicy
 from assistant.retrieval import Retriever
 from assistant.router import Decision, IntentScore, Router, RoutingPolicy, Source, TurnContext
-from assistant.store import ConversationState, ConversationStore, TurnRecord
+from assistant.store import (
+    AGENT_ROUTE,
+    HANDOFF_ROUTE,
+    ConversationState,
+    ConversationStatus,
+    ConversationStore,
+    TurnRecord,
+)
 from assistant.templates import TemplateBook, extract_slots
 
 # Slot values that are personal data are used within a turn but never remembered.
 PERSONAL_SLOTS = frozenset({"email"})
 WARM_UP_MESSAGE = "Where is my order?"
+WITH_PEOPLE_REPLIES = {
+    ConversationStatus.WAITING: (
+        "You're in the queue for a member of our support team, who will reply here shortly."
+    ),
+    ConversationStatus.WITH_AGENT: (
+        "A member of our support team has your conversation and will reply here."
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -36,6 +53,7 @@ class Reply:
     trace: dict[str, Any]
     latency_ms: float
     model_version: str
+    status: str = ConversationStatus.BOT.value  # who answers next: see `ConversationStatus`
 
     def to_dict(self) -> dict[str, Any]:
         return {"reply": self.text, **{k: v for k, v in asdict(self).items() if k != "text"}}
@@ -87,9 +105,12 @@ class Assistant:
         text = normalise_message(message, self.settings.max_message_chars)
         if conversation_id is None:
             conversation_id = self.store.start_conversation()
-            state = ConversationState()
+            state, status = ConversationState(), ConversationStatus.BOT
         else:
             state = self.store.state(conversation_id)
+            status = self.store.status(conversation_id)
+            if status.with_people:
+                return self._leave_to_agent(text, conversation_id, state, status, started)
         intents = self.classifier.predict([text], self.settings.top_k_intents)[0]
         sources = self.retriever.search([text], self.settings.top_k_sources)[0]
         found_slots = extract_slots(text)
@@ -111,6 +132,7 @@ class Assistant:
                 latency_ms=latency_ms,
                 model_version=self.model_version,
                 next_state=next_state(decision, slots),
+                handoff_reason=decision.reason if decision.route == HANDOFF_ROUTE else None,
             )
         )
         return Reply(
@@ -123,6 +145,57 @@ class Assistant:
             trace,
             latency_ms,
             self.model_version,
+            (ConversationStatus.WAITING if decision.route == HANDOFF_ROUTE else status).value,
+        )
+
+    def _leave_to_agent(
+        self,
+        text: str,
+        conversation_id: str,
+        state: ConversationState,
+        status: ConversationStatus,
+        started: float,
+    ) -> Reply:
+        """Log the message for the agent without routing it; tell the customer a person has it."""
+        reply = WITH_PEOPLE_REPLIES[status]
+        reason = f"the conversation is {status.value.replace('_', ' ')}: the support team answers"
+        trace = {
+            "route": AGENT_ROUTE,
+            "reason": reason,
+            "checks": [],
+            "intents": [],
+            "sources": [],
+            "slots_found": [],
+            "asked_for": [],
+        }
+        latency_ms = round((time.perf_counter() - started) * 1000, 2)
+        turn_id = self.store.log_turn(
+            TurnRecord(
+                conversation_id=conversation_id,
+                user_text=text,
+                reply_text=reply,
+                route=AGENT_ROUTE,
+                intent=None,
+                confidence=0.0,
+                reason=reason,
+                sources=[],
+                trace=trace,
+                latency_ms=latency_ms,
+                model_version=self.model_version,
+                next_state=state,
+            )
+        )
+        return Reply(
+            reply,
+            AGENT_ROUTE,
+            None,
+            0.0,
+            conversation_id,
+            turn_id,
+            trace,
+            latency_ms,
+            self.model_version,
+            status.value,
         )
 
     def feedback(self, turn_id: int, rating: int) -> int:

@@ -78,3 +78,64 @@ def test_thresholds_chosen_at_training_apply_unless_configured(assistant, built_
     policy = policy_from(configured, chosen)
     assert policy.intent_threshold == 0.6 and policy.threshold_for("greeting") == 0.6
     assert assistant.router.policy.intent_threshold == assistant.classifier.rejection.threshold
+
+
+# Handoff: the bot steps aside while the support team has the conversation.
+
+
+@pytest.fixture(scope="module")
+def cautious(assistant, built_settings):
+    """The session's models behind a router that trusts no intent, so it hands off."""
+    from assistant.pipeline import Assistant
+
+    settings = built_settings.model_copy(update={"intent_threshold": 1.0})
+    return Assistant(
+        settings,
+        assistant.classifier,
+        assistant.retriever,
+        assistant.router.templates,
+        assistant.store,
+    )
+
+
+def test_a_handoff_leaves_the_conversation_to_the_support_team(cautious, eager):
+    from assistant.pipeline import WITH_PEOPLE_REPLIES
+    from assistant.store import ConversationStatus
+
+    first = cautious.reply("Can you recommend a good pizza recipe for tonight?")
+    assert (first.route, first.status) == ("handoff", "waiting")
+    store = cautious.store
+    conversation = first.conversation_id
+    assert store.status(conversation) == ConversationStatus.WAITING
+    assert [i.conversation_id for i in store.queue()].count(conversation) == 1
+
+    waiting = eager.reply("Hello? How much is shipping?", conversation)
+    assert (waiting.route, waiting.intent, waiting.status) == ("agent", None, "waiting")
+    assert waiting.text == WITH_PEOPLE_REPLIES[ConversationStatus.WAITING]
+    assert waiting.trace["route"] == "agent" and waiting.trace["intents"] == []
+
+    store.agent_reply(conversation, "ana", "Hi, Ana here: standard shipping is $4.95.")
+    with_agent = eager.reply("Thanks, and express?", conversation)
+    assert (with_agent.route, with_agent.status) == ("agent", "with_agent")
+    assert with_agent.text == WITH_PEOPLE_REPLIES[ConversationStatus.WITH_AGENT]
+    authors = [m["author"] for m in store.history(conversation)]
+    assert authors == ["customer", "bot", "customer", "bot", "agent", "customer", "bot"]
+
+    store.resolve(conversation, "ana")
+    again = eager.reply("How much does standard shipping cost?", conversation)
+    assert again.route != "agent"
+    assert again.intent is not None
+
+
+def test_asking_for_a_human_enters_the_queue(eager, built_settings):
+    from assistant.data import load_dataset
+    from assistant.store import ConversationStatus
+
+    request = next(
+        e.text for e in load_dataset(built_settings.data_dir).examples if e.intent == "human_agent"
+    )
+    reply = eager.reply(request)
+    assert (reply.route, reply.intent) == ("handoff", "human_agent")
+    conversation = eager.store.conversation(reply.conversation_id)
+    assert conversation.status == ConversationStatus.WAITING
+    assert conversation.handoff_reason == "the customer asked for a human"
