@@ -1,4 +1,4 @@
-"""The `assistant` command: data validate, train, index, chat, serve."""
+"""The `assistant` command: data validate, train, index, chat, serve, export, accounts."""
 
 from __future__ import annotations
 
@@ -248,6 +248,48 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    import getpass
+
+    password = getpass.getpass(f"Password for {args.name}: ")
+    if getpass.getpass("Again: ") != password:
+        raise ValueError("the passwords differ; nothing was written")
+    return password
+
+
+def cmd_add_user(args: argparse.Namespace, settings: Settings) -> int:
+    """Print a `[[users]]` entry for assistant.toml: the password only as its argon2 hash."""
+    from assistant.auth import user_entry
+
+    entry = user_entry(args.name, args.role, _read_password(args))
+    if any(user.name == args.name for user in settings.users):
+        print(f"note: {args.name} is already configured; replace that entry", file=sys.stderr)
+    print(entry, end="")
+    where = _config_name(args)
+    print(f"Add the entry above to {where} to let {args.name} sign in.", file=sys.stderr)
+    return 0
+
+
+def cmd_add_api_key(args: argparse.Namespace, settings: Settings) -> int:
+    """Make a new API key: the key is shown once, only its digest goes in the config."""
+    from assistant.auth import api_key_entry, new_api_key
+
+    key = new_api_key()
+    print(api_key_entry(args.name, key), end="")
+    print(
+        f"API key for {args.name} (shown only now; send it as the X-API-Key header):\n{key}\n"
+        f"Add the entry above to {_config_name(args)}.",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _config_name(args: argparse.Namespace) -> str:
+    return str(args.config or "assistant.toml")
+
+
 def _add_dataset_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "dataset (default: the demo data in data_dir, split 70/15/15)"
@@ -302,7 +344,29 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
     serve.set_defaults(handler=cmd_serve)
+    _add_account_commands(commands)
     return parser
+
+
+def _add_account_commands(commands) -> None:
+    add_user = commands.add_parser(
+        "add-user",
+        help="print a [[users]] config entry for an agent or admin (password stored hashed)",
+        description="Prompts for the password and prints the entry for assistant.toml on "
+        "stdout, e.g. `assistant add-user ana --role agent >> assistant.toml`.",
+    )
+    add_user.add_argument("name", help="sign-in name (letters, digits, . _ @ -)")
+    add_user.add_argument("--role", choices=["agent", "admin"], required=True)
+    add_user.add_argument(
+        "--password-stdin", action="store_true", help="read the password from stdin, not a prompt"
+    )
+    add_user.set_defaults(handler=cmd_add_user)
+    add_key = commands.add_parser(
+        "add-api-key",
+        help="make an API key for POST /api/suggest; prints its [[api_keys]] config entry",
+    )
+    add_key.add_argument("name", help="which tool the key is for")
+    add_key.set_defaults(handler=cmd_add_api_key)
 
 
 def main(argv: list[str] | None = None) -> int:

