@@ -248,6 +248,39 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    from assistant.export import ExportFormat, export_log, render, write_export
+    from assistant.store import ConversationStore
+
+    if not settings.database_path.is_file():
+        raise FileNotFoundError(
+            f"no conversation log at {settings.database_path}; set database_path "
+            "(or ASSISTANT_DATABASE_PATH) to the server's database"
+        )
+    store = ConversationStore(settings.database_path)
+    try:
+        since = args.since.isoformat() if args.since else None
+        export = export_log(store, since, args.min_confidence)
+    finally:
+        store.close()
+    export_format = ExportFormat(args.format)
+    if args.out is None:
+        sys.stdout.write(render(export, export_format))
+    else:
+        write_export(export, export_format, args.out)
+    print(f"Exported {export.summary()}" + (f" to {args.out}" if args.out else ""), file=sys.stderr)
+    return 0
+
+
+def _date(value: str):
+    from datetime import date
+
+    try:
+        return date.fromisoformat(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date like 2024-05-31") from error
+
+
 def _read_password(args: argparse.Namespace) -> str:
     if args.password_stdin:
         return sys.stdin.readline().rstrip("\r\n")
@@ -344,8 +377,32 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
     serve.set_defaults(handler=cmd_serve)
+    _add_export_command(commands)
     _add_account_commands(commands)
     return parser
+
+
+def _add_export_command(commands) -> None:
+    from assistant.export import DEFAULT_MIN_CONFIDENCE
+
+    export = commands.add_parser(
+        "export",
+        help="write training data from the conversation log (corrected intents first)",
+        description="Rows have text, intent, answer, route, intent_source, answer_source, "
+        "feedback; `assistant train --data FILE` reads the JSONL and CSV as they are. What is "
+        "left out, and why, is counted on stderr.",
+    )
+    export.add_argument("--format", choices=["jsonl", "csv", "rasa"], default="jsonl")
+    export.add_argument("--since", type=_date, help="only turns logged on or after DATE (UTC)")
+    export.add_argument("--out", type=Path, help="file to write (default: stdout)")
+    export.add_argument(
+        "--min-confidence",
+        type=float,
+        default=DEFAULT_MIN_CONFIDENCE,
+        help="uncorrected turns need at least this intent probability "
+        f"(default {DEFAULT_MIN_CONFIDENCE})",
+    )
+    export.set_defaults(handler=cmd_export)
 
 
 def _add_account_commands(commands) -> None:

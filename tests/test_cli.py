@@ -137,3 +137,49 @@ def test_add_api_key_shows_the_key_once_and_prints_its_digest(tmp_path, capsys):
     config = tmp_path / "assistant.toml"
     config.write_text(captured.out)
     assert check_api_key(load_settings(config), key).name == "helpdesk"
+
+
+def test_exported_jsonl_trains_as_it_is(tmp_path, demo_slice, monkeypatch, capsys):
+    import csv
+
+    from assistant.store import ConversationStore, TurnRecord
+
+    database = tmp_path / "log.db"
+    store = ConversationStore(database)
+    conversation = store.start_conversation()
+    with (demo_slice / "intents.csv").open(encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            store.log_turn(
+                TurnRecord(
+                    conversation,
+                    row["text"],
+                    "ok",
+                    "template",
+                    row["intent"],
+                    0.9,
+                    "why",
+                    [],
+                    {},
+                    1.0,
+                    "v1",
+                )
+            )
+    store.log_turn(
+        TurnRecord(conversation, "??", "sorry", "handoff", None, 0.1, "why", [], {}, 1.0, "v1")
+    )
+    store.close()
+    monkeypatch.setenv("ASSISTANT_DATABASE_PATH", str(database))
+    monkeypatch.setenv("ASSISTANT_EPOCHS", "1")
+    exported = tmp_path / "export.jsonl"
+    assert main(["export", "--format", "jsonl", "--out", str(exported)]) == 0
+    assert "Exported 80 rows; left out: handed off without correction 1" in capsys.readouterr().err
+    assert main(["train", "--data", str(exported), "--models-dir", str(tmp_path / "models")]) == 0
+    assert "Training on 72 examples, validating on 8" in capsys.readouterr().out
+
+
+def test_export_without_a_log_says_where_it_looked(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ASSISTANT_DATABASE_PATH", str(tmp_path / "none.db"))
+    assert main(["export"]) == 2
+    assert "no conversation log at" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["export", "--since", "last week"])
