@@ -1,23 +1,30 @@
 """The JSON API and the web UI, served by one FastAPI app.
 
 Endpoints are plain `def` functions, which FastAPI runs in its thread pool, so
-model work never blocks the event loop.
+model work never blocks the event loop. `POST /api/suggest` is for other
+help-desk tools and needs an API key (`X-API-Key`); `/metrics` serves the log's
+figures to Prometheus.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import gradio as gr
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 
 from assistant import __version__
+from assistant.auth import check_api_key
+from assistant.config import ApiKey
 from assistant.messages import MessageError
+from assistant.metrics import prometheus_text
 from assistant.pipeline import Assistant
 from assistant.store import UnknownConversation, UnknownTurn
+from assistant.suggestions import suggest
 
 
 class ChatRequest(BaseModel):
@@ -35,6 +42,7 @@ class ChatResponse(BaseModel):
     latency_ms: float
     model_version: str
     trace: dict[str, Any]
+    status: str
 
 
 class FeedbackRequest(BaseModel):
@@ -42,12 +50,51 @@ class FeedbackRequest(BaseModel):
     rating: Literal["up", "down"]
 
 
+class HistoryLine(BaseModel):
+    role: Literal["customer", "bot", "agent"]
+    text: str = Field(max_length=10_000)
+
+
+class SuggestRequest(BaseModel):
+    message: str
+    history: list[HistoryLine] = Field(default_factory=list, max_length=100)
+
+
+class SuggestionOut(BaseModel):
+    text: str
+    route: str
+    intent: str | None
+    score: float
+    sources: list[dict[str, Any]]
+    trace: dict[str, Any]
+
+
+class SuggestResponse(BaseModel):
+    suggestions: list[SuggestionOut]
+    model_version: str
+
+
+class MissingApiKey(Exception):
+    """No valid `X-API-Key` header."""
+
+
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse(status_code=status, content={"error": message})
 
 
+def require_api_key(
+    request: Request, key: Annotated[str | None, Header(alias="X-API-Key")] = None
+) -> ApiKey:
+    """Checked before the body is read, so a caller without a key learns nothing more."""
+    entry = check_api_key(request.app.state.assistant.settings, key)
+    if entry is None:
+        raise MissingApiKey
+    return entry
+
+
 def create_app(assistant: Assistant, with_ui: bool = True) -> FastAPI:
     app = FastAPI(title="Pebble & Pine assistant", version=__version__)
+    app.state.assistant = assistant
 
     @app.exception_handler(RequestValidationError)
     def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -56,6 +103,14 @@ def create_app(assistant: Assistant, with_ui: bool = True) -> FastAPI:
             for e in error.errors()
         )
         return _error(422, f"Invalid request: {problems}.")
+
+    @app.exception_handler(MissingApiKey)
+    def missing_api_key(request: Request, error: MissingApiKey) -> JSONResponse:
+        return _error(
+            401,
+            "Missing or invalid API key: send it in the X-API-Key header. "
+            "An administrator creates keys with `assistant add-api-key NAME`.",
+        )
 
     @app.post("/api/chat", response_model=ChatResponse)
     def chat(request: ChatRequest) -> Any:
@@ -73,6 +128,35 @@ def create_app(assistant: Assistant, with_ui: bool = True) -> FastAPI:
         except UnknownTurn:
             return _error(404, f"Unknown turn_id {request.turn_id}.")
         return {"feedback_id": feedback_id}
+
+    @app.get("/api/conversations/{conversation_id}/messages")
+    def messages(conversation_id: str, after: int = 0) -> Any:
+        """New lines of a conversation (agent replies included), for a chat client to poll."""
+        try:
+            lines = assistant.store.messages_since(conversation_id, after)
+            status = assistant.store.status(conversation_id)
+        except UnknownConversation:
+            return _error(404, "Unknown conversation_id.")
+        return {"messages": lines, "status": status.value}
+
+    @app.post("/api/suggest", response_model=SuggestResponse)
+    def suggest_replies(
+        request: SuggestRequest, _: Annotated[ApiKey, Depends(require_api_key)]
+    ) -> Any:
+        history = [line.model_dump() for line in request.history]
+        try:
+            suggestions = suggest(assistant, request.message, history)
+        except MessageError as error:
+            return _error(422, str(error))
+        return {
+            "suggestions": [s.to_dict() for s in suggestions],
+            "model_version": assistant.model_version,
+        }
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        text = prometheus_text(assistant.store, assistant.settings.handoff_intents)
+        return Response(text, media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/api/health")
     def health() -> dict[str, str]:

@@ -81,3 +81,83 @@ def test_health_and_chat_page_are_served(client, assistant):
     page = client.get("/")
     assert page.status_code == 200
     assert "<html" in page.text.lower()
+
+
+API_KEY = "pp_test-key-for-the-suggestions-api-0123456789"
+
+
+@pytest.fixture(scope="module")
+def keyed_client(eager):
+    from assistant.auth import hash_api_key
+    from assistant.config import ApiKey
+    from assistant.pipeline import Assistant
+
+    settings = eager.settings.model_copy(
+        update={"api_keys": [ApiKey(name="helpdesk", sha256=hash_api_key(API_KEY))]}
+    )
+    keyed = Assistant(
+        settings, eager.classifier, eager.retriever, eager.router.templates, eager.store
+    )
+    with TestClient(create_app(keyed, with_ui=False)) as test_client:
+        yield test_client
+
+
+@pytest.mark.parametrize("headers", [{}, {"X-API-Key": "pp_wrong"}, {"X-API-Key": ""}])
+def test_suggest_needs_an_api_key(keyed_client, headers):
+    for body in ({"message": "where is my order"}, {"not": "valid"}):
+        response = keyed_client.post("/api/suggest", json=body, headers=headers)
+        assert response.status_code == 401, response.text
+        assert "X-API-Key" in response.json()["error"]
+
+
+def test_suggest_returns_three_ranked_suggestions(keyed_client):
+    response = keyed_client.post(
+        "/api/suggest",
+        json={
+            "message": "Where is my order? It has not arrived yet.",
+            "history": [{"role": "customer", "text": "My order number is PP-204817"}],
+        },
+        headers={"X-API-Key": API_KEY},
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert body["model_version"]
+    suggestions = body["suggestions"]
+    assert len(suggestions) == 3
+    assert suggestions[0]["intent"] == "order_status"
+    assert "PP-204817" in suggestions[0]["text"]
+    for suggestion in suggestions:
+        assert set(suggestion) == {"text", "route", "intent", "score", "sources", "trace"}
+        assert suggestion["trace"]["intents"]
+    bad = keyed_client.post("/api/suggest", json={"message": ""}, headers={"X-API-Key": API_KEY})
+    assert bad.status_code == 422
+
+
+def test_agent_replies_reach_the_customer_through_polling(keyed_client, eager):
+    first = keyed_client.post("/api/chat", json={"message": "hello"}).json()
+    conversation = first["conversation_id"]
+    assert first["status"] in {"bot", "waiting"}
+    eager.store.handoff(conversation, "test")
+    url = f"/api/conversations/{conversation}/messages"
+    seen = keyed_client.get(url).json()
+    assert seen["status"] == "waiting"
+    last = seen["messages"][-1]["id"]
+    eager.store.agent_reply(conversation, "ana", "Hi, this is Ana.")
+    new = keyed_client.get(url, params={"after": last}).json()
+    assert [(m["author"], m["text"]) for m in new["messages"]] == [("agent", "Hi, this is Ana.")]
+    assert new["status"] == "with_agent"
+    reply = keyed_client.post(
+        "/api/chat", json={"message": "thanks", "conversation_id": conversation}
+    ).json()
+    assert (reply["route"], reply["status"]) == ("agent", "with_agent")
+    assert keyed_client.get("/api/conversations/nope/messages").status_code == 404
+
+
+def test_metrics_in_prometheus_format(keyed_client):
+    keyed_client.post("/api/chat", json={"message": "how much is shipping"})
+    response = keyed_client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    assert 'assistant_conversations{outcome="contained"}' in response.text
+    assert "assistant_containment_ratio" in response.text
+    assert 'assistant_reply_latency_ms{quantile="0.95"}' in response.text
