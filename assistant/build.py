@@ -14,7 +14,7 @@ from assistant.config import Settings
 from assistant.corpus import dataset_splits, labelled_examples
 from assistant.data import TEMPLATES_FILE, Dataset, checksum
 from assistant.files import ArtifactError, read_json
-from assistant.intents import METADATA_FILE, MODEL_FORMAT, version_path
+from assistant.intents import METADATA_FILE, MODEL_FORMAT, intent_model_path
 from assistant.retrieval import META_FILE, Retriever, check_index_metadata
 from assistant.retrieval import REBUILD_HINT as INDEX_HINT
 from assistant.templates import TemplateBook
@@ -57,7 +57,7 @@ def build_index(dataset: Dataset, settings: Settings) -> Retriever:
 def intent_model_staleness(dataset: Dataset, settings: Settings) -> str | None:
     """Why the intent model must be (re)trained, or None when the current one fits."""
     try:
-        metadata = read_json(version_path(settings.intent_models_dir) / METADATA_FILE, "")
+        metadata = read_json(intent_model_path(settings.intent_models_dir) / METADATA_FILE, "")
     except ArtifactError:
         return "no trained intent model"
     if metadata.get("format") != MODEL_FORMAT:

@@ -22,9 +22,9 @@ from assistant.files import ArtifactError, read_json
 from assistant.intent_model import IntentModel, embed_texts
 from assistant.rejection import RejectionPolicy
 from assistant.router import IntentScore
+from assistant.versions import version_path
 
 METADATA_FILE = "classifier.json"
-CURRENT_FILE = "CURRENT"
 MODEL_FORMAT = 2  # bumped when the saved layout changes; older versions must be retrained
 REBUILD_HINT = "Run `assistant train` (or `python launch.py`) to train the intent model again."
 INFERENCE_BATCH = 64
@@ -114,7 +114,7 @@ class IntentClassifier:
         int8: bool = False,
     ) -> IntentClassifier:
         """Load the version named in `CURRENT` (or `version`), checking it is complete."""
-        path = version_path(models_dir, version)
+        path = intent_model_path(models_dir, version)
         metadata = read_json(path / METADATA_FILE, REBUILD_HINT)
         if metadata.get("format") != MODEL_FORMAT:
             raise ArtifactError(
@@ -151,18 +151,8 @@ class IntentClassifier:
         return classifier
 
 
-def version_path(models_dir: Path, version: str | None = None) -> Path:
-    if version is None:
-        pointer = models_dir / CURRENT_FILE
-        if not pointer.is_file():
-            raise ArtifactError(f"no intent model in {models_dir}. {REBUILD_HINT}")
-        version = pointer.read_text(encoding="utf-8").strip()
-    path = models_dir / version
-    if not path.is_dir():
-        raise ArtifactError(
-            f"intent model version {version!r} not found in {models_dir}. {REBUILD_HINT}"
-        )
-    return path
+def intent_model_path(models_dir: Path, version: str | None = None) -> Path:
+    return version_path(models_dir, version, "intent model", REBUILD_HINT)
 
 
 def classification_metrics(predicted: np.ndarray, targets: np.ndarray) -> dict[str, float]:

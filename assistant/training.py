@@ -12,14 +12,11 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,33 +30,28 @@ from transformers import (
     EarlyStoppingCallback,
     Trainer,
     TrainerCallback,
-    TrainingArguments,
     get_linear_schedule_with_warmup,
     set_seed,
 )
-from transformers.trainer_utils import get_last_checkpoint
 
 from assistant.calibration import expected_calibration_error, fit_temperature, softmax
 from assistant.config import Settings, model_unavailable, pick_device, resolve_model_path
 from assistant.data import IntentExample
 from assistant.files import (
     ArtifactError,
-    atomic_write_text,
-    publish_directory,
-    staging_directory,
     write_json,
 )
 from assistant.intent_model import IntentModel, embed_texts
 from assistant.intents import (
-    CURRENT_FILE,
     METADATA_FILE,
     MODEL_FORMAT,
     IntentClassifier,
     classification_metrics,
 )
 from assistant.rejection import choose_policy, outcome, target_indices
+from assistant.runs import resume_point, run_directory, trainer_arguments
+from assistant.versions import new_version, publish_version
 
-RUNS_DIR = ".runs"
 EVAL_BATCH = 128
 
 
@@ -108,7 +100,7 @@ def publish_fitted(
     metadata = {
         **fitted.classifier.metadata,
         **(extra or {}),
-        "version": datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f"),
+        "version": new_version(),
         "data_checksum": data_checksum,
         "test_examples": len(test),
         "metrics": metrics,
@@ -134,14 +126,11 @@ def fit_intent_classifier(
     set_seed(settings.seed)
     tokenizer, model = _load_base(settings, len(labels))
     label_ids = {label: index for index, label in enumerate(labels)}
-    run_dir = _run_directory(settings, data_checksum, labels)
-    if fresh and run_dir.exists():
-        shutil.rmtree(run_dir)
-    resume_from = get_last_checkpoint(str(run_dir)) if run_dir.is_dir() else None
+    recipe = settings.model_dump(include=TRAINING_FIELDS, mode="json")
+    run_dir = run_directory(settings.intent_models_dir, [data_checksum, labels, recipe])
+    resume_from = resume_point(run_dir, fresh)
     device = pick_device(settings.device)
-    if resume_from:
-        print(f"Resuming the interrupted training run from {resume_from}")
-    else:
+    if not resume_from:
         _initialise_head(model, tokenizer, train, label_ids, settings, device)
     epochs_run = _fine_tune(
         model, tokenizer, (train, validation), label_ids, settings, run_dir, resume_from, callbacks
@@ -172,14 +161,6 @@ def _load_base(settings: Settings, num_labels: int) -> tuple[Any, IntentModel]:
     if settings.freeze_word_embeddings:
         model.freeze_word_embeddings()
     return tokenizer, model
-
-
-def _run_directory(settings: Settings, data_checksum: str, labels: list[str]) -> Path:
-    """Checkpoints of one run live under a key of everything that shapes the result."""
-    recipe = settings.model_dump(include=TRAINING_FIELDS, mode="json")
-    key = json.dumps([data_checksum, labels, recipe], sort_keys=True)
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return settings.intent_models_dir / RUNS_DIR / digest
 
 
 def _initialise_head(
@@ -238,7 +219,15 @@ def _fine_tune(
     total_steps = math.ceil(len(train_set) / settings.batch_size) * settings.epochs
     trainer = Trainer(
         model=model,
-        args=_training_arguments(settings, run_dir),
+        args=trainer_arguments(
+            run_dir,
+            settings.epochs,
+            settings.batch_size,
+            EVAL_BATCH,
+            settings.seed,
+            pick_device(settings.device),
+            settings.bf16,
+        ),
         train_dataset=train_set,
         # Sorted by length, so evaluation batches carry little padding.
         eval_dataset=_Encoded(
@@ -266,30 +255,6 @@ def _optimiser(model: IntentModel, settings: Settings, total_steps: int):
     )
     warmup = int(settings.warmup_ratio * total_steps)
     return optimiser, get_linear_schedule_with_warmup(optimiser, warmup, total_steps)
-
-
-def _training_arguments(settings: Settings, run_dir: Path) -> TrainingArguments:
-    device = pick_device(settings.device)
-    return TrainingArguments(
-        output_dir=str(run_dir),
-        num_train_epochs=settings.epochs,
-        per_device_train_batch_size=settings.batch_size,
-        per_device_eval_batch_size=EVAL_BATCH,
-        train_sampling_strategy="group_by_length",  # similar lengths together: less padding
-        eval_strategy="epoch",
-        save_strategy="epoch",
-        save_total_limit=2,
-        load_best_model_at_end=True,
-        metric_for_best_model="eval_loss",  # smoother than accuracy on small validation sets
-        greater_is_better=False,
-        logging_strategy="epoch",
-        report_to="none",
-        seed=settings.seed,
-        use_cpu=device == "cpu",
-        bf16=settings.bf16,
-        dataloader_num_workers=0,
-        disable_tqdm=False,
-    )
 
 
 TRAINING_FIELDS = {
@@ -383,12 +348,10 @@ def measure(
 
 def publish(classifier: IntentClassifier, models_dir: Path) -> Path:
     """Write a version folder atomically and point `CURRENT` at it."""
-    version = classifier.metadata["version"]
-    final = models_dir / version
-    staging = staging_directory(final)
-    classifier.model.save(staging)
-    classifier.tokenizer.save_pretrained(staging)
-    write_json(staging / METADATA_FILE, classifier.metadata)
-    publish_directory(staging, final)
-    atomic_write_text(models_dir / CURRENT_FILE, version + "\n")
-    return final
+
+    def write(folder: Path) -> None:
+        classifier.model.save(folder)
+        classifier.tokenizer.save_pretrained(folder)
+        write_json(folder / METADATA_FILE, classifier.metadata)
+
+    return publish_version(models_dir, classifier.metadata["version"], write)

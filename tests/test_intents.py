@@ -6,7 +6,8 @@ import pytest
 
 from assistant.files import ArtifactError
 from assistant.intent_model import HEAD_FILE
-from assistant.intents import CURRENT_FILE, METADATA_FILE, IntentClassifier, version_path
+from assistant.intents import METADATA_FILE, IntentClassifier, intent_model_path
+from assistant.versions import CURRENT_FILE
 
 from .conftest import SLICE_INTENTS
 
@@ -17,13 +18,13 @@ def classifier(built_settings):
 
 
 def _copy_live_version(built_settings, target):
-    shutil.copytree(version_path(built_settings.intent_models_dir), target / "v1")
+    shutil.copytree(intent_model_path(built_settings.intent_models_dir), target / "v1")
     (target / CURRENT_FILE).write_text("v1\n")
     return target / "v1"
 
 
 def test_model_labels_thresholds_and_metrics_are_saved_together(built_settings):
-    path = version_path(built_settings.intent_models_dir)
+    path = intent_model_path(built_settings.intent_models_dir)
     metadata = json.loads((path / METADATA_FILE).read_text())
     assert set(metadata["labels"]) == {*SLICE_INTENTS, "out_of_scope"}
     assert (path / "config.json").is_file()

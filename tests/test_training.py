@@ -6,7 +6,8 @@ from assistant.corpus import dataset_splits
 from assistant.data import IntentExample, load_dataset
 from assistant.files import ArtifactError
 from assistant.intents import IntentClassifier
-from assistant.training import RUNS_DIR, fit_intent_classifier, train_intent_classifier
+from assistant.runs import RUNS_DIR
+from assistant.training import fit_intent_classifier, train_intent_classifier
 
 
 class StopAfterFirstSave(TrainerCallback):

@@ -1,0 +1,46 @@
+"""Versioned model folders: each trained model in its own folder, `CURRENT` naming the live one.
+
+Shared by the intent classifier and the answer generator, so both are saved,
+found and switched the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from assistant.files import ArtifactError, atomic_write_text, publish_directory, staging_directory
+
+CURRENT_FILE = "CURRENT"
+
+
+def new_version() -> str:
+    """A sortable, unique version name: the UTC time to the microsecond."""
+    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
+
+
+def version_path(models_dir: Path, version: str | None, what: str, hint: str) -> Path:
+    """The folder of `version`, or of the current one; `what` and `hint` word the errors."""
+    if version is None:
+        pointer = models_dir / CURRENT_FILE
+        if not pointer.is_file():
+            raise ArtifactError(f"no {what} in {models_dir}. {hint}")
+        version = pointer.read_text(encoding="utf-8").strip()
+    path = models_dir / version
+    if not path.is_dir():
+        raise ArtifactError(f"{what} version {version!r} not found in {models_dir}. {hint}")
+    return path
+
+
+def publish_version(models_dir: Path, version: str, write: Callable[[Path], None]) -> Path:
+    """Let `write` fill a staging folder, move it into place, then make it the current version.
+
+    A process killed at any point leaves the previous version live and intact.
+    """
+    final = models_dir / version
+    staging = staging_directory(final)
+    write(staging)
+    publish_directory(staging, final)
+    atomic_write_text(models_dir / CURRENT_FILE, version + "\n")
+    return final
