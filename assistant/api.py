@@ -8,12 +8,16 @@ figures to Prometheus.
 
 from __future__ import annotations
 
+import itertools
+import json
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 import gradio as gr
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.sse import EventSourceResponse, format_sse_event
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 
@@ -22,7 +26,7 @@ from assistant.auth import check_api_key
 from assistant.config import ApiKey
 from assistant.messages import MessageError
 from assistant.metrics import prometheus_text
-from assistant.pipeline import Assistant
+from assistant.pipeline import Assistant, Reply
 from assistant.store import UnknownConversation, UnknownTurn
 from assistant.suggestions import suggest
 
@@ -30,6 +34,7 @@ from assistant.suggestions import suggest
 class ChatRequest(BaseModel):
     message: str
     conversation_id: str | None = Field(None, max_length=64)
+    stream: bool = False  # server-sent events: "delta" pieces of a written answer, then "reply"
 
 
 class ChatResponse(BaseModel):
@@ -78,6 +83,15 @@ class MissingApiKey(Exception):
     """No valid `X-API-Key` header."""
 
 
+def _server_sent_events(stream: Iterator[str | Reply]) -> Iterator[bytes]:
+    """A written answer's pieces as "delta" events; the final reply, which stands, as "reply"."""
+    for event in stream:
+        if isinstance(event, Reply):
+            yield format_sse_event(event="reply", data_str=json.dumps(event.to_dict()))
+        else:
+            yield format_sse_event(event="delta", data_str=json.dumps({"text": event}))
+
+
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse(status_code=status, content={"error": message})
 
@@ -114,12 +128,17 @@ def create_app(assistant: Assistant, with_ui: bool = True) -> FastAPI:
 
     @app.post("/api/chat", response_model=ChatResponse)
     def chat(request: ChatRequest) -> Any:
+        events = assistant.reply_stream(request.message, request.conversation_id)
         try:
-            return assistant.reply(request.message, request.conversation_id).to_dict()
+            first = next(events)  # bad input fails here, before any event is sent
         except MessageError as error:
             return _error(422, str(error))
         except UnknownConversation:
             return _error(404, "Unknown conversation_id; leave it out to start a new conversation.")
+        stream = itertools.chain([first], events)
+        if request.stream:
+            return EventSourceResponse(_server_sent_events(stream))
+        return next(event for event in stream if isinstance(event, Reply)).to_dict()
 
     @app.post("/api/feedback")
     def feedback(request: FeedbackRequest) -> Any:

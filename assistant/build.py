@@ -1,4 +1,4 @@
-"""Building the artifacts the assistant serves from: the intent model and the Q&A index.
+"""Building the artifacts the assistant serves from: intent model, Q&A index, answer generator.
 
 `ensure_artifacts` builds only what is missing or stale (trained on other data or
 with another base model), so a second start reuses everything.
@@ -14,6 +14,9 @@ from assistant.config import Settings
 from assistant.corpus import dataset_splits, labelled_examples
 from assistant.data import TEMPLATES_FILE, Dataset, checksum
 from assistant.files import ArtifactError, read_json
+from assistant.generator import GENERATOR_FORMAT, generator_path
+from assistant.generator import METADATA_FILE as GENERATOR_FILE
+from assistant.generator_training import RECIPE_FIELDS, train_generator
 from assistant.intents import METADATA_FILE, MODEL_FORMAT, intent_model_path
 from assistant.retrieval import META_FILE, Retriever, check_index_metadata
 from assistant.retrieval import REBUILD_HINT as INDEX_HINT
@@ -70,6 +73,23 @@ def intent_model_staleness(dataset: Dataset, settings: Settings) -> str | None:
     return None
 
 
+def generator_staleness(dataset: Dataset, settings: Settings) -> str | None:
+    """Why the answer generator must be (re)trained, or None when it fits or is turned off."""
+    if not settings.generator_enabled:
+        return None
+    try:
+        metadata = read_json(generator_path(settings.generator_models_dir) / GENERATOR_FILE, "")
+    except ArtifactError:
+        return "no trained answer generator"
+    if metadata.get("format") != GENERATOR_FORMAT:
+        return "the saved generator is in an older format"
+    if metadata.get("recipe") != settings.model_dump(include=RECIPE_FIELDS, mode="json"):
+        return "the generator settings changed since it was trained"
+    if metadata.get("data_checksum") != qa_checksum(dataset):
+        return "the Q&A pairs changed since it was trained"
+    return None
+
+
 def index_staleness(dataset: Dataset, settings: Settings) -> str | None:
     """Why the Q&A index must be (re)built, or None when the saved one fits."""
     directory = settings.qa_index_dir
@@ -84,7 +104,7 @@ def index_staleness(dataset: Dataset, settings: Settings) -> str | None:
 def ensure_artifacts(
     dataset: Dataset, settings: Settings, announce: Callable[[str], None] = print
 ) -> list[BuildStep]:
-    """Train the intent model and build the index where missing or stale."""
+    """Train the intent model, build the index and train the generator where missing or stale."""
     steps = []
     reason = intent_model_staleness(dataset, settings)
     if reason:
@@ -96,9 +116,21 @@ def ensure_artifacts(
             f"macro-F1 {test.get('macro_f1', 0):.3f}"
         )
         steps.append(BuildStep("intent model", reason))
+    retriever = None
     reason = index_staleness(dataset, settings)
     if reason:
         announce(f"Building the retrieval index ({reason})...")
-        build_index(dataset, settings)
+        retriever = build_index(dataset, settings)
         steps.append(BuildStep("retrieval index", reason))
+    reason = generator_staleness(dataset, settings)
+    if reason:
+        announce(f"Training the answer generator ({reason})...")
+        retriever = retriever or Retriever.load(settings.qa_index_dir, settings)
+        report = train_generator(dataset.qa_pairs, settings, qa_checksum(dataset), retriever)
+        announce(
+            f"Answer generator {report.version}: held-out perplexity "
+            f"{report.metrics['validation_perplexity']:.1f}, grounding threshold "
+            f"{report.metrics['grounding_threshold']:.3f}"
+        )
+        steps.append(BuildStep("answer generator", reason))
     return steps

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from collections import Counter
@@ -218,6 +219,51 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_train_generator(args: argparse.Namespace, settings: Settings) -> int:
+    from assistant.build import build_index, index_staleness, qa_checksum
+    from assistant.generator_training import train_generator
+    from assistant.retrieval import Retriever
+
+    dataset = load_dataset(settings.data_dir)
+    if index_staleness(dataset, settings):
+        retriever = build_index(dataset, settings)
+    else:
+        retriever = Retriever.load(settings.qa_index_dir, settings)
+    report = train_generator(
+        dataset.qa_pairs, settings, qa_checksum(dataset), retriever, fresh=args.fresh
+    )
+    metrics = report.metrics
+    print(
+        f"Answer generator {report.version} saved to {report.path}: "
+        f"{metrics['parameters'] / 1e6:.1f}M parameters, held-out perplexity "
+        f"{metrics['validation_perplexity']:.1f}, grounding threshold "
+        f"{metrics['grounding_threshold']:.3f}, {metrics['training_seconds'] / 60:.1f} min"
+    )
+    return 0
+
+
+def _print_streamed_reply(assistant, line: str, conversation_id: str | None):
+    """Print a reply as it is written; a written answer that fails its checks is withdrawn."""
+    from assistant.pipeline import Reply
+
+    events = assistant.reply_stream(line, conversation_id)
+    first = next(events)  # a bad message is refused here, before anything is printed
+    shown = ""
+    print("assistant: ", end="", flush=True)
+    for event in itertools.chain([first], events):
+        if isinstance(event, Reply):
+            break
+        print(event, end="", flush=True)
+        shown += event
+    if not shown:
+        print(event.text)
+    elif shown.strip() != event.text.strip():
+        print(f"\n  (withdrawn: it failed its checks)\nassistant: {event.text}")
+    else:
+        print()
+    return event
+
+
 def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
     from assistant.explain import explain
     from assistant.pipeline import Assistant
@@ -230,12 +276,11 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
         if not line.strip():
             break
         try:
-            reply = assistant.reply(line, conversation_id)
+            reply = _print_streamed_reply(assistant, line, conversation_id)
         except MessageError as error:
             print(f"! {error}")
             continue
         conversation_id = reply.conversation_id
-        print(f"assistant: {reply.text}")
         if args.trace:
             print(explain(reply.trace, reply.latency_ms, reply.model_version))
     return 0
@@ -370,6 +415,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--no-map", action="store_true", help="skip the 2-D embedding map")
     evaluate.set_defaults(handler=cmd_evaluate)
     commands.add_parser("index", help="build the retrieval index").set_defaults(handler=cmd_index)
+    generator = commands.add_parser(
+        "train-generator", help="train the answer generator on the Q&A pairs"
+    )
+    generator.add_argument("--fresh", action="store_true", help="start over, not resume")
+    generator.set_defaults(handler=cmd_train_generator)
     chat = commands.add_parser("chat", help="chat in the terminal")
     chat.add_argument("--trace", action="store_true", help="show why each answer was chosen")
     chat.set_defaults(handler=cmd_chat)

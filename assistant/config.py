@@ -95,8 +95,32 @@ class Settings(BaseSettings):
     per_intent_thresholds: bool = False
     intent_int8: bool = False  # serve the classifier with int8 dynamic quantization (CPU)
 
+    # Answer generator. With no base model, a small GPT-2 and its tokenizer are trained from
+    # scratch on the Q&A pairs; a local folder or hub name (e.g. "gpt2") is fine-tuned instead.
+    generator_enabled: bool = True
+    generator_base_model: str | None = None
+    generator_layers: int = Field(3, ge=1)  # the from-scratch model's shape
+    generator_hidden_size: int = Field(192, ge=16)
+    generator_heads: int = Field(4, ge=1)
+    generator_vocab_size: int = Field(4000, ge=300)
+    generator_epochs: int = Field(16, ge=1)
+    generator_batch_size: int = Field(8, ge=1)
+    generator_learning_rate: float | None = Field(None, gt=0)  # None: 1e-3 scratch, 5e-5 tuned
+    generator_context_answers: int = Field(2, ge=1)
+    generator_context_tokens: int = Field(64, ge=8)
+    generator_question_tokens: int = Field(32, ge=8)
+    generator_answer_tokens: int = Field(160, ge=8)  # training cut-off and generation cap
+    generator_repeat_ngram: int = Field(4, ge=0)  # no n-gram twice in one answer; 0 turns off
+    grounding_quantile: float = Field(0.05, ge=0, lt=1)  # see generator_training.py
+    generator_int8: bool = False
+
     # Routing.
     retrieval_threshold: float = Field(0.82, ge=-1, le=1)
+    # Below the retrieval threshold but above this, the generator writes an answer.
+    generation_threshold: float = Field(0.5, ge=-1, le=1)
+    # A generated answer that fails its checks is replaced by the closest past answer when
+    # that past question is at least this similar; otherwise the conversation is handed off.
+    fallback_retrieval_threshold: float = Field(0.7, ge=-1, le=1)
     handoff_intents: list[str] = ["human_agent"]
     top_k_intents: int = Field(3, ge=1)
     top_k_sources: int = Field(3, ge=1)
@@ -128,6 +152,10 @@ class Settings(BaseSettings):
     @property
     def intent_models_dir(self) -> Path:
         return self.models_dir / "intent"
+
+    @property
+    def generator_models_dir(self) -> Path:
+        return self.models_dir / "generator"
 
     @property
     def qa_index_dir(self) -> Path:

@@ -18,6 +18,13 @@ def explain(trace: dict[str, Any], latency_ms: float, model_version: str) -> str
     ] or ["none"]
     lines.append("**Checks:**")
     lines += [f"- {check}" for check in trace["checks"]] or ["- none"]
+    generation = trace.get("generation")
+    if generation:
+        verdict = "passed" if generation["verdict"]["passed"] else "failed"
+        lines.append(
+            f"**Written answer:** {verdict} its check ({generation['verdict']['reason']}); "
+            f"the reply used: `{generation['used']}`"
+        )
     if trace["slots_found"]:
         lines.append(f"**Details found in the message:** {', '.join(trace['slots_found'])}")
     lines.append(f"*{latency_ms:.0f} ms · {model_version}*")

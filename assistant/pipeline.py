@@ -7,18 +7,30 @@ an agent, the bot only logs the customer's messages and says a person has it.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Generator, Iterator
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from assistant.build import load_templates, qa_checksum
 from assistant.config import Settings
 from assistant.data import load_dataset
+from assistant.generator import AnswerGenerator
+from assistant.grounding import StreamGuard, Verdict, check_answer
 from assistant.intents import IntentClassifier
 from assistant.messages import normalise_message
 from assistant.rejection import RejectionPolicy
 from assistant.retrieval import Retriever
-from assistant.router import Decision, IntentScore, Router, RoutingPolicy, Source, TurnContext
+from assistant.router import (
+    Decision,
+    IntentScore,
+    Route,
+    Router,
+    RoutingPolicy,
+    Source,
+    TurnContext,
+)
 from assistant.store import (
     AGENT_ROUTE,
     HANDOFF_ROUTE,
@@ -32,6 +44,7 @@ from assistant.templates import TemplateBook, extract_slots
 # Slot values that are personal data are used within a turn but never remembered.
 PERSONAL_SLOTS = frozenset({"email"})
 WARM_UP_MESSAGE = "Where is my order?"
+T = TypeVar("T")
 WITH_PEOPLE_REPLIES = {
     ConversationStatus.WAITING: (
         "You're in the queue for a member of our support team, who will reply here shortly."
@@ -69,12 +82,15 @@ class Assistant:
         retriever: Retriever,
         templates: TemplateBook,
         store: ConversationStore,
+        generator: AnswerGenerator | None = None,
     ) -> None:
         self.settings = settings
         self.classifier = classifier
         self.retriever = retriever
         self.store = store
-        self.router = Router(policy_from(settings, classifier.rejection), templates)
+        self.generator = generator
+        policy = policy_from(settings, classifier.rejection, generator is not None)
+        self.router = Router(policy, templates)
 
     @classmethod
     def load(cls, settings: Settings) -> Assistant:
@@ -88,19 +104,36 @@ class Assistant:
             Retriever.load(settings.qa_index_dir, settings, qa_checksum(dataset)),
             load_templates(settings),
             ConversationStore(settings.database_path),
+            load_generator(settings),
         )
 
     @property
     def model_version(self) -> str:
-        return f"intent:{self.classifier.version} index:{self.retriever.version}"
+        versions = f"intent:{self.classifier.version} index:{self.retriever.version}"
+        return versions + (f" generator:{self.generator.version}" if self.generator else "")
 
     def warm_up(self) -> None:
         """Run each model once so the first customer does not pay for lazy initialisation."""
         self.classifier.predict([WARM_UP_MESSAGE])
         self.retriever.search([WARM_UP_MESSAGE])
+        if self.generator is not None:
+            self.generator.generate(WARM_UP_MESSAGE, [])
 
     def reply(self, message: object, conversation_id: str | None = None) -> Reply:
         """Answer one message; raises `MessageError` or `UnknownConversation` for bad input."""
+        for event in self.reply_stream(message, conversation_id):
+            if isinstance(event, Reply):
+                return event
+        raise AssertionError("reply_stream ended without a reply")
+
+    def reply_stream(
+        self, message: object, conversation_id: str | None = None
+    ) -> Iterator[str | Reply]:
+        """Answer one message, yielding a written answer's text as it is generated.
+
+        The pieces are provisional: the final `Reply`, always the last item, holds the
+        text that stands (a written answer that fails its checks is replaced).
+        """
         started = time.perf_counter()
         text = normalise_message(message, self.settings.max_message_chars)
         if conversation_id is None:
@@ -110,14 +143,69 @@ class Assistant:
             state = self.store.state(conversation_id)
             status = self.store.status(conversation_id)
             if status.with_people:
-                return self._leave_to_agent(text, conversation_id, state, status, started)
+                yield self._leave_to_agent(text, conversation_id, state, status, started)
+                return
         intents = self.classifier.predict([text], self.settings.top_k_intents)[0]
         sources = self.retriever.search([text], self.settings.top_k_sources)[0]
         found_slots = extract_slots(text)
         slots = {**state.slots, **found_slots}
-        decision = self.router.decide(TurnContext(intents, sources, slots, state.pending_intent))
+        context = TurnContext(intents, sources, slots, state.pending_intent)
+        decision = self.router.decide(context)
+        generation = None
+        if decision.route is Route.GENERATE:
+            decision, generation = yield from self.write_answer(text, context, decision)
         trace = build_trace(decision, intents, sources, sorted(found_slots), self.router.policy)
+        if generation is not None:
+            trace["generation"] = generation
+        yield self._log(text, conversation_id, decision, trace, slots, status, started)
+
+    def write_answer(
+        self, text: str, context: TurnContext, decision: Decision
+    ) -> Generator[str, None, tuple[Decision, dict[str, Any]]]:
+        """Stream the generator's answer through the identifier guard, then check it whole."""
+        assert self.generator is not None  # the router only routes here when one is loaded
+        past_answers = [source.answer for source in context.sources]
+        given = [text, *context.slots.values()]
+        guard = StreamGuard([*given, *past_answers])
+        stop = threading.Event()
+        for piece in self.generator.stream(text, past_answers, stop):
+            shown = guard.feed(piece)
+            if guard.tripped:
+                stop.set()
+                break
+            if shown:
+                yield shown
+        tail = guard.finish()
+        if tail:
+            yield tail
+        answer = guard.released.strip()
+        if guard.tripped:
+            verdict = Verdict(False, f"it named {', '.join(guard.invented)}, found in no input")
+        else:
+            verdict = check_answer(
+                answer,
+                past_answers[: self.generator.limits.context_answers],
+                given,
+                self.retriever.encode,
+                self.generator.grounding_threshold,
+            )
+        final = self.router.after_generation(
+            context, decision, answer, verdict.passed, verdict.reason
+        )
+        return final, {"written": answer, "verdict": verdict.to_dict(), "used": final.route.value}
+
+    def _log(
+        self,
+        text: str,
+        conversation_id: str,
+        decision: Decision,
+        trace: dict[str, Any],
+        slots: dict[str, str],
+        status: ConversationStatus,
+        started: float,
+    ) -> Reply:
         latency_ms = round((time.perf_counter() - started) * 1000, 2)
+        handoff = decision.route == HANDOFF_ROUTE
         turn_id = self.store.log_turn(
             TurnRecord(
                 conversation_id=conversation_id,
@@ -132,7 +220,7 @@ class Assistant:
                 latency_ms=latency_ms,
                 model_version=self.model_version,
                 next_state=next_state(decision, slots),
-                handoff_reason=decision.reason if decision.route == HANDOFF_ROUTE else None,
+                handoff_reason=decision.reason if handoff else None,
             )
         )
         return Reply(
@@ -145,7 +233,7 @@ class Assistant:
             trace,
             latency_ms,
             self.model_version,
-            (ConversationStatus.WAITING if decision.route == HANDOFF_ROUTE else status).value,
+            (ConversationStatus.WAITING if handoff else status).value,
         )
 
     def _leave_to_agent(
@@ -202,7 +290,30 @@ class Assistant:
         return self.store.add_feedback(turn_id, rating)
 
 
-def policy_from(settings: Settings, chosen: RejectionPolicy) -> RoutingPolicy:
+def drain(stream: Generator[Any, None, T]) -> T:
+    """Run a generator to its end and return its return value."""
+    while True:
+        try:
+            next(stream)
+        except StopIteration as stop:
+            return stop.value
+
+
+def load_generator(settings: Settings) -> AnswerGenerator | None:
+    """The current answer generator, or None when it is turned off."""
+    if not settings.generator_enabled:
+        return None
+    return AnswerGenerator.load(
+        settings.generator_models_dir,
+        settings.device,
+        int8=settings.generator_int8,
+        repeat_ngram=settings.generator_repeat_ngram,
+    )
+
+
+def policy_from(
+    settings: Settings, chosen: RejectionPolicy, can_generate: bool = False
+) -> RoutingPolicy:
     """Routing thresholds: those set in the settings, else those chosen at training."""
     threshold_set = settings.intent_threshold is not None
     return RoutingPolicy(
@@ -214,6 +325,8 @@ def policy_from(settings: Settings, chosen: RejectionPolicy) -> RoutingPolicy:
         handoff_intents=frozenset(settings.handoff_intents),
         out_of_scope_label=settings.out_of_scope_label,
         intent_thresholds={} if threshold_set else chosen.per_intent,
+        generation_threshold=settings.generation_threshold if can_generate else None,
+        fallback_retrieval_threshold=settings.fallback_retrieval_threshold,
     )
 
 

@@ -1,14 +1,15 @@
 """Choosing how to answer one message: template, retrieval or handoff, with the reasons.
 
 Pure logic over the classifier's and retriever's outputs, so every branch is
-easy to test. Rules are tried in order; the first that applies decides. A new
-route (the generator) is one more rule placed before the final handoff.
+easy to test. Rules are tried in order; the first that applies decides. The
+generate route only says that an answer should be written; once it is written
+and checked, `after_generation` decides whether it stands or what replaces it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from assistant.templates import Template, TemplateBook
@@ -19,7 +20,7 @@ DEFAULT_OUT_OF_SCOPE_REPLY = (
 )
 DEFAULT_LOW_CONFIDENCE_REPLY = (
     "I'm not sure I understood that correctly, so I've passed your message to a member of "
-    "our support team, who will follow up. You can also rephrase your question."
+    "our support team, who will reply here shortly."
 )
 DEFAULT_HUMAN_REPLY = "I'm connecting you with a member of our support team."
 
@@ -27,6 +28,7 @@ DEFAULT_HUMAN_REPLY = "I'm connecting you with a member of our support team."
 class Route(StrEnum):
     TEMPLATE = "template"
     RETRIEVAL = "retrieval"
+    GENERATE = "generate"
     HANDOFF = "handoff"
 
 
@@ -54,6 +56,8 @@ class RoutingPolicy:
     handoff_intents: frozenset[str]
     out_of_scope_label: str
     intent_thresholds: Mapping[str, float] = field(default_factory=dict)  # per-intent overrides
+    generation_threshold: float | None = None  # None: no generator is loaded
+    fallback_retrieval_threshold: float = 1.0
 
     def threshold_for(self, intent: str) -> float:
         return self.intent_thresholds.get(intent, self.intent_threshold)
@@ -93,6 +97,7 @@ class Router:
             self._out_of_scope,
             self._template,
             self._retrieval,
+            self._generate,
         ]
 
     def decide(self, context: TurnContext) -> Decision:
@@ -208,6 +213,50 @@ class Router:
             _probability_of(context, best.intent),
             f"a past question is close (cosine {best.score:.3f}); reusing its agent answer",
             checks,
+        )
+
+    def _generate(self, context: TurnContext, checks: list[str]) -> Decision | None:
+        threshold = self.policy.generation_threshold
+        if threshold is None or not context.sources:
+            return None
+        best = context.sources[0]
+        if not _check(checks, "closest past question cosine (to write)", best.score, threshold):
+            return None
+        return Decision(
+            Route.GENERATE,
+            "",
+            best.intent,
+            _probability_of(context, best.intent),
+            f"related past questions (cosine {best.score:.3f}) but none close enough to reuse; "
+            "writing an answer from their answers",
+            checks,
+        )
+
+    def after_generation(
+        self, context: TurnContext, written: Decision, answer: str, passed: bool, why: str
+    ) -> Decision:
+        """The written answer if it passed its checks; else the closest past answer or a handoff."""
+        checks = [*written.checks, f"generated answer: {why}"]
+        if passed:
+            return replace(written, reply=answer, checks=checks)
+        best = context.sources[0]
+        threshold = self.policy.fallback_retrieval_threshold
+        if _check(checks, "closest past question cosine (fallback)", best.score, threshold):
+            return replace(
+                written,
+                route=Route.RETRIEVAL,
+                reply=best.answer,
+                reason=f"the generated answer failed its check ({why}); reusing the closest "
+                "past answer instead",
+                checks=checks,
+            )
+        return replace(
+            written,
+            route=Route.HANDOFF,
+            reply=self.templates.messages.get("low_confidence", DEFAULT_LOW_CONFIDENCE_REPLY),
+            reason=f"the generated answer failed its check ({why}) and no past answer is "
+            "close enough to reuse",
+            checks=checks,
         )
 
     def _filled(

@@ -57,7 +57,7 @@ def suggest(
     `history` is the conversation so far, oldest first, as {"role", "text"} with
     role "customer", "bot" or "agent"; the customer's details in it fill templates.
     """
-    from assistant.pipeline import build_trace
+    from assistant.pipeline import build_trace, drain
 
     settings = assistant.settings
     text = normalise_message(message, settings.max_message_chars)
@@ -66,7 +66,10 @@ def suggest(
     found = extract_slots(text)
     slots = {**history_slots(history), **found}
     router = assistant.router
-    chosen = router.decide(TurnContext(intents, sources, slots))
+    context = TurnContext(intents, sources, slots)
+    chosen = router.decide(context)
+    if chosen.route is Route.GENERATE:
+        chosen, _ = drain(assistant.write_answer(text, context, chosen))
     candidates = [chosen] if chosen.route is not Route.HANDOFF else []
     alternatives = [*_template_decisions(assistant, intents, slots), *_past_answers(sources)]
     candidates += sorted(alternatives, key=lambda d: -_score(d, sources))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
@@ -9,7 +11,7 @@ import gradio as gr
 
 from assistant.explain import explain
 from assistant.messages import MessageError
-from assistant.pipeline import Assistant
+from assistant.pipeline import Assistant, Reply
 from assistant.store import UnknownConversation
 
 TITLE = "Pebble & Pine support"
@@ -31,19 +33,33 @@ def respond(
     history: History,
     conversation_id: str | None,
     turn_ids: dict[int, int],
-) -> ChatState:
-    """Answer one message; returns the cleared box, the history, the conversation, turn ids."""
+) -> Iterator[ChatState]:
+    """Answer one message, showing a written answer as it is generated.
+
+    Yields the cleared box, the history, the conversation and the turn ids; the
+    last yield holds the reply that stands.
+    """
+    events = assistant.reply_stream(message, conversation_id)
     try:
-        reply = assistant.reply(message, conversation_id)
+        first = next(events)
     except MessageError as error:
         gr.Warning(str(error))
-        return message, history, conversation_id, turn_ids
+        yield message, history, conversation_id, turn_ids
+        return
     except UnknownConversation:
         gr.Warning("This conversation has expired; please send your message again.")
-        return message, [], None, {}
+        yield message, [], None, {}
+        return
+    asked = [*history, {"role": "user", "content": message}]
+    written = ""
+    for event in itertools.chain([first], events):
+        if isinstance(event, Reply):
+            reply = event
+            break
+        written += event
+        yield "", [*asked, {"role": "assistant", "content": written}], conversation_id, turn_ids
     history = [
-        *history,
-        {"role": "user", "content": message},
+        *asked,
         {"role": "assistant", "content": reply.text},
         {
             "role": "assistant",
@@ -53,7 +69,7 @@ def respond(
     ]
     # Both the reply and its fold can be rated; either rating belongs to this turn.
     turn_ids = {**turn_ids, len(history) - 2: reply.turn_id, len(history) - 1: reply.turn_id}
-    return "", history, reply.conversation_id, turn_ids
+    yield "", history, reply.conversation_id, turn_ids
 
 
 def rate(assistant: Assistant, turn_ids: dict[int, int], event: gr.LikeData) -> int | None:

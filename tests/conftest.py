@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 from collections import defaultdict
@@ -64,6 +65,13 @@ def slice_settings(root: Path, **overrides: object) -> Settings:
         "batch_size": 16,
         "early_stopping_patience": 10,
         "validation_fraction": 0.2,
+        # A tiny generator: tests check how it is wired and checked, not how well it writes.
+        "generator_layers": 1,
+        "generator_hidden_size": 32,
+        "generator_heads": 2,
+        "generator_vocab_size": 300,
+        "generator_epochs": 2,
+        "generator_answer_tokens": 24,
     }
     values.update(overrides)
     return Settings(**values)
@@ -101,4 +109,32 @@ def eager(assistant: Assistant, built_settings: Settings) -> Assistant:
         assistant.retriever,
         assistant.router.templates,
         assistant.store,
+    )
+
+
+def writing_assistant(
+    assistant: Assistant,
+    built_settings: Settings,
+    grounding_threshold: float,
+    fallback_threshold: float,
+) -> Assistant:
+    """The session's models routed so that every message gets a written answer, with the
+    given grounding threshold and fallback threshold."""
+    settings = built_settings.model_copy(
+        update={
+            "intent_threshold": 1.0,
+            "retrieval_threshold": 1.01,
+            "generation_threshold": -1.0,
+            "fallback_retrieval_threshold": fallback_threshold,
+        }
+    )
+    generator = copy.copy(assistant.generator)
+    generator.grounding_threshold = grounding_threshold
+    return Assistant(
+        settings,
+        assistant.classifier,
+        assistant.retriever,
+        assistant.router.templates,
+        assistant.store,
+        generator,
     )

@@ -1,5 +1,6 @@
 """End to end: models trained on a demo slice, served over HTTP, turns found in SQLite."""
 
+import json
 import sqlite3
 
 import pytest
@@ -7,6 +8,7 @@ from fastapi.testclient import TestClient
 
 from assistant.api import create_app
 from assistant.data import load_dataset
+from tests.conftest import writing_assistant
 
 
 @pytest.fixture(scope="module")
@@ -161,3 +163,34 @@ def test_metrics_in_prometheus_format(keyed_client):
     assert 'assistant_conversations{outcome="contained"}' in response.text
     assert "assistant_containment_ratio" in response.text
     assert 'assistant_reply_latency_ms{quantile="0.95"}' in response.text
+
+
+def _server_sent_events(body: str) -> list[tuple[str, dict]]:
+    events = []
+    for block in body.strip().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "event" in fields:
+            events.append((fields["event"], json.loads(fields["data"])))
+    return events
+
+
+def test_a_streamed_chat_sends_the_written_pieces_then_the_reply(assistant, built_settings):
+    writer = writing_assistant(assistant, built_settings, -1.0, 1.01)
+    with TestClient(create_app(writer, with_ui=False)) as client:
+        payload = {"message": "How long does delivery take?", "stream": True}
+        with client.stream("POST", "/api/chat", json=payload) as response:
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("text/event-stream")
+            events = _server_sent_events("".join(response.iter_text()))
+    *deltas, (kind, reply) = events
+    assert kind == "reply" and deltas
+    assert {kind for kind, _ in deltas} == {"delta"}
+    written = "".join(data["text"] for _, data in deltas).strip()
+    assert written == reply["trace"]["generation"]["written"]
+    assert reply["turn_id"] > 0 and reply["route"] in {"generate", "handoff"}
+
+
+def test_a_bad_streamed_request_gets_a_json_error_not_a_stream(client):
+    response = client.post("/api/chat", json={"message": " ", "stream": True})
+    assert response.status_code == 422
+    assert "empty" in response.json()["error"]

@@ -1,6 +1,11 @@
 import shutil
 
-from assistant.build import ensure_artifacts, index_staleness, intent_model_staleness
+from assistant.build import (
+    ensure_artifacts,
+    generator_staleness,
+    index_staleness,
+    intent_model_staleness,
+)
 from assistant.data import load_dataset
 from assistant.retrieval import INDEX_FILE
 
@@ -41,3 +46,20 @@ def test_missing_or_damaged_index_is_reported(built_settings, tmp_path):
         )
         == "no trained intent model"
     )
+
+
+def test_the_generator_is_stale_when_its_data_or_settings_change(built_settings, tmp_path):
+    dataset = load_dataset(built_settings.data_dir)
+    assert generator_staleness(dataset, built_settings) is None
+    more_layers = built_settings.model_copy(update={"generator_layers": 2})
+    assert generator_staleness(dataset, more_layers) == (
+        "the generator settings changed since it was trained"
+    )
+    dataset.qa_pairs.pop()
+    assert generator_staleness(dataset, built_settings) == (
+        "the Q&A pairs changed since it was trained"
+    )
+    turned_off = built_settings.model_copy(update={"generator_enabled": False})
+    assert generator_staleness(dataset, turned_off) is None
+    elsewhere = built_settings.model_copy(update={"models_dir": tmp_path})
+    assert generator_staleness(dataset, elsewhere) == "no trained answer generator"

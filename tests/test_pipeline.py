@@ -2,11 +2,12 @@ import pytest
 
 from assistant.messages import MessageError
 from assistant.store import UnknownConversation
+from tests.conftest import writing_assistant
 
 
 def test_reply_carries_its_trace_and_is_logged(assistant):
     reply = assistant.reply("How much does standard shipping cost?")
-    assert reply.route in {"template", "retrieval", "handoff"}
+    assert reply.route in {"template", "retrieval", "generate", "handoff"}
     trace = reply.trace
     assert trace["route"] == reply.route
     assert trace["reason"]
@@ -139,3 +140,43 @@ def test_asking_for_a_human_enters_the_queue(eager, built_settings):
     conversation = eager.store.conversation(reply.conversation_id)
     assert conversation.status == ConversationStatus.WAITING
     assert conversation.handoff_reason == "the customer asked for a human"
+
+
+def _stream(assistant, message):
+    *pieces, reply = assistant.reply_stream(message)
+    assert all(isinstance(piece, str) for piece in pieces)
+    return "".join(pieces), reply
+
+
+def test_a_written_answer_streams_and_stands_when_it_passes(assistant, built_settings):
+    writer = writing_assistant(assistant, built_settings, -1.0, 1.01)
+    streamed, reply = _stream(writer, "How long does delivery take?")
+    generation = reply.trace["generation"]
+    assert streamed.strip() == generation["written"]
+    verdict = generation["verdict"]
+    if verdict["passed"]:
+        assert (reply.route, reply.text) == ("generate", generation["written"])
+    else:  # only an invented identifier can fail a check with threshold -1
+        assert verdict["invented"] or "named" in verdict["reason"]
+        assert reply.route == "handoff"
+    [turn] = writer.store.turns(reply.conversation_id)
+    assert turn["reply_text"] == reply.text
+
+
+def test_a_failed_check_falls_back_to_the_closest_past_answer(assistant, built_settings):
+    _, reply = _stream(
+        writing_assistant(assistant, built_settings, 2.0, -1.0), "How long does delivery take?"
+    )
+    assert reply.route == "retrieval"
+    assert reply.text == reply.trace["sources"][0]["answer"]
+    assert not reply.trace["generation"]["verdict"]["passed"]
+    assert reply.trace["generation"]["used"] == "retrieval"
+    assert "failed its check" in reply.trace["reason"]
+
+
+def test_a_failed_check_with_no_close_past_answer_hands_off(assistant, built_settings):
+    _, reply = _stream(
+        writing_assistant(assistant, built_settings, 2.0, 1.01), "How long does delivery take?"
+    )
+    assert (reply.route, reply.status) == ("handoff", "waiting")
+    assert reply.trace["generation"]["used"] == "handoff"

@@ -117,3 +117,43 @@ def test_per_intent_threshold_replaces_the_shared_one():
     assert "top intent shipping_cost p 0.900 < 0.95" in decision.checks
     relaxed = Router(strict, BOOK).decide(TurnContext(scores(("order_status", 0.9)), [], {}))
     assert relaxed.route is Route.TEMPLATE  # other intents keep the shared threshold
+
+
+WRITING = RoutingPolicy(
+    intent_threshold=0.5,
+    ambiguity_margin=0.2,
+    retrieval_threshold=0.8,
+    handoff_intents=frozenset({"human_agent"}),
+    out_of_scope_label="out_of_scope",
+    generation_threshold=0.5,
+    fallback_retrieval_threshold=0.65,
+)
+RELATED = Source("do you ship abroad", "We ship to 30 countries.", "shipping_cost", 0.7)
+
+
+def test_a_related_past_question_routes_to_the_generator():
+    context = TurnContext(scores(("shipping_cost", 0.3)), [RELATED], {})
+    decision = Router(WRITING, BOOK).decide(context)
+    assert decision.route is Route.GENERATE
+    assert decision.reply == "" and decision.intent == "shipping_cost"
+    assert Router(POLICY, BOOK).decide(context).route is Route.HANDOFF  # no generator loaded
+
+
+def test_an_unrelated_message_is_not_written_for():
+    far = Source("do you ship abroad", "We ship to 30 countries.", "shipping_cost", 0.4)
+    decision = Router(WRITING, BOOK).decide(TurnContext(scores(("shipping_cost", 0.3)), [far], {}))
+    assert decision.route is Route.HANDOFF
+
+
+def test_after_generation_keeps_a_passing_answer_or_falls_back():
+    router = Router(WRITING, BOOK)
+    context = TurnContext(scores(("shipping_cost", 0.3)), [RELATED], {})
+    written = router.decide(context)
+    kept = router.after_generation(context, written, "We ship abroad.", True, "grounded")
+    assert (kept.route, kept.reply) == (Route.GENERATE, "We ship abroad.")
+    fallback = router.after_generation(context, written, "x", False, "similarity 0.1 < 0.3")
+    assert (fallback.route, fallback.reply) == (Route.RETRIEVAL, RELATED.answer)
+    assert "similarity 0.1 < 0.3" in fallback.reason
+    weaker = TurnContext(context.intents, [Source(**{**RELATED.__dict__, "score": 0.6})], {})
+    handoff = router.after_generation(weaker, written, "x", False, "it named number:9")
+    assert (handoff.route, handoff.reply) == (Route.HANDOFF, "Let me find someone.")

@@ -1,7 +1,13 @@
 import gradio as gr
 import pytest
 
-from assistant.ui import WHY_TITLE, build_ui, rate, respond
+from assistant.ui import WHY_TITLE, build_ui, rate
+from assistant.ui import respond as respond_stream
+
+
+def respond(*arguments):
+    """The state the chat shows once the reply is complete."""
+    return list(respond_stream(*arguments))[-1]
 
 
 def test_a_reply_and_its_explanation_are_added(assistant):
