@@ -30,8 +30,8 @@ from transformers import (
 from transformers.pytorch_utils import Conv1D
 
 from assistant.config import pick_device
-from assistant.files import ArtifactError, read_json
-from assistant.versions import version_path
+from assistant.files import ArtifactError
+from assistant.versions import read_version, version_path
 
 CONTEXT = "<|context|>"
 QUESTION = "<|question|>"
@@ -41,6 +41,7 @@ PAD = "<|pad|>"
 SPECIAL_TOKENS = [CONTEXT, QUESTION, ANSWER, END, PAD]
 METADATA_FILE = "generator.json"
 GENERATOR_FORMAT = 1
+WHAT = "answer generator"
 REBUILD_HINT = "Run `assistant train-generator` (or `python launch.py`) to train it again."
 
 
@@ -210,13 +211,9 @@ class AnswerGenerator:
         repeat_ngram: int = 4,
     ) -> AnswerGenerator:
         """Load the current version (or `version`), refusing one that is incomplete."""
-        path = generator_path(models_dir, version)
-        metadata = read_json(path / METADATA_FILE, REBUILD_HINT)
-        if metadata.get("format") != GENERATOR_FORMAT:
-            raise ArtifactError(
-                f"the generator in {path} was saved by another version of the assistant. "
-                f"{REBUILD_HINT}"
-            )
+        path, metadata = read_version(
+            models_dir, version, METADATA_FILE, GENERATOR_FORMAT, WHAT, REBUILD_HINT
+        )
         try:
             model = GPT2LMHeadModel.from_pretrained(path)
             tokenizer = AutoTokenizer.from_pretrained(path)
@@ -236,7 +233,7 @@ class AnswerGenerator:
 
 
 def generator_path(models_dir: Path, version: str | None = None) -> Path:
-    return version_path(models_dir, version, "answer generator", REBUILD_HINT)
+    return version_path(models_dir, version, WHAT, REBUILD_HINT)
 
 
 def quantize_gpt2(model: GPT2LMHeadModel) -> torch.nn.Module:

@@ -18,13 +18,14 @@ from transformers import AutoTokenizer
 
 from assistant.calibration import softmax
 from assistant.config import pick_device
-from assistant.files import ArtifactError, read_json
+from assistant.files import ArtifactError
 from assistant.intent_model import IntentModel, embed_texts
 from assistant.rejection import RejectionPolicy
 from assistant.router import IntentScore
-from assistant.versions import version_path
+from assistant.versions import read_version, version_path
 
 METADATA_FILE = "classifier.json"
+WHAT = "intent model"
 MODEL_FORMAT = 2  # bumped when the saved layout changes; older versions must be retrained
 REBUILD_HINT = "Run `assistant train` (or `python launch.py`) to train the intent model again."
 INFERENCE_BATCH = 64
@@ -114,13 +115,9 @@ class IntentClassifier:
         int8: bool = False,
     ) -> IntentClassifier:
         """Load the version named in `CURRENT` (or `version`), checking it is complete."""
-        path = intent_model_path(models_dir, version)
-        metadata = read_json(path / METADATA_FILE, REBUILD_HINT)
-        if metadata.get("format") != MODEL_FORMAT:
-            raise ArtifactError(
-                f"the intent model in {path} was saved by an older version of the assistant. "
-                f"{REBUILD_HINT}"
-            )
+        path, metadata = read_version(
+            models_dir, version, METADATA_FILE, MODEL_FORMAT, WHAT, REBUILD_HINT
+        )
         try:
             model = IntentModel.load(path)
             tokenizer = AutoTokenizer.from_pretrained(path)
@@ -152,7 +149,7 @@ class IntentClassifier:
 
 
 def intent_model_path(models_dir: Path, version: str | None = None) -> Path:
-    return version_path(models_dir, version, "intent model", REBUILD_HINT)
+    return version_path(models_dir, version, WHAT, REBUILD_HINT)
 
 
 def classification_metrics(predicted: np.ndarray, targets: np.ndarray) -> dict[str, float]:

@@ -281,14 +281,17 @@ class ConversationStore:
             )
         return conversation_id
 
-    def state(self, conversation_id: str) -> ConversationState:
+    def _conversation_row(self, conversation_id: str) -> dict[str, Any]:
         db = self._reader()
         try:
-            row = db["conversations"].get(conversation_id)
+            return db["conversations"].get(conversation_id)
         except sqlite_utils.db.NotFoundError as error:
             raise UnknownConversation(conversation_id) from error
         finally:
             db.close()
+
+    def state(self, conversation_id: str) -> ConversationState:
+        row = self._conversation_row(conversation_id)
         return ConversationState(row["pending_intent"], json.loads(row["slots"] or "{}"))
 
     def log_turn(self, record: TurnRecord) -> int:
@@ -404,13 +407,7 @@ class ConversationStore:
     # The support team: status, queue, transcript, agents' actions.
 
     def conversation(self, conversation_id: str) -> Conversation:
-        db = self._reader()
-        try:
-            row = db["conversations"].get(conversation_id)
-        except sqlite_utils.db.NotFoundError as error:
-            raise UnknownConversation(conversation_id) from error
-        finally:
-            db.close()
+        row = self._conversation_row(conversation_id)
         return Conversation(
             row["id"],
             ConversationStatus(row["status"]),

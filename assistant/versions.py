@@ -9,8 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from assistant.files import ArtifactError, atomic_write_text, publish_directory, staging_directory
+from assistant.files import (
+    ArtifactError,
+    atomic_write_text,
+    publish_directory,
+    read_json,
+    staging_directory,
+)
 
 CURRENT_FILE = "CURRENT"
 
@@ -31,6 +38,24 @@ def version_path(models_dir: Path, version: str | None, what: str, hint: str) ->
     if not path.is_dir():
         raise ArtifactError(f"{what} version {version!r} not found in {models_dir}. {hint}")
     return path
+
+
+def read_version(
+    models_dir: Path,
+    version: str | None,
+    metadata_file: str,
+    expected_format: int,
+    what: str,
+    hint: str,
+) -> tuple[Path, dict[str, Any]]:
+    """The folder and metadata of a saved version, refusing one saved in another format."""
+    path = version_path(models_dir, version, what, hint)
+    metadata = read_json(path / metadata_file, hint)
+    if metadata.get("format") != expected_format:
+        raise ArtifactError(
+            f"the {what} in {path} was saved by another version of the assistant. {hint}"
+        )
+    return path, metadata
 
 
 def publish_version(models_dir: Path, version: str, write: Callable[[Path], None]) -> Path:

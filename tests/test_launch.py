@@ -2,6 +2,8 @@ import os
 import subprocess
 import sys
 
+from assistant.generator_training import RECIPE_FIELDS
+
 from .conftest import ROOT
 
 
@@ -17,9 +19,10 @@ def run_launch(**env: str) -> subprocess.CompletedProcess:
 
 
 def test_second_launch_reuses_what_was_built(built_settings):
-    names = ("data_dir", "models_dir", "index_dir", "database_path")
+    names = ["data_dir", "models_dir", "index_dir", "database_path", *RECIPE_FIELDS]
+    values = {name: getattr(built_settings, name) for name in names}
     result = run_launch(
-        **{f"ASSISTANT_{name.upper()}": str(getattr(built_settings, name)) for name in names}
+        **{f"ASSISTANT_{name.upper()}": str(v) for name, v in values.items() if v is not None}
     )
     assert result.returncode == 0, result.stderr
     assert "Built nothing (all up to date)" in result.stdout

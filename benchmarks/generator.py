@@ -1,0 +1,277 @@
+"""The answer generator on the Bitext customer-support Q&A set, against baselines; its speed.
+
+    python benchmarks/generator.py [--epochs 4] [--skip-quality] [--skip-speed]
+
+Quality: a fixed, seeded 10% of the questions is held out; the generator (project
+defaults, `--epochs` as the CPU budget) and the retrieval index are built from the
+rest. For each held-out question, three answers are compared with the reference
+answer: the generator's (before and after its grounding check, which falls back
+to the top retrieved answer), the top retrieved answer, and the intent's template
+(the training answer nearest the intent's centroid, picked with the question's
+true intent, i.e. a perfect classifier). Figures: ROUGE-L F1, embedding cosine
+similarity to the reference, the grounding check's pass rate, and the share of
+answers naming an identifier found in none of that method's inputs.
+
+Speed: time to first token and tokens per second, greedy with the KV cache, on a
+prompt of the held-out set's median length, for the trained default model and a
+GPT-2-small-sized one (124M parameters, random weights), each in fp32 and with
+int8 dynamic quantization. Writes benchmarks/results/generator.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import platform
+import random
+import statistics
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+BITEXT = ROOT.parent / "shared" / "datasets" / "bitext_customer_support" / "train.csv"
+sys.path.insert(0, str(ROOT))
+
+from rouge_score import rouge_scorer  # noqa: E402
+from transformers import GPT2Config, GPT2LMHeadModel  # noqa: E402
+from transformers.generation.streamers import BaseStreamer  # noqa: E402
+
+from assistant.config import Settings  # noqa: E402
+from assistant.data import QAPair, checksum  # noqa: E402
+from assistant.generator import AnswerGenerator, prompt_ids, quantize_gpt2  # noqa: E402
+from assistant.generator_training import train_generator  # noqa: E402
+from assistant.grounding import check_answer  # noqa: E402
+from assistant.identifiers import invented_identifiers  # noqa: E402
+from assistant.retrieval import Retriever  # noqa: E402
+
+HELD_OUT_SHARE = 0.1
+SEED = 13
+SPEED_TOKENS = 64
+SPEED_REPEATS = 3
+
+
+def load_pairs() -> list[QAPair]:
+    with BITEXT.open(encoding="utf-8", newline="") as file:
+        return [QAPair(r["instruction"], r["response"], r["intent"]) for r in csv.DictReader(file)]
+
+
+def split_by_question(pairs: list[QAPair]) -> tuple[list[QAPair], list[QAPair]]:
+    """Hold out a seeded share of the distinct questions, with every pair asking them."""
+    questions = sorted({pair.question for pair in pairs})
+    held = set(random.Random(SEED).sample(questions, round(HELD_OUT_SHARE * len(questions))))
+    return [p for p in pairs if p.question not in held], [p for p in pairs if p.question in held]
+
+
+def intent_templates(train: list[QAPair], encode: Any) -> dict[str, str]:
+    """Per intent, the training answer nearest the centroid of its answers."""
+    by_intent: dict[str, list[str]] = defaultdict(list)
+    for pair in train:
+        by_intent[pair.intent].append(pair.answer)
+    templates = {}
+    for intent, answers in by_intent.items():
+        vectors = encode(answers)
+        templates[intent] = answers[int(np.argmax(vectors @ vectors.mean(axis=0)))]
+    return templates
+
+
+def score(
+    answers: list[str], references: list[str], inputs: list[list[str]], encode: Any
+) -> dict[str, float]:
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    rouge = [
+        scorer.score(r, a)["rougeL"].fmeasure for a, r in zip(answers, references, strict=True)
+    ]
+    similarity = np.sum(encode(answers) * encode(references), axis=1)
+    invented = [bool(invented_identifiers(a, i)) for a, i in zip(answers, inputs, strict=True)]
+    return {
+        "rouge_l": round(float(np.mean(rouge)), 4),
+        "similarity": round(float(np.mean(similarity)), 4),
+        "invented_identifier_rate": round(float(np.mean(invented)), 4),
+    }
+
+
+def run_quality(settings: Settings, epochs: int) -> tuple[dict[str, Any], AnswerGenerator, list]:
+    train, held_out = split_by_question(load_pairs())
+    print(f"{len(train)} training pairs, {len(held_out)} held-out questions")
+    retriever = Retriever.build(train, settings)
+    started = time.perf_counter()
+    report = train_generator(train, settings, checksum(train), retriever, fresh=True)
+    train_minutes = (time.perf_counter() - started) / 60
+    generator = AnswerGenerator.load(settings.generator_models_dir, "cpu")
+    encode = retriever.encode
+    questions = [pair.question for pair in held_out]
+    references = [pair.answer for pair in held_out]
+    contexts = [[s.answer for s in row] for row in retriever.search(questions, 3)]
+    written, checked, passed, prompts = [], [], [], []
+    for question, context in zip(questions, contexts, strict=True):
+        used = context[: generator.limits.context_answers]
+        answer = generator.generate(question, context)
+        verdict = check_answer(answer, used, [question], encode, generator.grounding_threshold)
+        written.append(answer)
+        passed.append(verdict.passed)
+        checked.append(answer if verdict.passed else context[0])
+        prompts.append(len(prompt_ids(generator.tokenizer, question, context, generator.limits)))
+        if len(written) % 50 == 0:
+            print(f"  {len(written)}/{len(questions)} answers written")
+    templates = intent_templates(train, encode)
+    template_answers = [templates[pair.intent] for pair in held_out]
+    seen = [
+        [q, *c[: generator.limits.context_answers]]
+        for q, c in zip(questions, contexts, strict=True)
+    ]
+    rows = {
+        "generator (as written)": score(written, references, seen, encode),
+        "generator + grounding check (served)": score(checked, references, seen, encode),
+        "top retrieved answer": score(
+            [c[0] for c in contexts],
+            references,
+            [[q, c[0]] for q, c in zip(questions, contexts, strict=True)],
+            encode,
+        ),
+        "intent template (true intent)": score(
+            template_answers,
+            references,
+            [[q, t] for q, t in zip(questions, template_answers, strict=True)],
+            encode,
+        ),
+    }
+    rows["generator (as written)"]["grounding_pass_rate"] = round(float(np.mean(passed)), 4)
+    quality = {
+        "train_pairs": len(train),
+        "held_out_questions": len(held_out),
+        "epochs": epochs,
+        "train_minutes": round(train_minutes, 2),
+        "generator": report.metrics,
+        "methods": rows,
+        "examples": [
+            {"question": q, "reference": r, "written": w, "passed": p}
+            for q, r, w, p in list(zip(questions, references, written, passed, strict=True))[:5]
+        ],
+    }
+    return quality, generator, prompts
+
+
+class TokenClock(BaseStreamer):
+    """Notes when each new token arrives; `generate` first hands over the prompt."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def put(self, value: torch.Tensor) -> None:
+        self.times.append(time.perf_counter())
+
+    def end(self) -> None:
+        pass
+
+
+def time_generation(model: torch.nn.Module, prompt_length: int, vocab: int) -> dict[str, float]:
+    """Median time to first token and decoding rate over a few greedy runs of SPEED_TOKENS."""
+    ids = torch.randint(0, vocab, (1, prompt_length), generator=torch.Generator().manual_seed(0))
+    first, rates = [], []
+    for _ in range(SPEED_REPEATS + 1):  # the first run warms up
+        clock = TokenClock()
+        started = time.perf_counter()
+        with torch.inference_mode():
+            model.generate(
+                ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=SPEED_TOKENS,
+                min_new_tokens=SPEED_TOKENS,
+                do_sample=False,
+                use_cache=True,
+                streamer=clock,
+                pad_token_id=0,
+            )
+        tokens = clock.times[1:]
+        first.append((tokens[0] - started) * 1000)
+        rates.append((len(tokens) - 1) / (tokens[-1] - tokens[0]))
+    return {
+        "first_token_ms": round(statistics.median(first[1:]), 1),
+        "tokens_per_second": round(statistics.median(rates[1:]), 1),
+    }
+
+
+def run_speed(default: GPT2LMHeadModel, prompt_length: int) -> dict[str, Any]:
+    torch.manual_seed(0)
+    small = GPT2LMHeadModel(GPT2Config()).eval()
+    models = {"default": default.eval(), "gpt2-small-124M": small}
+    results = {}
+    for name, model in models.items():
+        vocab = model.config.vocab_size
+        parameters = sum(p.numel() for p in model.parameters())
+        for precision in ("fp32", "int8"):
+            timed = model if precision == "fp32" else quantize_gpt2(model)
+            results[f"{name} {precision}"] = {
+                "parameters": parameters,
+                **time_generation(timed, prompt_length, vocab),
+            }
+            print(f"  {name} {precision}: {results[f'{name} {precision}']}")
+    return {"prompt_tokens": prompt_length, "new_tokens": SPEED_TOKENS, "models": results}
+
+
+def print_table(result: dict[str, Any]) -> None:
+    quality = result.get("quality")
+    if quality:
+        print(f"\n{'method':42} {'ROUGE-L':>8} {'cosine':>7} {'invented':>9} {'grounded':>9}")
+        for name, row in quality["methods"].items():
+            passed = row.get("grounding_pass_rate")
+            grounded = "" if passed is None else f"{passed:9.4f}"
+            print(
+                f"{name:42} {row['rouge_l']:8.4f} {row['similarity']:7.4f} "
+                f"{row['invented_identifier_rate']:9.4f} {grounded}"
+            )
+        print(
+            f"trained {quality['epochs']} epochs on {quality['train_pairs']} pairs in "
+            f"{quality['train_minutes']:.1f} min; "
+            f"{quality['held_out_questions']} held-out questions"
+        )
+    speed = result.get("speed")
+    if speed:
+        print(f"\n{'model':28} {'params':>8} {'first token ms':>15} {'tokens/s':>9}")
+        for name, row in speed["models"].items():
+            print(
+                f"{name:28} {row['parameters'] / 1e6:7.1f}M {row['first_token_ms']:15.1f} "
+                f"{row['tokens_per_second']:9.1f}"
+            )
+        print(
+            f"prompt of {speed['prompt_tokens']} tokens, {speed['new_tokens']} new tokens, greedy"
+        )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--epochs", type=int, default=4, help="training epochs (CPU budget)")
+    parser.add_argument("--skip-quality", action="store_true")
+    parser.add_argument("--skip-speed", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(torch.get_num_threads())
+    settings = Settings(
+        models_dir=RESULTS / "models" / "bitext",
+        index_dir=RESULTS / "models" / "bitext-index",
+        generator_epochs=args.epochs,
+    )
+    result: dict[str, Any] = {"machine": platform.platform(), "threads": torch.get_num_threads()}
+    prompt_length = 150
+    if args.skip_quality:
+        generator = AnswerGenerator.load(settings.generator_models_dir, "cpu")
+    else:
+        result["quality"], generator, prompts = run_quality(settings, args.epochs)
+        prompt_length = int(statistics.median(prompts))
+    if not args.skip_speed:
+        result["speed"] = run_speed(generator.model, prompt_length)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "generator.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print_table(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
