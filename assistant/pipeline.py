@@ -164,7 +164,8 @@ class Assistant:
     ) -> Generator[str, None, tuple[Decision, dict[str, Any]]]:
         """Stream the generator's answer through the identifier guard, then check it whole."""
         assert self.generator is not None  # the router only routes here when one is loaded
-        past_answers = [source.answer for source in context.sources]
+        # The past answers the prompt holds are the ones its identifiers may come from.
+        past_answers = [s.answer for s in context.sources][: self.generator.limits.context_answers]
         given = [text, *context.slots.values()]
         guard = StreamGuard([*given, *past_answers])
         stop = threading.Event()
@@ -180,11 +181,14 @@ class Assistant:
             yield tail
         answer = guard.released.strip()
         if guard.tripped:
-            verdict = Verdict(False, f"it named {', '.join(guard.invented)}, found in no input")
+            named = ", ".join(guard.invented)
+            verdict = Verdict(
+                False, f"it named {named}, found in no input", invented=guard.invented
+            )
         else:
             verdict = check_answer(
                 answer,
-                past_answers[: self.generator.limits.context_answers],
+                past_answers,
                 given,
                 self.retriever.encode,
                 self.generator.grounding_threshold,
