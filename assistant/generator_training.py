@@ -52,6 +52,7 @@ from assistant.generator import (
     answer_ids,
     prompt_ids,
 )
+from assistant.grounding import Encode
 from assistant.retrieval import Retriever
 from assistant.runs import resume_point, run_directory, trainer_arguments
 from assistant.versions import new_version, publish_version
@@ -170,7 +171,7 @@ def train_generator(
 
 
 def grounding_threshold(
-    encode: Any, pairs: Sequence[QAPair], contexts: Sequence[Sequence[str]], quantile: float
+    encode: Encode, pairs: Sequence[QAPair], contexts: Sequence[Sequence[str]], quantile: float
 ) -> float:
     """The `quantile` of real answers' similarity to the answers retrieved for their question."""
     texts = sorted({pair.answer for pair in pairs} | {c for row in contexts for c in row})

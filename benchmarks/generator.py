@@ -252,7 +252,6 @@ def main() -> int:
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument("--skip-speed", action="store_true")
     args = parser.parse_args()
-    torch.set_num_threads(torch.get_num_threads())
     settings = Settings(
         models_dir=RESULTS / "models" / "bitext",
         index_dir=RESULTS / "models" / "bitext-index",
