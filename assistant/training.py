@@ -25,7 +25,6 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from transformers import (
     AutoModel,
-    AutoTokenizer,
     DataCollatorWithPadding,
     EarlyStoppingCallback,
     Trainer,
@@ -35,10 +34,9 @@ from transformers import (
 )
 
 from assistant.calibration import expected_calibration_error, fit_temperature, softmax
-from assistant.config import Settings, model_unavailable, pick_device, resolve_model_path
+from assistant.config import Settings, load_base_model, pick_device
 from assistant.data import IntentExample
 from assistant.files import (
-    ArtifactError,
     write_json,
 )
 from assistant.intent_model import IntentModel, embed_texts
@@ -151,12 +149,7 @@ def fit_intent_classifier(
 
 
 def _load_base(settings: Settings, num_labels: int) -> tuple[Any, IntentModel]:
-    base = resolve_model_path(settings.intent_base_model)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(base)
-        encoder = AutoModel.from_pretrained(base)
-    except OSError as error:
-        raise ArtifactError(model_unavailable(settings.intent_base_model, error)) from error
+    tokenizer, encoder = load_base_model(settings.intent_base_model, AutoModel)
     model = IntentModel(encoder, num_labels, settings.label_smoothing)
     if settings.freeze_word_embeddings:
         model.freeze_word_embeddings()

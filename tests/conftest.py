@@ -13,6 +13,7 @@ import pytest
 from assistant.build import ensure_artifacts
 from assistant.config import Settings
 from assistant.data import load_dataset
+from assistant.generator import AnswerGenerator
 from assistant.pipeline import Assistant
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,12 +104,20 @@ def demo_slice(tmp_path: Path) -> Path:
 def eager(assistant: Assistant, built_settings: Settings) -> Assistant:
     """The session's models behind a router that trusts the small intent model more."""
     settings = built_settings.model_copy(update={"intent_threshold": 0.3, "ambiguity_margin": 0.0})
+    return with_settings(assistant, settings)
+
+
+def with_settings(
+    assistant: Assistant, settings: Settings, generator: AnswerGenerator | None = None
+) -> Assistant:
+    """The session's loaded models and log behind a router made from `settings`."""
     return Assistant(
         settings,
         assistant.classifier,
         assistant.retriever,
         assistant.router.templates,
         assistant.store,
+        generator,
     )
 
 
@@ -130,11 +139,4 @@ def writing_assistant(
     )
     generator = copy.copy(assistant.generator)
     generator.grounding_threshold = grounding_threshold
-    return Assistant(
-        settings,
-        assistant.classifier,
-        assistant.retriever,
-        assistant.router.templates,
-        assistant.store,
-        generator,
-    )
+    return with_settings(assistant, settings, generator)

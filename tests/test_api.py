@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 from assistant.api import create_app
 from assistant.data import load_dataset
-from tests.conftest import writing_assistant
+from tests.conftest import with_settings, writing_assistant
 
 
 @pytest.fixture(scope="module")
@@ -92,14 +92,11 @@ API_KEY = "pp_test-key-for-the-suggestions-api-0123456789"
 def keyed_client(eager):
     from assistant.auth import hash_api_key
     from assistant.config import ApiKey
-    from assistant.pipeline import Assistant
 
     settings = eager.settings.model_copy(
         update={"api_keys": [ApiKey(name="helpdesk", sha256=hash_api_key(API_KEY))]}
     )
-    keyed = Assistant(
-        settings, eager.classifier, eager.retriever, eager.router.templates, eager.store
-    )
+    keyed = with_settings(eager, settings)
     with TestClient(create_app(keyed, with_ui=False)) as test_client:
         yield test_client
 

@@ -2,7 +2,7 @@ import pytest
 
 from assistant.messages import MessageError
 from assistant.store import UnknownConversation
-from tests.conftest import writing_assistant
+from tests.conftest import with_settings, writing_assistant
 
 
 def test_reply_carries_its_trace_and_is_logged(assistant):
@@ -87,16 +87,7 @@ def test_thresholds_chosen_at_training_apply_unless_configured(assistant, built_
 @pytest.fixture(scope="module")
 def cautious(assistant, built_settings):
     """The session's models behind a router that trusts no intent, so it hands off."""
-    from assistant.pipeline import Assistant
-
-    settings = built_settings.model_copy(update={"intent_threshold": 1.0})
-    return Assistant(
-        settings,
-        assistant.classifier,
-        assistant.retriever,
-        assistant.router.templates,
-        assistant.store,
-    )
+    return with_settings(assistant, built_settings.model_copy(update={"intent_threshold": 1.0}))
 
 
 def test_a_handoff_leaves_the_conversation_to_the_support_team(cautious, eager):

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 
 from assistant.router import (
@@ -119,15 +121,7 @@ def test_per_intent_threshold_replaces_the_shared_one():
     assert relaxed.route is Route.TEMPLATE  # other intents keep the shared threshold
 
 
-WRITING = RoutingPolicy(
-    intent_threshold=0.5,
-    ambiguity_margin=0.2,
-    retrieval_threshold=0.8,
-    handoff_intents=frozenset({"human_agent"}),
-    out_of_scope_label="out_of_scope",
-    generation_threshold=0.5,
-    fallback_retrieval_threshold=0.65,
-)
+WRITING = replace(POLICY, generation_threshold=0.5, fallback_retrieval_threshold=0.65)
 RELATED = Source("do you ship abroad", "We ship to 30 countries.", "shipping_cost", 0.7)
 
 
