@@ -8,9 +8,11 @@ figures to Prometheus.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
 import gradio as gr
@@ -24,6 +26,7 @@ from pydantic import BaseModel, Field
 from assistant import __version__
 from assistant.auth import check_api_key
 from assistant.config import ApiKey
+from assistant.hot_reload import ModelWatcher
 from assistant.messages import MessageError
 from assistant.metrics import prometheus_text
 from assistant.pipeline import Assistant, Reply
@@ -106,8 +109,28 @@ def require_api_key(
     return entry
 
 
+def watching_for_new_models(assistant: Assistant):
+    """A lifespan that switches to newly promoted models while the app serves."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        interval = assistant.settings.reload_check_seconds
+        watcher = ModelWatcher(assistant, interval) if interval > 0 else None
+        if watcher is not None:
+            watcher.start()
+        yield
+        if watcher is not None:
+            await asyncio.to_thread(watcher.stop)
+
+    return lifespan
+
+
 def create_app(assistant: Assistant, with_ui: bool = True) -> FastAPI:
-    app = FastAPI(title="Pebble & Pine assistant", version=__version__)
+    app = FastAPI(
+        title="Pebble & Pine assistant",
+        version=__version__,
+        lifespan=watching_for_new_models(assistant),
+    )
     app.state.assistant = assistant
 
     @app.exception_handler(RequestValidationError)

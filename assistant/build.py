@@ -18,10 +18,17 @@ from assistant.generator import GENERATOR_FORMAT, generator_path
 from assistant.generator import METADATA_FILE as GENERATOR_FILE
 from assistant.generator_training import RECIPE_FIELDS, train_generator
 from assistant.intents import METADATA_FILE, MODEL_FORMAT, intent_model_path
-from assistant.retrieval import META_FILE, Retriever, check_index_metadata
+from assistant.retrieval import (
+    META_FILE,
+    Retriever,
+    check_index_metadata,
+    index_path,
+    load_index_version,
+)
 from assistant.retrieval import REBUILD_HINT as INDEX_HINT
 from assistant.templates import TemplateBook
 from assistant.training import TrainingReport, train_intent_classifier
+from assistant.versions import base_data_checksum
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +60,7 @@ def train_intents(dataset: Dataset, settings: Settings) -> TrainingReport:
 
 def build_index(dataset: Dataset, settings: Settings) -> Retriever:
     retriever = Retriever.build(dataset.qa_pairs, settings)
-    retriever.save(settings.qa_index_dir)
+    retriever.publish(settings.qa_index_dir)
     return retriever
 
 
@@ -68,7 +75,7 @@ def intent_model_staleness(dataset: Dataset, settings: Settings) -> str | None:
     if metadata.get("base_model") != settings.intent_base_model:
         trained_from = metadata.get("base_model")
         return f"trained from {trained_from!r}, configured {settings.intent_base_model!r}"
-    if metadata.get("data_checksum") != intent_checksum(dataset, settings):
+    if base_data_checksum(metadata, "data_checksum") != intent_checksum(dataset, settings):
         return "the intent examples changed since it was trained"
     return None
 
@@ -85,15 +92,15 @@ def generator_staleness(dataset: Dataset, settings: Settings) -> str | None:
         return "the saved generator is in an older format"
     if metadata.get("recipe") != settings.model_dump(include=RECIPE_FIELDS, mode="json"):
         return "the generator settings changed since it was trained"
-    if metadata.get("data_checksum") != qa_checksum(dataset):
+    if base_data_checksum(metadata, "data_checksum") != qa_checksum(dataset):
         return "the Q&A pairs changed since it was trained"
     return None
 
 
 def index_staleness(dataset: Dataset, settings: Settings) -> str | None:
     """Why the Q&A index must be (re)built, or None when the saved one fits."""
-    directory = settings.qa_index_dir
     try:
+        directory = index_path(settings.qa_index_dir)
         metadata = read_json(directory / META_FILE, INDEX_HINT)
         check_index_metadata(directory, metadata, settings, qa_checksum(dataset))
     except ArtifactError as error:
@@ -125,7 +132,7 @@ def ensure_artifacts(
     reason = generator_staleness(dataset, settings)
     if reason:
         announce(f"Training the answer generator ({reason})...")
-        retriever = retriever or Retriever.load(settings.qa_index_dir, settings)
+        retriever = retriever or load_index_version(settings)
         report = train_generator(dataset.qa_pairs, settings, qa_checksum(dataset), retriever)
         announce(
             f"Answer generator {report.version}: held-out perplexity "

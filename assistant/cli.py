@@ -1,8 +1,10 @@
-"""The `assistant` command: data validate, train, index, chat, serve, export, accounts."""
+"""The `assistant` command: data validate, train, index, chat, serve, export, retrain,
+rollback, accounts."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import sys
@@ -197,11 +199,11 @@ def _evaluation_examples(args: argparse.Namespace, settings: Settings):
 
 def _retriever_if_built(settings: Settings):
     from assistant.build import qa_checksum
-    from assistant.retrieval import Retriever
+    from assistant.retrieval import load_index_version
 
     try:
-        return Retriever.load(
-            settings.qa_index_dir, settings, qa_checksum(load_dataset(settings.data_dir))
+        return load_index_version(
+            settings, expected_source_checksum=qa_checksum(load_dataset(settings.data_dir))
         )
     except ArtifactError as error:
         print(f"(retrieval not evaluated: {error})")
@@ -222,13 +224,13 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_train_generator(args: argparse.Namespace, settings: Settings) -> int:
     from assistant.build import build_index, index_staleness, qa_checksum
     from assistant.generator_training import train_generator
-    from assistant.retrieval import Retriever
+    from assistant.retrieval import load_index_version
 
     dataset = load_dataset(settings.data_dir)
     if index_staleness(dataset, settings):
         retriever = build_index(dataset, settings)
     else:
-        retriever = Retriever.load(settings.qa_index_dir, settings)
+        retriever = load_index_version(settings)
     report = train_generator(
         dataset.qa_pairs, settings, qa_checksum(dataset), retriever, fresh=args.fresh
     )
@@ -293,8 +295,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
-    from assistant.export import ExportFormat, export_log, render, write_export
+def _export_from_log(settings: Settings, since, min_confidence: float):
+    from assistant.export import export_log
     from assistant.store import ConversationStore
 
     if not settings.database_path.is_file():
@@ -304,16 +306,95 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
         )
     store = ConversationStore(settings.database_path)
     try:
-        since = args.since.isoformat() if args.since else None
-        export = export_log(store, since, args.min_confidence)
+        return export_log(store, since.isoformat() if since else None, min_confidence)
     finally:
         store.close()
+
+
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    from assistant.export import ExportFormat, render, write_export
+
+    export = _export_from_log(settings, args.since, args.min_confidence)
     export_format = ExportFormat(args.format)
     if args.out is None:
         sys.stdout.write(render(export, export_format))
     else:
         write_export(export, export_format, args.out)
     print(f"Exported {export.summary()}" + (f" to {args.out}" if args.out else ""), file=sys.stderr)
+    return 0
+
+
+def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
+    from assistant.retrain import LogRow, read_log_file, retrain
+
+    if args.logs is not None:
+        rows = read_log_file(args.logs)
+    else:
+        export = _export_from_log(settings, args.since, args.min_confidence)
+        rows = [LogRow.from_export(row) for row in export.rows]
+    try:
+        dataset = load_dataset(settings.data_dir)
+        # The trainer prints its log lines; they belong with the progress, not the result.
+        with contextlib.redirect_stdout(sys.stderr):
+            result = retrain(dataset, settings, rows, force=args.force, announce=_progress)
+    except KeyboardInterrupt:
+        print("\nRetraining stopped; the live models are unchanged. Run it again to resume.")
+        return 130
+    print(json.dumps(result.to_dict(), indent=2) if args.json else retrain_summary(result))
+    return 0
+
+
+def _progress(line: str) -> None:
+    """Progress goes to stderr, beside the progress bars, leaving stdout for the result."""
+    print(line, file=sys.stderr, flush=True)
+
+
+def retrain_summary(result) -> str:
+    """Both models' held-out figures, the decision, and what the log added."""
+    counts = result.counts
+    rows = [
+        f"Held-out set: {counts['held_out']} examples "
+        f"({counts['held_out_from_log']} of them from the log)",
+        f"{'':<6}{'accuracy':>9}{'macro-F1':>10}  version",
+    ]
+    for name, figures, versions in (
+        ("live", result.live_figures, result.live),
+        ("new", result.candidate_figures, result.candidate),
+    ):
+        rows.append(
+            f"{name:<6}{figures['accuracy']:>9.4f}{figures['macro_f1']:>10.4f}  "
+            f"{versions.describe()}"
+        )
+    if result.promoted:
+        rows.append(
+            "Promoted: a running server switches to it within seconds; "
+            "`assistant rollback` returns to the previous release."
+        )
+    else:
+        rows.append(
+            "Not promoted: the new model is less accurate on the held-out set, so the live "
+            "models stay (--force promotes it anyway)."
+        )
+    rows.append(
+        f"From the log: {counts['log_rows']} new rows ({counts['corrected']} corrected by "
+        f"agents), {counts['trained_on']} trained on, {counts['held_out_from_log']} held out, "
+        f"{counts['unknown_intent']} with an unknown intent left out; "
+        f"{counts['agent_answers_added']} agent answers added to the index. "
+        f"{result.minutes:.1f} min."
+    )
+    return "\n".join(rows)
+
+
+def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
+    from assistant.releases import RollbackError, rollback
+
+    try:
+        left, live = rollback(settings)
+    except RollbackError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"Rolled back from {left.describe()}\nNow live: {live.describe()}")
+    print("A running server switches within seconds.")
     return 0
 
 
@@ -428,13 +509,43 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=None)
     serve.set_defaults(handler=cmd_serve)
     _add_export_command(commands)
+    _add_release_commands(commands)
     _add_account_commands(commands)
     return parser
 
 
-def _add_export_command(commands) -> None:
+def _add_min_confidence(parser: argparse.ArgumentParser) -> None:
     from assistant.export import DEFAULT_MIN_CONFIDENCE
 
+    parser.add_argument(
+        "--min-confidence",
+        type=float,
+        default=DEFAULT_MIN_CONFIDENCE,
+        help="uncorrected turns need at least this intent probability "
+        f"(default {DEFAULT_MIN_CONFIDENCE})",
+    )
+
+
+def _add_release_commands(commands) -> None:
+    retrain = commands.add_parser(
+        "retrain",
+        help="retrain on the dataset plus the conversation log; promote if not worse",
+        description="Merges the dataset folder with the log's training rows (or an exported "
+        "file), trains a new intent model, index and generator, scores new and live on a "
+        "fixed held-out set, and promotes the new models only when they are not less accurate.",
+    )
+    retrain.add_argument("--logs", type=Path, help="an `assistant export` JSONL or CSV file")
+    retrain.add_argument("--since", type=_date, help="only turns logged on or after DATE (UTC)")
+    _add_min_confidence(retrain)
+    retrain.add_argument("--force", action="store_true", help="promote even if it scores lower")
+    retrain.add_argument("--json", action="store_true", help="print the result as JSON")
+    retrain.set_defaults(handler=cmd_retrain)
+    commands.add_parser("rollback", help="return to the release before the live one").set_defaults(
+        handler=cmd_rollback
+    )
+
+
+def _add_export_command(commands) -> None:
     export = commands.add_parser(
         "export",
         help="write training data from the conversation log (corrected intents first)",
@@ -445,13 +556,7 @@ def _add_export_command(commands) -> None:
     export.add_argument("--format", choices=["jsonl", "csv", "rasa"], default="jsonl")
     export.add_argument("--since", type=_date, help="only turns logged on or after DATE (UTC)")
     export.add_argument("--out", type=Path, help="file to write (default: stdout)")
-    export.add_argument(
-        "--min-confidence",
-        type=float,
-        default=DEFAULT_MIN_CONFIDENCE,
-        help="uncorrected turns need at least this intent probability "
-        f"(default {DEFAULT_MIN_CONFIDENCE})",
-    )
+    _add_min_confidence(export)
     export.set_defaults(handler=cmd_export)
 
 

@@ -131,6 +131,8 @@ class Settings(BaseSettings):
     max_message_chars: int = Field(1000, ge=1)
     host: str = "127.0.0.1"
     port: int = Field(7860, ge=1, le=65535)
+    # How often a running server looks for newly promoted models (0: never; restart instead).
+    reload_check_seconds: float = Field(2.0, ge=0)
 
     # Access: the support team's accounts and the API keys of other tools (see assistant/auth.py).
     users: list[UserAccount] = []

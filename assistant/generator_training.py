@@ -115,8 +115,14 @@ def train_generator(
     retriever: Retriever | None = None,
     fresh: bool = False,
     callbacks: Sequence[TrainerCallback] = (),
+    make_current: bool = True,
+    base_checksum: str | None = None,
 ) -> GeneratorReport:
-    """Train on `pairs` (retrieving over them), choose the grounding threshold, publish."""
+    """Train on `pairs` (retrieving over them), choose the grounding threshold, publish.
+
+    `base_checksum` is the dataset folder's part of `pairs` when they also hold
+    answers from the conversation log; `make_current` False saves a candidate.
+    """
     if len(pairs) < 2:
         raise ValueError("the generator needs at least two Q&A pairs to learn from")
     started = time.perf_counter()
@@ -153,6 +159,7 @@ def train_generator(
         "base_model": settings.generator_base_model,
         "embedding_model": settings.embedding_model,
         "data_checksum": data_checksum,
+        "base_checksum": base_checksum or data_checksum,
         "limits": limits.to_dict(),
         "grounding_threshold": threshold,
         "recipe": settings.model_dump(include=RECIPE_FIELDS, mode="json"),
@@ -164,7 +171,7 @@ def train_generator(
         tokenizer.save_pretrained(folder)
         write_json(folder / METADATA_FILE, metadata)
 
-    path = publish_version(settings.generator_models_dir, metadata["version"], write)
+    path = publish_version(settings.generator_models_dir, metadata["version"], write, make_current)
     shutil.rmtree(run_dir, ignore_errors=True)
     return GeneratorReport(metadata["version"], path, metrics)
 

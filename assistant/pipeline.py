@@ -21,7 +21,8 @@ from assistant.grounding import StreamGuard, Verdict, check_answer
 from assistant.intents import IntentClassifier
 from assistant.messages import normalise_message
 from assistant.rejection import RejectionPolicy
-from assistant.retrieval import Retriever
+from assistant.releases import ModelVersions
+from assistant.retrieval import Retriever, load_index_version
 from assistant.router import (
     Decision,
     IntentScore,
@@ -72,6 +73,65 @@ class Reply:
         return {"reply": self.text, **{k: v for k, v in asdict(self).items() if k != "text"}}
 
 
+@dataclass(frozen=True)
+class Models:
+    """One consistent set of loaded models. A reply uses one set from start to end, so a
+    switch to new versions mid-reply never mixes two."""
+
+    classifier: IntentClassifier
+    retriever: Retriever
+    router: Router
+    generator: AnswerGenerator | None = None
+
+    @classmethod
+    def assemble(
+        cls,
+        settings: Settings,
+        classifier: IntentClassifier,
+        retriever: Retriever,
+        templates: TemplateBook,
+        generator: AnswerGenerator | None = None,
+    ) -> Models:
+        policy = policy_from(settings, classifier.rejection, generator is not None)
+        return cls(classifier, retriever, Router(policy, templates), generator)
+
+    @classmethod
+    def load(
+        cls,
+        settings: Settings,
+        versions: ModelVersions | None = None,
+        templates: TemplateBook | None = None,
+        encoder: Any = None,
+    ) -> Models:
+        """Load `versions` (by default the live ones); raises `ArtifactError` saying how to
+        build what is missing. `encoder` reuses an already loaded sentence encoder."""
+        dataset = load_dataset(settings.data_dir)
+        classifier = IntentClassifier.load(
+            settings.intent_models_dir,
+            settings.device,
+            versions.intent if versions else None,
+            int8=settings.intent_int8,
+        )
+        index_version = versions.index if versions else None
+        retriever = load_index_version(settings, index_version, qa_checksum(dataset), encoder)
+        generator = load_generator(settings, versions.generator if versions else None)
+        return cls.assemble(
+            settings, classifier, retriever, templates or load_templates(settings), generator
+        )
+
+    @property
+    def versions(self) -> ModelVersions:
+        generator = self.generator.version if self.generator else None
+        return ModelVersions(self.classifier.version, self.retriever.version, generator)
+
+    def warm_up(self) -> None:
+        """Run each model once so the first customer does not pay for lazy initialisation."""
+        self.classifier.predict([WARM_UP_MESSAGE])
+        self.retriever.search([WARM_UP_MESSAGE])
+        if self.generator is not None:
+            self.generator.generate(WARM_UP_MESSAGE, [])
+
+
 class Assistant:
     """The loaded models, templates and log, answering messages."""
 
@@ -85,39 +145,64 @@ class Assistant:
         generator: AnswerGenerator | None = None,
     ) -> None:
         self.settings = settings
-        self.classifier = classifier
-        self.retriever = retriever
         self.store = store
-        self.generator = generator
-        policy = policy_from(settings, classifier.rejection, generator is not None)
-        self.router = Router(policy, templates)
+        self.models = Models.assemble(settings, classifier, retriever, templates, generator)
+        self._switching = threading.Lock()
 
     @classmethod
     def load(cls, settings: Settings) -> Assistant:
         """Load built artifacts; raises `ArtifactError` saying how to build what is missing."""
-        dataset = load_dataset(settings.data_dir)
+        models = Models.load(settings)
         return cls(
             settings,
-            IntentClassifier.load(
-                settings.intent_models_dir, settings.device, int8=settings.intent_int8
-            ),
-            Retriever.load(settings.qa_index_dir, settings, qa_checksum(dataset)),
-            load_templates(settings),
+            models.classifier,
+            models.retriever,
+            models.router.templates,
             ConversationStore(settings.database_path),
-            load_generator(settings),
+            models.generator,
         )
+
+    # The serving set's parts, for callers that answer with whatever is live.
+    @property
+    def classifier(self) -> IntentClassifier:
+        return self.models.classifier
+
+    @property
+    def retriever(self) -> Retriever:
+        return self.models.retriever
+
+    @property
+    def router(self) -> Router:
+        return self.models.router
+
+    @property
+    def generator(self) -> AnswerGenerator | None:
+        return self.models.generator
 
     @property
     def model_version(self) -> str:
-        versions = f"intent:{self.classifier.version} index:{self.retriever.version}"
-        return versions + (f" generator:{self.generator.version}" if self.generator else "")
+        return self.models.versions.describe()
 
     def warm_up(self) -> None:
-        """Run each model once so the first customer does not pay for lazy initialisation."""
-        self.classifier.predict([WARM_UP_MESSAGE])
-        self.retriever.search([WARM_UP_MESSAGE])
-        if self.generator is not None:
-            self.generator.generate(WARM_UP_MESSAGE, [])
+        self.models.warm_up()
+
+    def switch_to(self, versions: ModelVersions) -> bool:
+        """Load `versions` beside the serving models, warm them up, then swap them in.
+
+        Replies under way finish with the models they started with; returns False
+        when `versions` already serve. Raises `ArtifactError` and keeps the serving
+        models when the new ones cannot be loaded.
+        """
+        with self._switching:
+            if versions == self.models.versions:
+                return False
+            current = self.models
+            models = Models.load(
+                self.settings, versions, current.router.templates, current.retriever.encoder
+            )
+            models.warm_up()
+            self.models = models  # one reference assignment: atomic for readers
+            return True
 
     def reply(self, message: object, conversation_id: str | None = None) -> Reply:
         """Answer one message; raises `MessageError` or `UnknownConversation` for bad input."""
@@ -135,6 +220,7 @@ class Assistant:
         text that stands (a written answer that fails its checks is replaced).
         """
         started = time.perf_counter()
+        models = self.models
         text = normalise_message(message, self.settings.max_message_chars)
         if conversation_id is None:
             conversation_id = self.store.start_conversation()
@@ -143,33 +229,36 @@ class Assistant:
             state = self.store.state(conversation_id)
             status = self.store.status(conversation_id)
             if status.with_people:
-                yield self._leave_to_agent(text, conversation_id, state, status, started)
+                yield self._leave_to_agent(text, conversation_id, state, status, models, started)
                 return
-        intents = self.classifier.predict([text], self.settings.top_k_intents)[0]
-        sources = self.retriever.search([text], self.settings.top_k_sources)[0]
+        intents = models.classifier.predict([text], self.settings.top_k_intents)[0]
+        sources = models.retriever.search([text], self.settings.top_k_sources)[0]
         found_slots = extract_slots(text)
         slots = {**state.slots, **found_slots}
         context = TurnContext(intents, sources, slots, state.pending_intent)
-        decision = self.router.decide(context)
+        decision = models.router.decide(context)
         generation = None
         if decision.route is Route.GENERATE:
-            decision, generation = yield from self.write_answer(text, context, decision)
-        trace = build_trace(decision, intents, sources, sorted(found_slots), self.router.policy)
+            decision, generation = yield from self.write_answer(text, context, decision, models)
+        trace = build_trace(decision, intents, sources, sorted(found_slots), models.router.policy)
         if generation is not None:
             trace["generation"] = generation
-        yield self._log(text, conversation_id, decision, trace, slots, status, started)
+        version = models.versions.describe()
+        yield self._log(text, conversation_id, decision, trace, slots, status, version, started)
 
     def write_answer(
-        self, text: str, context: TurnContext, decision: Decision
+        self, text: str, context: TurnContext, decision: Decision, models: Models | None = None
     ) -> Generator[str, None, tuple[Decision, dict[str, Any]]]:
         """Stream the generator's answer through the identifier guard, then check it whole."""
-        assert self.generator is not None  # the router only routes here when one is loaded
+        models = models or self.models
+        generator = models.generator
+        assert generator is not None  # the router only routes here when one is loaded
         # The past answers the prompt holds are the ones its identifiers may come from.
-        past_answers = [s.answer for s in context.sources][: self.generator.limits.context_answers]
+        past_answers = [s.answer for s in context.sources][: generator.limits.context_answers]
         given = [text, *context.slots.values()]
         guard = StreamGuard([*given, *past_answers])
         stop = threading.Event()
-        for piece in self.generator.stream(text, past_answers, stop):
+        for piece in generator.stream(text, past_answers, stop):
             shown = guard.feed(piece)
             if guard.tripped:
                 stop.set()
@@ -190,10 +279,10 @@ class Assistant:
                 answer,
                 past_answers,
                 given,
-                self.retriever.encode,
-                self.generator.grounding_threshold,
+                models.retriever.encode,
+                generator.grounding_threshold,
             )
-        final = self.router.after_generation(
+        final = models.router.after_generation(
             context, decision, answer, verdict.passed, verdict.reason
         )
         return final, {"written": answer, "verdict": verdict.to_dict(), "used": final.route.value}
@@ -206,6 +295,7 @@ class Assistant:
         trace: dict[str, Any],
         slots: dict[str, str],
         status: ConversationStatus,
+        model_version: str,
         started: float,
     ) -> Reply:
         latency_ms = round((time.perf_counter() - started) * 1000, 2)
@@ -222,7 +312,7 @@ class Assistant:
                 sources=trace["sources"],
                 trace=trace,
                 latency_ms=latency_ms,
-                model_version=self.model_version,
+                model_version=model_version,
                 next_state=next_state(decision, slots),
                 handoff_reason=decision.reason if handoff else None,
             )
@@ -236,7 +326,7 @@ class Assistant:
             turn_id,
             trace,
             latency_ms,
-            self.model_version,
+            model_version,
             (ConversationStatus.WAITING if handoff else status).value,
         )
 
@@ -246,9 +336,11 @@ class Assistant:
         conversation_id: str,
         state: ConversationState,
         status: ConversationStatus,
+        models: Models,
         started: float,
     ) -> Reply:
         """Log the message for the agent without routing it; tell the customer a person has it."""
+        model_version = models.versions.describe()
         reply = WITH_PEOPLE_REPLIES[status]
         reason = f"the conversation is {status.value.replace('_', ' ')}: the support team answers"
         trace = {
@@ -273,7 +365,7 @@ class Assistant:
                 sources=[],
                 trace=trace,
                 latency_ms=latency_ms,
-                model_version=self.model_version,
+                model_version=model_version,
                 next_state=state,
             )
         )
@@ -286,7 +378,7 @@ class Assistant:
             turn_id,
             trace,
             latency_ms,
-            self.model_version,
+            model_version,
             status.value,
         )
 
@@ -303,13 +395,14 @@ def drain(stream: Generator[Any, None, T]) -> T:
             return stop.value
 
 
-def load_generator(settings: Settings) -> AnswerGenerator | None:
-    """The current answer generator, or None when it is turned off."""
+def load_generator(settings: Settings, version: str | None = None) -> AnswerGenerator | None:
+    """The live answer generator (or `version`), or None when it is turned off."""
     if not settings.generator_enabled:
         return None
     return AnswerGenerator.load(
         settings.generator_models_dir,
         settings.device,
+        version,
         int8=settings.generator_int8,
         repeat_ngram=settings.generator_repeat_ngram,
     )

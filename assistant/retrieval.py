@@ -26,17 +26,17 @@ from assistant.data import QAPair, checksum
 from assistant.files import (
     ArtifactError,
     file_sha256,
-    publish_directory,
     read_json,
-    staging_directory,
     write_json,
 )
 from assistant.router import Source
+from assistant.versions import base_data_checksum, new_version, publish_version, version_path
 
 INDEX_FILE = "index.faiss"
 ROWS_FILE = "rows.jsonl"
 META_FILE = "meta.json"
 REBUILD_HINT = "Rebuild it with `assistant index` (or `python launch.py`)."
+WHAT = "retrieval index"
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class Retriever:
 
     @property
     def version(self) -> str:
-        return str(self.metadata["index_sha256"])[:12]
+        return str(self.metadata.get("version") or self.metadata["index_sha256"][:12])
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         vectors = self.encoder.encode(
@@ -112,8 +112,14 @@ class Retriever:
 
     @classmethod
     def build(
-        cls, pairs: Sequence[QAPair], settings: Settings, encoder: SentenceTransformer | None = None
+        cls,
+        pairs: Sequence[QAPair],
+        settings: Settings,
+        encoder: SentenceTransformer | None = None,
+        base_checksum: str | None = None,
     ) -> Retriever:
+        """Embed and index `pairs`; `base_checksum` is the dataset folder's part of them when
+        they also hold answers from the conversation log."""
         if not pairs:
             raise ValueError("cannot build a retrieval index from no Q&A pairs")
         encoder = encoder or load_encoder(settings)
@@ -134,21 +140,26 @@ class Retriever:
             "dimension": int(vectors.shape[1]),
             "rows": len(pairs),
             "source_checksum": checksum(pairs),
+            "base_checksum": base_checksum or checksum(pairs),
             "faiss_version": faiss.__version__,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         return cls(encoder, index, list(pairs), metadata, settings.faiss_gpu)
 
-    def save(self, directory: Path) -> None:
-        staging = staging_directory(directory)
-        faiss.write_index(self._cpu_index, str(staging / INDEX_FILE))
-        with (staging / ROWS_FILE).open("w", encoding="utf-8") as file:
+    def publish(self, root: Path, make_current: bool = True) -> Path:
+        """Save as a new version folder under `root`, the live one unless `make_current` is
+        False; a process killed meanwhile leaves the previous version live."""
+        self.metadata["version"] = new_version()
+        return publish_version(root, self.metadata["version"], self._write, make_current)
+
+    def _write(self, folder: Path) -> None:
+        faiss.write_index(self._cpu_index, str(folder / INDEX_FILE))
+        with (folder / ROWS_FILE).open("w", encoding="utf-8") as file:
             for row in self.rows:
                 file.write(json.dumps(asdict(row), ensure_ascii=False) + "\n")
-        self.metadata["index_sha256"] = file_sha256(staging / INDEX_FILE)
-        self.metadata["rows_sha256"] = file_sha256(staging / ROWS_FILE)
-        write_json(staging / META_FILE, self.metadata)
-        publish_directory(staging, directory)
+        self.metadata["index_sha256"] = file_sha256(folder / INDEX_FILE)
+        self.metadata["rows_sha256"] = file_sha256(folder / ROWS_FILE)
+        write_json(folder / META_FILE, self.metadata)
 
     @classmethod
     def load(
@@ -183,6 +194,17 @@ class Retriever:
         return cls(encoder, index, rows, metadata, settings.faiss_gpu)
 
 
+def load_index_version(
+    settings: Settings,
+    version: str | None = None,
+    expected_source_checksum: str | None = None,
+    encoder: SentenceTransformer | None = None,
+) -> Retriever:
+    """The configured index's live version (or `version`)."""
+    directory = index_path(settings.qa_index_dir, version)
+    return Retriever.load(directory, settings, expected_source_checksum, encoder)
+
+
 def check_index_metadata(
     directory: Path,
     metadata: dict[str, Any],
@@ -195,7 +217,8 @@ def check_index_metadata(
             f"{directory} was built with embedding model {metadata.get('embedding_model')!r}, "
             f"but the configuration says {settings.embedding_model!r}. {REBUILD_HINT}"
         )
-    if expected_source_checksum and metadata.get("source_checksum") != expected_source_checksum:
+    built_from = base_data_checksum(metadata, "source_checksum")
+    if expected_source_checksum and built_from != expected_source_checksum:
         raise ArtifactError(
             f"{directory} was built from other Q&A data than the current dataset. {REBUILD_HINT}"
         )
@@ -205,6 +228,11 @@ def check_index_metadata(
             raise ArtifactError(f"{path} is missing. {REBUILD_HINT}")
         if file_sha256(path) != metadata.get(key):
             raise ArtifactError(f"{path} is corrupt (checksum mismatch). {REBUILD_HINT}")
+
+
+def index_path(root: Path, version: str | None = None) -> Path:
+    """The folder of an index version under `root`, by default the live one."""
+    return version_path(root, version, WHAT, REBUILD_HINT)
 
 
 def _read_rows(path: Path) -> list[QAPair]:

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from assistant.messages import normalise_message
-from assistant.router import Decision, IntentScore, Route, Source, TurnContext
+from assistant.router import Decision, IntentScore, Route, Router, Source, TurnContext
 from assistant.templates import extract_slots
 
 if TYPE_CHECKING:
@@ -61,17 +61,18 @@ def suggest(
 
     settings = assistant.settings
     text = normalise_message(message, settings.max_message_chars)
-    intents = assistant.classifier.predict([text], settings.top_k_intents)[0]
-    sources = assistant.retriever.search([text], settings.top_k_sources)[0]
+    models = assistant.models  # one set throughout, even if a new version is switched in
+    intents = models.classifier.predict([text], settings.top_k_intents)[0]
+    sources = models.retriever.search([text], settings.top_k_sources)[0]
     found = extract_slots(text)
     slots = {**history_slots(history), **found}
-    router = assistant.router
+    router = models.router
     context = TurnContext(intents, sources, slots)
     chosen = router.decide(context)
     if chosen.route is Route.GENERATE:
-        chosen, _ = drain(assistant.write_answer(text, context, chosen))
+        chosen, _ = drain(assistant.write_answer(text, context, chosen, models))
     candidates = [chosen] if chosen.route is not Route.HANDOFF else []
-    alternatives = [*_template_decisions(assistant, intents, slots), *_past_answers(sources)]
+    alternatives = [*_template_decisions(router, intents, slots), *_past_answers(sources)]
     candidates += sorted(alternatives, key=lambda d: -_score(d, sources))
     suggestions: list[Suggestion] = []
     for decision in candidates:
@@ -94,10 +95,10 @@ def suggest(
 
 
 def _template_decisions(
-    assistant: Assistant, intents: Sequence[IntentScore], slots: dict[str, str]
+    router: Router, intents: Sequence[IntentScore], slots: dict[str, str]
 ) -> Iterable[Decision]:
     """Each top intent's template, filled, or asking for the detail it lacks."""
-    policy, templates = assistant.router.policy, assistant.router.templates
+    policy, templates = router.policy, router.templates
     for scored in intents:
         template = templates.get(scored.intent)
         if template is None or scored.intent in policy.handoff_intents:

@@ -89,8 +89,10 @@ def publish_fitted(
     test: Sequence[IntentExample],
     started: float,
     extra: dict[str, Any] | None = None,
+    make_current: bool = True,
 ) -> TrainingReport:
-    """Measure a fitted model on `test` (if given), then save it as the new live version."""
+    """Measure a fitted model on `test` (if given), then save it as a new version: the live
+    one, unless `make_current` is False (a candidate, promoted or not later)."""
     metrics = fitted.metrics
     if test:
         metrics["test"] = measure(fitted.classifier, test, settings.out_of_scope_label)
@@ -104,7 +106,7 @@ def publish_fitted(
         "metrics": metrics,
     }
     fitted.classifier.metadata = metadata
-    path = publish(fitted.classifier, settings.intent_models_dir)
+    path = publish(fitted.classifier, settings.intent_models_dir, make_current)
     return TrainingReport(metadata["version"], path, metrics)
 
 
@@ -339,12 +341,12 @@ def measure(
     }
 
 
-def publish(classifier: IntentClassifier, models_dir: Path) -> Path:
-    """Write a version folder atomically and point `CURRENT` at it."""
+def publish(classifier: IntentClassifier, models_dir: Path, make_current: bool = True) -> Path:
+    """Write a version folder atomically and (unless told not to) point `CURRENT` at it."""
 
     def write(folder: Path) -> None:
         classifier.model.save(folder)
         classifier.tokenizer.save_pretrained(folder)
         write_json(folder / METADATA_FILE, classifier.metadata)
 
-    return publish_version(models_dir, classifier.metadata["version"], write)
+    return publish_version(models_dir, classifier.metadata["version"], write, make_current)

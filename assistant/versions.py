@@ -27,13 +27,19 @@ def new_version() -> str:
     return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
 
 
+def current_version(models_dir: Path) -> str | None:
+    """The version `CURRENT` names, or None when nothing was published yet."""
+    pointer = models_dir / CURRENT_FILE
+    if not pointer.is_file():
+        return None
+    return pointer.read_text(encoding="utf-8").strip() or None
+
+
 def version_path(models_dir: Path, version: str | None, what: str, hint: str) -> Path:
     """The folder of `version`, or of the current one; `what` and `hint` word the errors."""
+    version = version or current_version(models_dir)
     if version is None:
-        pointer = models_dir / CURRENT_FILE
-        if not pointer.is_file():
-            raise ArtifactError(f"no {what} in {models_dir}. {hint}")
-        version = pointer.read_text(encoding="utf-8").strip()
+        raise ArtifactError(f"no {what} in {models_dir}. {hint}")
     path = models_dir / version
     if not path.is_dir():
         raise ArtifactError(f"{what} version {version!r} not found in {models_dir}. {hint}")
@@ -58,8 +64,11 @@ def read_version(
     return path, metadata
 
 
-def publish_version(models_dir: Path, version: str, write: Callable[[Path], None]) -> Path:
-    """Let `write` fill a staging folder, move it into place, then make it the current version.
+def publish_version(
+    models_dir: Path, version: str, write: Callable[[Path], None], make_current: bool = True
+) -> Path:
+    """Let `write` fill a staging folder, move it into place, then (unless told not to) make
+    it the current version: a candidate is saved without `make_current` and promoted later.
 
     A process killed at any point leaves the previous version live and intact.
     """
@@ -67,5 +76,22 @@ def publish_version(models_dir: Path, version: str, write: Callable[[Path], None
     staging = staging_directory(final)
     write(staging)
     publish_directory(staging, final)
-    atomic_write_text(models_dir / CURRENT_FILE, version + "\n")
+    if make_current:
+        make_version_current(models_dir, version)
     return final
+
+
+def make_version_current(models_dir: Path, version: str) -> None:
+    if not (models_dir / version).is_dir():
+        raise ArtifactError(f"version {version!r} not found in {models_dir}")
+    atomic_write_text(models_dir / CURRENT_FILE, version + "\n")
+
+
+def base_data_checksum(metadata: dict[str, Any], checksum_key: str) -> str | None:
+    """The checksum of the dataset folder's data a model was built from.
+
+    A retrained model also learned from the conversation log, so its own data
+    checksum differs; it records the dataset part as `base_checksum`. Either way
+    the model is stale only when the dataset folder changes.
+    """
+    return metadata.get("base_checksum", metadata.get(checksum_key))

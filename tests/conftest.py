@@ -5,10 +5,18 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import shutil
+import socket
+import threading
+import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
+import uvicorn
 
 from assistant.build import ensure_artifacts
 from assistant.config import Settings
@@ -140,3 +148,45 @@ def writing_assistant(
     generator = copy.copy(assistant.generator)
     generator.grounding_threshold = grounding_threshold
     return with_settings(assistant, settings, generator)
+
+
+def copy_of_built(built_settings: Settings, root: Path, **overrides: object) -> Settings:
+    """The session's data and built models copied under `root`, for a test that changes them."""
+    folders = {name: root / name for name in ("data_dir", "models_dir", "index_dir")}
+    for name, target in folders.items():
+        shutil.copytree(getattr(built_settings, name), target)
+    update = {**folders, "database_path": root / "var" / "conversations.db", **overrides}
+    return built_settings.model_copy(update=update)
+
+
+def environment_for(settings: Settings) -> dict[str, str]:
+    """`ASSISTANT_*` variables that give another process these settings."""
+    environment = {}
+    for name, field in Settings.model_fields.items():
+        value = getattr(settings, name)
+        if value != field.default and isinstance(value, str | int | float | Path):
+            environment[f"ASSISTANT_{name.upper()}"] = str(value)
+    return environment
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def running_server(app: Any) -> Iterator[str]:
+    """Serve `app` with uvicorn in a thread (its lifespan included); yields the base URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.1)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

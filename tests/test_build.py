@@ -7,7 +7,7 @@ from assistant.build import (
     intent_model_staleness,
 )
 from assistant.data import load_dataset
-from assistant.retrieval import INDEX_FILE
+from assistant.retrieval import INDEX_FILE, index_path
 
 
 def test_a_second_run_reuses_everything(built_settings):
@@ -38,7 +38,7 @@ def test_missing_or_damaged_index_is_reported(built_settings, tmp_path):
     moved = built_settings.model_copy(update={"index_dir": index_dir})
     dataset = load_dataset(built_settings.data_dir)
     assert index_staleness(dataset, moved) is None
-    (index_dir / "qa" / INDEX_FILE).unlink()
+    (index_path(moved.qa_index_dir) / INDEX_FILE).unlink()
     assert "index.faiss is missing" in index_staleness(dataset, moved)
     assert (
         intent_model_staleness(

@@ -10,7 +10,7 @@ from assistant.generator_training import (
     train_generator,
     train_tokenizer,
 )
-from assistant.retrieval import Retriever
+from assistant.retrieval import load_index_version
 from assistant.runs import RUNS_DIR
 
 
@@ -26,7 +26,7 @@ def pairs(built_settings):
 
 @pytest.fixture(scope="module")
 def retriever(built_settings):
-    return Retriever.load(built_settings.qa_index_dir, built_settings)
+    return load_index_version(built_settings)
 
 
 def test_a_pair_never_sees_itself_in_its_context(pairs, retriever):

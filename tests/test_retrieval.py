@@ -6,28 +6,36 @@ import pytest
 from assistant.build import qa_checksum
 from assistant.data import load_dataset
 from assistant.files import ArtifactError
-from assistant.retrieval import INDEX_FILE, META_FILE, Retriever, gpu_available
+from assistant.retrieval import (
+    INDEX_FILE,
+    META_FILE,
+    Retriever,
+    gpu_available,
+    index_path,
+    load_index_version,
+)
 
 
 @pytest.fixture(scope="module")
 def retriever(built_settings):
-    return Retriever.load(built_settings.qa_index_dir, built_settings)
+    return load_index_version(built_settings)
 
 
 @pytest.fixture
 def index_copy(built_settings, tmp_path):
     target = tmp_path / "qa"
-    shutil.copytree(built_settings.qa_index_dir, target)
+    shutil.copytree(index_path(built_settings.qa_index_dir), target)
     return target
 
 
 def test_metadata_describes_the_index(built_settings, retriever):
-    meta = json.loads((built_settings.qa_index_dir / META_FILE).read_text())
+    meta = json.loads((index_path(built_settings.qa_index_dir) / META_FILE).read_text())
     dataset = load_dataset(built_settings.data_dir)
     assert meta["embedding_model"] == built_settings.embedding_model
     assert meta["dimension"] == 384
     assert meta["rows"] == len(dataset.qa_pairs) == len(retriever.rows)
-    assert meta["source_checksum"] == qa_checksum(dataset)
+    assert meta["source_checksum"] == meta["base_checksum"] == qa_checksum(dataset)
+    assert meta["version"] == retriever.version
 
 
 def test_a_known_question_is_found_first_with_cosine_one(retriever):
@@ -78,14 +86,14 @@ def test_missing_index_says_how_to_rebuild(built_settings, tmp_path):
 def test_gpu_demanded_without_a_gpu_is_a_clear_error(built_settings, retriever):
     on = built_settings.model_copy(update={"faiss_gpu": "on"})
     with pytest.raises(RuntimeError, match="FAISS sees no GPU"):
-        Retriever.load(built_settings.qa_index_dir, on, encoder=retriever.encoder)
+        load_index_version(on, encoder=retriever.encoder)
     assert not retriever.on_gpu
 
 
 @pytest.mark.skipif(not gpu_available(), reason="needs faiss-gpu and a CUDA GPU")
 def test_gpu_index_gives_the_cpu_results(built_settings, retriever):
     on = built_settings.model_copy(update={"faiss_gpu": "on"})
-    gpu = Retriever.load(built_settings.qa_index_dir, on, encoder=retriever.encoder)
+    gpu = load_index_version(on, encoder=retriever.encoder)
     assert gpu.on_gpu
     questions = [row.question for row in retriever.rows[:10]]
     for cpu_hits, gpu_hits in zip(retriever.search(questions), gpu.search(questions), strict=True):
