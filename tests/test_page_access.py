@@ -2,7 +2,9 @@ import asyncio
 
 import gradio as gr
 import pytest
+from fastapi.testclient import TestClient
 
+from assistant.api import create_app
 from assistant.page_access import AccessDenied, require_role, sign_in_check
 from tests.conftest import ADMIN_NAME, ADMIN_PASSWORD, AGENT_NAME, AGENT_PASSWORD
 
@@ -62,3 +64,37 @@ def test_an_account_removed_from_the_settings_can_no_longer_act(staffed):
     )
     with pytest.raises(AccessDenied, match="no longer configured"):
         require_role(without_agent, gr.Request(username=AGENT_NAME), "agent")
+
+
+@pytest.fixture(scope="module")
+def client(staffed):
+    with TestClient(create_app(staffed)) as test_client:
+        yield test_client
+
+
+def log_in(client, path, name, password):
+    return client.post(f"{path}/login", data={"username": name, "password": password})
+
+
+def test_the_pages_ask_for_a_sign_in(client):
+    assert client.get("/agent", follow_redirects=False).headers["location"].endswith("/agent/")
+    for path in ("/agent", "/admin"):
+        response = client.get(f"{path}/config")
+        assert response.status_code == 401
+        assert "Sign in" in response.json()["detail"]["auth_message"]
+
+
+def test_an_agent_signs_in_to_the_agent_page_but_not_the_admin_page(staffed):
+    with TestClient(create_app(staffed)) as client:
+        assert log_in(client, "/agent", AGENT_NAME, "wrong password").status_code == 400
+        assert log_in(client, "/agent", AGENT_NAME, AGENT_PASSWORD).status_code == 200
+        assert client.get("/agent/config").status_code == 200
+        assert log_in(client, "/admin", AGENT_NAME, AGENT_PASSWORD).status_code == 400
+        assert client.get("/admin/config").status_code == 401
+
+
+def test_an_admin_signs_in_to_both_pages(staffed):
+    with TestClient(create_app(staffed)) as client:
+        for path in ("/agent", "/admin"):
+            assert log_in(client, path, ADMIN_NAME, ADMIN_PASSWORD).status_code == 200
+            assert client.get(f"{path}/config").status_code == 200
