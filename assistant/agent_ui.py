@@ -480,7 +480,9 @@ def build_agent_ui(assistant: Assistant, path: str = AGENT_PATH) -> gr.Blocks:
         page.load(on_load, None, [who, *queue_outputs, intent])
         reload_queue.click(on_queue, None, queue_outputs)
         queue.select(on_select, None, [*view, reply, picked])
-        timer.tick(on_tick, [selected, queue_shown], [*queue_outputs, *view])
+        timer.tick(
+            on_tick, [selected, queue_shown], [*queue_outputs, *view], show_progress="hidden"
+        )
         for rank, use in enumerate(uses, start=1):
             use.click(partial(use_suggestion, rank=rank), offered, [reply, picked])
         send.click(on_send, [selected, reply, picked], [*view, reply, picked, *queue_outputs])

@@ -166,8 +166,8 @@ def build_ui(assistant: Assistant) -> gr.Blocks:
             # with a copy that lacks the reply; the check after the reply restarts it.
             trigger(lambda: gr.Timer(active=False), None, timer).then(
                 partial(respond, assistant), state, state
-            ).then(check, [chatbot, conversation_id, last_seen], polled)
-        timer.tick(check, [chatbot, conversation_id, last_seen], polled)
+            ).then(check, [chatbot, conversation_id, last_seen], polled, show_progress="hidden")
+        timer.tick(check, [chatbot, conversation_id, last_seen], polled, show_progress="hidden")
         chatbot.like(on_like, [turn_ids], None)
         restart.click(
             lambda: ("", [], None, {}, 0, "", gr.Timer(active=False)),
