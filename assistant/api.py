@@ -3,7 +3,8 @@
 Endpoints are plain `def` functions, which FastAPI runs in its thread pool, so
 model work never blocks the event loop. `POST /api/suggest` is for other
 help-desk tools and needs an API key (`X-API-Key`); `/metrics` serves the log's
-figures to Prometheus.
+figures to Prometheus. The customer chat is at `/`; with accounts configured, the
+agent page is at `/agent` and the admin page at `/admin`, each behind a sign-in.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Annotated, Any, Literal
 import gradio as gr
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.sse import EventSourceResponse, format_sse_event
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
@@ -29,6 +30,7 @@ from assistant.config import ApiKey
 from assistant.hot_reload import ModelWatcher
 from assistant.messages import MessageError
 from assistant.metrics import prometheus_text
+from assistant.page_access import ADMIN_PATH, AGENT_PATH, NO_USERS_HINT, mount_signed_in
 from assistant.pipeline import Assistant, Reply
 from assistant.store import UnknownConversation, UnknownTurn
 from assistant.suggestions import suggest
@@ -207,5 +209,40 @@ def create_app(assistant: Assistant, with_ui: bool = True) -> FastAPI:
     if with_ui:
         from assistant.ui import build_ui
 
+        # Before "/": a mount at the root would take every path.
+        mount_staff_pages(app, assistant)
         app = gr.mount_gradio_app(app, build_ui(assistant), path="/")
     return app
+
+
+def mount_staff_pages(app: FastAPI, assistant: Assistant) -> None:
+    """The agent and admin pages behind a sign-in, or, with no accounts, a page saying how
+    to add one."""
+    for path in (AGENT_PATH, ADMIN_PATH):
+        app.add_api_route(path, _to_slash(path), include_in_schema=False)
+    if not assistant.settings.users:
+        for path in (AGENT_PATH, ADMIN_PATH):
+            app.add_api_route(path + "/", _no_users_page, include_in_schema=False)
+        return
+    from assistant.admin_ui import build_admin_ui
+    from assistant.agent_ui import build_agent_ui
+
+    settings = assistant.settings
+    mount_signed_in(app, build_agent_ui(assistant, AGENT_PATH), AGENT_PATH, settings, "agent")
+    mount_signed_in(app, build_admin_ui(assistant), ADMIN_PATH, settings, "admin")
+
+
+def _to_slash(path: str):
+    """`/agent` itself: the mounted page lives under `/agent/`."""
+
+    def redirect() -> RedirectResponse:
+        return RedirectResponse(path + "/", status_code=307)
+
+    return redirect
+
+
+def _no_users_page() -> HTMLResponse:
+    return HTMLResponse(
+        f"<!doctype html><title>Pebble &amp; Pine</title><p>{NO_USERS_HINT}</p>",
+        status_code=404,
+    )

@@ -8,7 +8,18 @@ import uvicorn
 
 from assistant.api import create_app
 from assistant.config import Settings
+from assistant.page_access import ADMIN_PATH, AGENT_PATH, NO_USERS_HINT
 from assistant.pipeline import Assistant
+
+
+def page_urls(settings: Settings, base_url: str) -> str:
+    """Where each page is, for the start-up message."""
+    lines = [f"Chat: {base_url}/  API: POST {base_url}/api/chat"]
+    if settings.users:
+        lines.append(f"Agent page: {base_url}{AGENT_PATH}/  Admin page: {base_url}{ADMIN_PATH}/")
+    else:
+        lines.append(f"Agent and admin pages are off. {NO_USERS_HINT}")
+    return "\n".join(lines)
 
 
 def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:
@@ -18,8 +29,7 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
     host, port = host or settings.host, port or settings.port
     print(
         f"Models loaded and warmed up in {time.perf_counter() - started:.1f} s "
-        f"({assistant.model_version}).\n"
-        f"Chat: http://{host}:{port}/  API: POST http://{host}:{port}/api/chat",
+        f"({assistant.model_version}).\n{page_urls(settings, f'http://{host}:{port}')}",
         flush=True,
     )
     uvicorn.run(create_app(assistant), host=host, port=port, log_level="info")

@@ -1,4 +1,9 @@
-"""The customer chat page (Gradio): chat, a "why this answer" fold per reply, thumbs up/down."""
+"""The customer chat page (Gradio): chat, a "why this answer" fold per reply, thumbs up/down.
+
+While the support team has the conversation, the page asks the log every few
+seconds for what is new and shows the agents' replies without the customer
+sending anything; it stops asking once the bot answers again.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ import gradio as gr
 from assistant.explain import explain
 from assistant.messages import MessageError
 from assistant.pipeline import Assistant, Reply
-from assistant.store import UnknownConversation
+from assistant.store import Author, ConversationStatus, ConversationStore, UnknownConversation
 
 TITLE = "Pebble & Pine support"
 INTRO = (
@@ -22,6 +27,19 @@ INTRO = (
     "with the thumbs."
 )
 WHY_TITLE = "Why this answer"
+SUPPORT_TEAM = "Support team"
+POLL_SECONDS = 2.0
+EXPIRED = "This conversation has expired; please send your message again."
+STATUS_LINES = {
+    ConversationStatus.BOT: "",
+    ConversationStatus.WAITING: (
+        "**Waiting for a member of our support team.** Their reply will appear here."
+    ),
+    ConversationStatus.WITH_AGENT: "**A member of our support team is with you.**",
+    ConversationStatus.RESOLVED: (
+        "**Our support team has resolved this conversation.** The assistant answers again."
+    ),
+}
 
 History = list[dict[str, Any]]
 ChatState = tuple[str, History, str | None, dict[int, int]]
@@ -47,7 +65,7 @@ def respond(
         yield message, history, conversation_id, turn_ids
         return
     except UnknownConversation:
-        gr.Warning("This conversation has expired; please send your message again.")
+        gr.Warning(EXPIRED)
         yield message, [], None, {}
         return
     asked = [*history, {"role": "user", "content": message}]
@@ -83,6 +101,39 @@ def rate(assistant: Assistant, turn_ids: dict[int, int], event: gr.LikeData) -> 
     return feedback_id
 
 
+def agent_lines_since(
+    store: ConversationStore, conversation_id: str, after_id: int
+) -> tuple[History, int]:
+    """The agents' replies newer than transcript line `after_id`, as chat messages, and the
+    id of the newest line looked at (the customer's and the bot's are already shown)."""
+    lines = store.messages_since(conversation_id, after_id)
+    replies = [
+        {"role": "assistant", "content": f"**{SUPPORT_TEAM}:** {line['text']}"}
+        for line in lines
+        if line["author"] == Author.AGENT
+    ]
+    return replies, lines[-1]["id"] if lines else after_id
+
+
+def poll(
+    assistant: Assistant, history: History, conversation_id: str | None, last_seen: int
+) -> tuple[Any, int, str, gr.Timer]:
+    """Show new agent replies and the conversation's status; keep polling while people have it.
+
+    Returns the chat (or `gr.skip()` when nothing is new), the newest transcript id
+    looked at, the status line and the timer's new state.
+    """
+    if conversation_id is None:
+        return gr.skip(), last_seen, "", gr.Timer(active=False)
+    try:
+        replies, last_seen = agent_lines_since(assistant.store, conversation_id, last_seen)
+        status = assistant.store.status(conversation_id)
+    except UnknownConversation:
+        return gr.skip(), last_seen, EXPIRED, gr.Timer(active=False)
+    chat = [*history, *replies] if replies else gr.skip()
+    return chat, last_seen, STATUS_LINES[status], gr.Timer(active=status.with_people)
+
+
 def build_ui(assistant: Assistant) -> gr.Blocks:
     def on_like(turn_ids: dict[int, int], event: gr.LikeData) -> None:
         # A plain function: Gradio finds the LikeData parameter by its annotation.
@@ -95,6 +146,7 @@ def build_ui(assistant: Assistant) -> gr.Blocks:
         )
         conversation_id = gr.State(None)
         turn_ids = gr.State({})
+        status = gr.Markdown("", elem_id="status")
         with gr.Row():
             message = gr.Textbox(
                 placeholder="Type your question and press Enter",
@@ -104,9 +156,22 @@ def build_ui(assistant: Assistant) -> gr.Blocks:
             )
             send = gr.Button("Send", variant="primary", scale=1, elem_id="send")
         restart = gr.Button("New conversation", size="sm")
+        last_seen = gr.State(0)
+        timer = gr.Timer(POLL_SECONDS, active=False)
         state = [message, chatbot, conversation_id, turn_ids]
-        message.submit(partial(respond, assistant), state, state)
-        send.click(partial(respond, assistant), state, state)
+        polled = [chatbot, last_seen, status, timer]
+        check = partial(poll, assistant)
+        for trigger in (message.submit, send.click):
+            # The timer rests while a reply is written, so a tick cannot overwrite the chat
+            # with a copy that lacks the reply; the check after the reply restarts it.
+            trigger(lambda: gr.Timer(active=False), None, timer).then(
+                partial(respond, assistant), state, state
+            ).then(check, [chatbot, conversation_id, last_seen], polled, show_progress="hidden")
+        timer.tick(check, [chatbot, conversation_id, last_seen], polled, show_progress="hidden")
         chatbot.like(on_like, [turn_ids], None)
-        restart.click(lambda: ("", [], None, {}), None, state)
+        restart.click(
+            lambda: ("", [], None, {}, 0, "", gr.Timer(active=False)),
+            None,
+            [*state, last_seen, status, timer],
+        )
     return demo

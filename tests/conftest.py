@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 import uvicorn
 
+from assistant.auth import hash_password
 from assistant.build import ensure_artifacts
-from assistant.config import Settings
+from assistant.config import Settings, UserAccount
 from assistant.data import load_dataset
 from assistant.generator import AnswerGenerator
 from assistant.pipeline import Assistant
@@ -30,6 +31,8 @@ SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
 SLICE_INTENTS = ("greeting", "order_status", "shipping_cost", "human_agent", "return_policy")
 EXAMPLES_PER_INTENT = 16
 OUT_OF_SCOPE_EXAMPLES = 16
+AGENT_NAME, AGENT_PASSWORD = "ana", "ana-knows-parcels"
+ADMIN_NAME, ADMIN_PASSWORD = "sam", "sam-reads-figures"
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -113,6 +116,21 @@ def eager(assistant: Assistant, built_settings: Settings) -> Assistant:
     """The session's models behind a router that trusts the small intent model more."""
     settings = built_settings.model_copy(update={"intent_threshold": 0.3, "ambiguity_margin": 0.0})
     return with_settings(assistant, settings)
+
+
+@pytest.fixture(scope="session")
+def staff() -> list[UserAccount]:
+    """One agent and one admin; only the argon2 hashes of their passwords are kept."""
+    return [
+        UserAccount(name=AGENT_NAME, role="agent", password_hash=hash_password(AGENT_PASSWORD)),
+        UserAccount(name=ADMIN_NAME, role="admin", password_hash=hash_password(ADMIN_PASSWORD)),
+    ]
+
+
+@pytest.fixture(scope="session")
+def staffed(eager: Assistant, staff: list[UserAccount]) -> Assistant:
+    """The eager assistant with an agent and an admin configured."""
+    return with_settings(eager, eager.settings.model_copy(update={"users": staff}))
 
 
 def with_settings(

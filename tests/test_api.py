@@ -85,6 +85,14 @@ def test_health_and_chat_page_are_served(client, assistant):
     assert "<html" in page.text.lower()
 
 
+def test_without_accounts_the_staff_pages_say_how_to_add_one(client, assistant):
+    assert assistant.settings.users == []
+    for path in ("/agent", "/admin"):
+        page = client.get(path)
+        assert page.status_code == 404
+        assert "assistant add-user NAME --role agent" in page.text
+
+
 API_KEY = "pp_test-key-for-the-suggestions-api-0123456789"
 
 

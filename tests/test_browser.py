@@ -1,15 +1,14 @@
-"""The chat page in headless Chromium, as a customer uses it."""
+"""The pages in headless Chromium, as a customer and an agent use them."""
 
 import shutil
-import socket
 import sqlite3
-import threading
 import time
 
 import pytest
-import uvicorn
 
 from assistant.api import create_app
+from assistant.store import ActionKind
+from tests.conftest import AGENT_NAME, AGENT_PASSWORD, running_server
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
@@ -23,51 +22,50 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+WAIT_MS = 30_000
 
 
 @pytest.fixture(scope="module")
-def base_url(eager):
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(eager), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+def base_url(staffed):
+    with running_server(create_app(staffed)) as url:
+        yield url
 
 
 @pytest.fixture
-def page(base_url):
+def browser():
     with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page()
-        # A Gradio page never goes network-idle: wait for the DOM, then for elements.
-        page.goto(base_url, wait_until="domcontentloaded")
-        yield page
-        browser.close()
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
 
 
-def send(page, text: str, reply_contains: str) -> None:
+def open_page(browser, url: str):
+    """A page in a context of its own (its own cookies), loaded far enough to use."""
+    page = browser.new_context().new_page()
+    # A Gradio page never goes network-idle: wait for the DOM, then for elements.
+    page.goto(url, wait_until="domcontentloaded")
+    return page
+
+
+@pytest.fixture
+def page(browser, base_url):
+    return open_page(browser, base_url)
+
+
+def submit(page, text: str) -> None:
     box = page.locator("#message textarea")
     box.fill(text)
     box.press("Enter")
-    expect(page.locator("#chat")).to_contain_text(reply_contains, timeout=30_000)
 
 
-def test_customer_chats_reads_why_and_gives_a_thumbs_down(page, eager):
-    assistant = eager
-    page.locator("#message textarea").wait_for(timeout=30_000)
+def send(page, text: str, reply_contains: str) -> None:
+    submit(page, text)
+    expect(page.locator("#chat")).to_contain_text(reply_contains, timeout=WAIT_MS)
+
+
+def test_customer_chats_reads_why_and_gives_a_thumbs_down(page, staffed):
+    assistant = staffed
+    page.locator("#message textarea").wait_for(timeout=WAIT_MS)
     send(page, "Where is my order? It has not arrived yet.", "order number")
     send(page, "It's PP-482913", "order PP-482913")
 
@@ -93,11 +91,58 @@ def test_customer_chats_reads_why_and_gives_a_thumbs_down(page, eager):
 
 def test_empty_message_shows_a_warning_and_sends_nothing(page):
     box = page.locator("#message textarea")
-    box.wait_for(timeout=30_000)
+    box.wait_for(timeout=WAIT_MS)
     box.fill("   ")
     box.press("Enter")
     expect(page.get_by_text("The message is empty")).to_be_visible(timeout=10_000)
     expect(page.locator("#chat")).not_to_contain_text("Why this answer")
+
+
+def sign_in(page, name: str, password: str) -> None:
+    page.locator("input[type=text]").fill(name)
+    page.locator("input[type=password]").fill(password)
+    page.get_by_role("button", name="Login").click()
+
+
+def test_a_handoff_an_edited_suggestion_and_back_to_the_bot(browser, base_url, staffed):
+    customer = open_page(browser, base_url)
+    customer.locator("#message textarea").wait_for(timeout=WAIT_MS)
+    request = "I want to talk to a person about parcel 5521"
+    submit(customer, request)
+    expect(customer.locator("#status")).to_contain_text("Waiting for", timeout=WAIT_MS)
+
+    agent = open_page(browser, f"{base_url}/agent/")
+    sign_in(agent, AGENT_NAME, AGENT_PASSWORD)
+    expect(agent.locator("#who")).to_contain_text(f"Signed in as {AGENT_NAME}", timeout=WAIT_MS)
+    # The table keeps a hidden copy of each cell for measuring; the visible one is clicked.
+    agent.locator("#queue").get_by_text(request).filter(visible=True).first.click()
+    expect(agent.locator("#conversation")).to_contain_text("waiting for an agent", timeout=WAIT_MS)
+    expect(agent.locator("#history")).to_contain_text("intent human_agent", timeout=WAIT_MS)
+    expect(agent.locator("#suggestion-1")).to_contain_text("route", timeout=WAIT_MS)
+
+    agent.get_by_role("button", name="Use suggestion 1").click()
+    reply_box = agent.locator("#reply textarea")
+    expect(reply_box).not_to_have_value("", timeout=WAIT_MS)
+    edited = reply_box.input_value() + " Ana will stay with you until it is sorted."
+    reply_box.fill(edited)
+    agent.locator("#send-reply").click()
+
+    # The customer sends nothing: the page shows the reply by itself.
+    chat = customer.locator("#chat")
+    expect(chat).to_contain_text("Ana will stay with you until it is sorted.", timeout=WAIT_MS)
+    expect(customer.locator("#status")).to_contain_text("is with you", timeout=WAIT_MS)
+
+    agent.locator("#resolve").click()
+    expect(customer.locator("#status")).to_contain_text("resolved", timeout=WAIT_MS)
+    answers = customer.get_by_text("Why this answer")
+    answered = answers.count()
+    submit(customer, "how much is shipping")
+    expect(answers).to_have_count(answered + 1, timeout=WAIT_MS)
+
+    conversation = _conversation_with(staffed, request)
+    kinds = [action["kind"] for action in staffed.store.actions(conversation)]
+    assert kinds == [ActionKind.TAKEN, ActionKind.SUGGESTION_EDITED, ActionKind.RESOLVED]
+    assert staffed.store.turns(conversation)[-1]["route"] != "agent"
 
 
 def _recent_conversations(assistant) -> list[str]:
@@ -107,3 +152,10 @@ def _recent_conversations(assistant) -> list[str]:
         return [row[0] for row in rows.fetchall()]
     finally:
         connection.close()
+
+
+def _conversation_with(assistant, text: str) -> str:
+    for conversation in _recent_conversations(assistant):
+        if any(turn["user_text"] == text for turn in assistant.store.turns(conversation)):
+            return conversation
+    raise AssertionError(f"no recent conversation has {text!r}")

@@ -1,7 +1,8 @@
 import gradio as gr
 import pytest
 
-from assistant.ui import WHY_TITLE, build_ui, rate
+from assistant.store import ConversationStatus
+from assistant.ui import EXPIRED, STATUS_LINES, WHY_TITLE, build_ui, poll, rate
 from assistant.ui import respond as respond_stream
 
 
@@ -48,6 +49,41 @@ def test_thumbs_down_is_stored_on_the_turn(assistant):
     assert assistant.store.feedback(turn_id)[0]["rating"] == -1
     user_message = gr.LikeData(None, {"index": 0, "value": "...", "liked": True})
     assert rate(assistant, turn_ids, user_message) is None
+
+
+def test_agent_replies_appear_while_people_have_the_conversation(eager):
+    _, history, conversation_id, _ = respond(eager, "I want to talk to a person", [], None, {})
+    chat, last_seen, status_line, timer = poll(eager, history, conversation_id, 0)
+    assert chat == gr.skip()  # nothing new to show: the customer's and bot's lines are there
+    assert last_seen == eager.store.messages_since(conversation_id)[-1]["id"]
+    assert status_line == STATUS_LINES[ConversationStatus.WAITING]
+    assert timer.active
+
+    eager.store.agent_reply(conversation_id, "ana", "Hi, Ana here. Let me look.")
+    chat, newer, status_line, timer = poll(eager, history, conversation_id, last_seen)
+    assert chat == [
+        *history,
+        {"role": "assistant", "content": "**Support team:** Hi, Ana here. Let me look."},
+    ]
+    assert newer > last_seen
+    assert status_line == STATUS_LINES[ConversationStatus.WITH_AGENT]
+    assert timer.active
+    assert poll(eager, chat, conversation_id, newer)[:2] == (gr.skip(), newer)
+
+
+def test_polling_stops_once_the_bot_answers_again(eager):
+    _, history, conversation_id, _ = respond(eager, "I want to talk to a person", [], None, {})
+    eager.store.resolve(conversation_id, "ana")
+    _, _, status_line, timer = poll(eager, history, conversation_id, 0)
+    assert status_line == STATUS_LINES[ConversationStatus.RESOLVED]
+    assert not timer.active
+
+
+def test_polling_without_a_conversation_or_for_an_unknown_one_stops(assistant):
+    chat, last_seen, status_line, timer = poll(assistant, [], None, 0)
+    assert (chat, last_seen, status_line, timer.active) == (gr.skip(), 0, "", False)
+    chat, last_seen, status_line, timer = poll(assistant, [], "no-such-conversation", 5)
+    assert (chat, last_seen, status_line, timer.active) == (gr.skip(), 5, EXPIRED, False)
 
 
 def test_the_page_builds(assistant):
