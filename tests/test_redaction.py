@@ -1,6 +1,6 @@
 import pytest
 
-from assistant.redaction import passes_luhn, redact
+from assistant.redaction import Redactor, passes_luhn, redact
 
 
 @pytest.mark.parametrize(
@@ -33,3 +33,22 @@ def test_other_text_is_left_alone(text):
 def test_luhn_checksum():
     assert passes_luhn("4111111111111111")
     assert not passes_luhn("4111111111111112")
+
+
+def test_the_business_own_contacts_are_kept_however_written():
+    keep = Redactor(["help@shop.example", "+1 555 0142"])
+    text = "Mail HELP@shop.example or call +1 555 0142 (from the US: 555 0142)"
+    assert keep(text) == text
+    assert redact(text) == "Mail [EMAIL] or call [PHONE] (from the US: [PHONE])"
+
+
+def test_personal_data_is_masked_beside_public_contacts():
+    keep = Redactor(["help@shop.example", "+1 555 0142"])
+    text = "I'm jo@example.com on +1 555 014 2233; you said help@shop.example"
+    assert keep(text) == "I'm [EMAIL] on [PHONE]; you said help@shop.example"
+
+
+@pytest.mark.parametrize("contact", ["helpdesk", "12 34", "help@"])
+def test_a_public_contact_must_be_an_email_or_a_phone_number(contact):
+    with pytest.raises(ValueError, match="neither an email address nor a phone number"):
+        Redactor([contact])

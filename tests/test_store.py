@@ -3,6 +3,7 @@ import sqlite3
 import pytest
 import sqlite_utils
 
+from assistant.redaction import Redactor
 from assistant.store import (
     AGENT_ROUTE,
     MIGRATIONS,
@@ -272,6 +273,17 @@ def test_an_explicit_handoff_and_unknown_conversations(store):
         store.handoff("nope", "why")
     with pytest.raises(UnknownConversation):
         store.messages_since("nope")
+
+
+def test_the_business_contacts_in_an_agent_reply_reach_the_customer(tmp_path):
+    store = ConversationStore(tmp_path / "log.db", Redactor(["help@shop.example"]))
+    conversation = store.start_conversation()
+    store.log_turn(record(conversation, "I'm ana@example.com, who do I write to?"))
+    store.agent_reply(conversation, "ana", "Write to help@shop.example, ana@example.com")
+    lines = [line["text"] for line in store.messages_since(conversation)]
+    assert lines[0] == "I'm [EMAIL], who do I write to?"
+    assert lines[-1] == "Write to help@shop.example, [EMAIL]"
+    store.close()
 
 
 def test_an_agent_reply_reaches_the_transcript_and_takes_the_conversation(store):
