@@ -1,8 +1,9 @@
 """The customer chat page (Gradio): chat, a "why this answer" fold per reply, thumbs up/down.
 
-While the support team has the conversation, the page asks the log every few
-seconds for what is new and shows the agents' replies without the customer
-sending anything; it stops asking once the bot answers again.
+While a conversation is open the page asks the log for what is new and shows
+the agents' replies without the customer sending anything: every 2 seconds
+while the support team has it, every 10 while the bot does (an agent may still
+answer a message from the review queue).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ INTRO = (
 )
 WHY_TITLE = "Why this answer"
 SUPPORT_TEAM = "Support team"
-POLL_SECONDS = 2.0
+POLL_SECONDS = 2.0  # while people have the conversation
+IDLE_POLL_SECONDS = 10.0  # while the bot has it
 EXPIRED = "This conversation has expired; please send your message again."
 STATUS_LINES = {
     ConversationStatus.BOT: "",
@@ -118,7 +120,7 @@ def agent_lines_since(
 def poll(
     assistant: Assistant, history: History, conversation_id: str | None, last_seen: int
 ) -> tuple[Any, int, str, gr.Timer]:
-    """Show new agent replies and the conversation's status; keep polling while people have it.
+    """Show new agent replies and the conversation's status; poll faster while people have it.
 
     Returns the chat (or `gr.skip()` when nothing is new), the newest transcript id
     looked at, the status line and the timer's new state.
@@ -131,7 +133,8 @@ def poll(
     except UnknownConversation:
         return gr.skip(), last_seen, EXPIRED, gr.Timer(active=False)
     chat = [*history, *replies] if replies else gr.skip()
-    return chat, last_seen, STATUS_LINES[status], gr.Timer(active=status.with_people)
+    interval = POLL_SECONDS if status.with_people else IDLE_POLL_SECONDS
+    return chat, last_seen, STATUS_LINES[status], gr.Timer(interval, active=True)
 
 
 def build_ui(assistant: Assistant) -> gr.Blocks:

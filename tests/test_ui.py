@@ -2,7 +2,16 @@ import gradio as gr
 import pytest
 
 from assistant.store import ConversationStatus
-from assistant.ui import EXPIRED, STATUS_LINES, WHY_TITLE, build_ui, poll, rate
+from assistant.ui import (
+    EXPIRED,
+    IDLE_POLL_SECONDS,
+    POLL_SECONDS,
+    STATUS_LINES,
+    WHY_TITLE,
+    build_ui,
+    poll,
+    rate,
+)
 from assistant.ui import respond as respond_stream
 
 
@@ -57,7 +66,7 @@ def test_agent_replies_appear_while_people_have_the_conversation(eager):
     assert chat == gr.skip()  # nothing new to show: the customer's and bot's lines are there
     assert last_seen == eager.store.messages_since(conversation_id)[-1]["id"]
     assert status_line == STATUS_LINES[ConversationStatus.WAITING]
-    assert timer.active
+    assert (timer.active, timer.value) == (True, POLL_SECONDS)
 
     eager.store.agent_reply(conversation_id, "ana", "Hi, Ana here. Let me look.")
     chat, newer, status_line, timer = poll(eager, history, conversation_id, last_seen)
@@ -71,12 +80,23 @@ def test_agent_replies_appear_while_people_have_the_conversation(eager):
     assert poll(eager, chat, conversation_id, newer)[:2] == (gr.skip(), newer)
 
 
-def test_polling_stops_once_the_bot_answers_again(eager):
+def test_polling_slows_once_the_bot_answers_again(eager):
     _, history, conversation_id, _ = respond(eager, "I want to talk to a person", [], None, {})
     eager.store.resolve(conversation_id, "ana")
     _, _, status_line, timer = poll(eager, history, conversation_id, 0)
     assert status_line == STATUS_LINES[ConversationStatus.RESOLVED]
-    assert not timer.active
+    assert (timer.active, timer.value) == (True, IDLE_POLL_SECONDS)
+
+
+def test_an_agent_reply_to_a_conversation_the_bot_has_still_appears(eager):
+    _, history, conversation_id, _ = respond(eager, "how much is shipping", [], None, {})
+    _, last_seen, status_line, timer = poll(eager, history, conversation_id, 0)
+    assert (status_line, timer.active) == ("", True)
+    eager.store.agent_reply(conversation_id, "ana", "Ana here: shipping is free over $50.")
+    chat, _, status_line, timer = poll(eager, history, conversation_id, last_seen)
+    assert chat[-1]["content"] == "**Support team:** Ana here: shipping is free over $50."
+    assert status_line == STATUS_LINES[ConversationStatus.WITH_AGENT]
+    assert timer.value == POLL_SECONDS
 
 
 def test_polling_without_a_conversation_or_for_an_unknown_one_stops(assistant):
