@@ -15,7 +15,7 @@ from assistant.agent_ui import (
     use_suggestion,
 )
 from assistant.store import ActionKind, ConversationStatus
-from assistant.ui import poll
+from assistant.ui import IDLE_POLL_SECONDS, poll
 from tests.conftest import ADMIN_NAME, AGENT_NAME
 
 AS_AGENT = gr.Request(username=AGENT_NAME)
@@ -172,7 +172,7 @@ def test_resolving_gives_the_conversation_back_to_the_bot(staffed, handed_off):
 
     _, _, status_line, timer = poll(staffed, [], handed_off, 0)
     assert "resolved" in status_line
-    assert not timer.active
+    assert timer.value == IDLE_POLL_SECONDS
     with pytest.raises(gr.Error, match="already resolved"):
         resolve(staffed, page["selected"], AS_AGENT)
     with pytest.raises(gr.Error, match=f"{AGENT_NAME} resolved this conversation"):
