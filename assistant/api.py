@@ -188,13 +188,14 @@ def create_app(assistant: Assistant, with_ui: bool = True) -> FastAPI:
         request: SuggestRequest, _: Annotated[ApiKey, Depends(require_api_key)]
     ) -> Any:
         history = [line.model_dump() for line in request.history]
+        models = assistant.models  # the version reported is the one that suggested
         try:
-            suggestions = suggest(assistant, request.message, history)
+            suggestions = suggest(assistant, request.message, history, models=models)
         except MessageError as error:
             return _error(422, str(error))
         return {
             "suggestions": [s.to_dict() for s in suggestions],
-            "model_version": assistant.model_version,
+            "model_version": models.versions.describe(),
         }
 
     @app.get("/metrics")

@@ -19,7 +19,7 @@ from assistant.router import Decision, IntentScore, Route, Router, Source, TurnC
 from assistant.templates import extract_slots
 
 if TYPE_CHECKING:
-    from assistant.pipeline import Assistant
+    from assistant.pipeline import Assistant, Models
 
 CUSTOMER_ROLE = "customer"
 
@@ -51,17 +51,19 @@ def suggest(
     message: object,
     history: Sequence[Mapping[str, str]] = (),
     count: int = 3,
+    models: Models | None = None,
 ) -> list[Suggestion]:
     """The `count` best replies to `message`; raises `MessageError` for a bad message.
 
     `history` is the conversation so far, oldest first, as {"role", "text"} with
     role "customer", "bot" or "agent"; the customer's details in it fill templates.
+    `models` is the set to suggest with, by default the one serving now.
     """
     from assistant.pipeline import build_trace, drain
 
     settings = assistant.settings
     text = normalise_message(message, settings.max_message_chars)
-    models = assistant.models  # one set throughout, even if a new version is switched in
+    models = models or assistant.models  # one set throughout, even across a switch
     intents = models.classifier.predict([text], settings.top_k_intents)[0]
     sources = models.retriever.search([text], settings.top_k_sources)[0]
     found = extract_slots(text)
