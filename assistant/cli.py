@@ -451,7 +451,7 @@ def _config_name(args: argparse.Namespace) -> str:
 
 def _add_dataset_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
-        "dataset (default: the demo data in data_dir, split 70/15/15)"
+        "dataset (default: the demo data in data_dir, split 80/10/10)"
     )
     group.add_argument("--data", type=Path, help="labelled CSV or JSONL file to train on")
     group.add_argument("--validation", type=Path, help="validation file (default: a split)")

@@ -1,6 +1,6 @@
 """Which labelled messages a classifier is trained, validated and tested on.
 
-Either the assistant's own dataset folder (split 70/15/15, stratified and
+Either the assistant's own dataset folder (split 80/10/10 by default, stratified and
 seeded), or any CSV/JSONL file with a text and an intent column, with an
 optional validation file (else a stratified share of the training file) and an
 optional test file.
