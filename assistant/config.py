@@ -75,9 +75,9 @@ class Settings(BaseSettings):
     faiss_gpu: Literal["auto", "on", "off"] = "auto"
 
     # Intent classifier training (defaults chosen on validation data; see README).
-    epochs: int = Field(4, ge=1)
+    epochs: int = Field(7, ge=1)
     batch_size: int = Field(32, ge=1)
-    learning_rate: float = Field(5e-5, gt=0)  # the pretrained encoder
+    learning_rate: float = Field(1e-4, gt=0)  # the pretrained encoder
     head_learning_rate: float = Field(5e-4, gt=0)  # the head, initialised by linear probing
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.06, ge=0, lt=1)
@@ -85,7 +85,7 @@ class Settings(BaseSettings):
     probe_regularisation: float = Field(10.0, gt=0)  # logistic regression C for the probe
     freeze_word_embeddings: bool = True
     bf16: bool = False  # bfloat16 autocast while training (faster on recent CPUs and GPUs)
-    early_stopping_patience: int = Field(2, ge=1)
+    early_stopping_patience: int = Field(3, ge=1)
     validation_fraction: float = Field(0.1, gt=0, lt=0.5)
     max_length: int = Field(64, ge=8)
     seed: int = 13

@@ -42,9 +42,11 @@ def trainer_arguments(
     seed: int,
     device: str,
     bf16: bool = False,
+    best_metric: str = "loss",
     **extra: Any,
 ) -> TrainingArguments:
-    """Evaluate and checkpoint every epoch; keep the epoch with the lowest validation loss."""
+    """Evaluate and checkpoint every epoch; keep the epoch with the best validation
+    `best_metric`: the lowest loss, or the highest of any other metric."""
     return TrainingArguments(
         output_dir=str(run_dir),
         num_train_epochs=epochs,
@@ -55,8 +57,8 @@ def trainer_arguments(
         save_strategy="epoch",
         save_total_limit=2,
         load_best_model_at_end=True,
-        metric_for_best_model="eval_loss",  # smoother than accuracy on small validation sets
-        greater_is_better=False,
+        metric_for_best_model=best_metric,
+        greater_is_better=best_metric != "loss",
         logging_strategy="epoch",
         report_to="none",
         seed=seed,

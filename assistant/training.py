@@ -44,6 +44,7 @@ from assistant.intents import (
     METADATA_FILE,
     MODEL_FORMAT,
     IntentClassifier,
+    checkpoint_metrics,
     classification_metrics,
 )
 from assistant.rejection import choose_policy, outcome, target_indices
@@ -222,13 +223,14 @@ def _fine_tune(
             settings.seed,
             pick_device(settings.device),
             settings.bf16,
+            best_metric="selection",
         ),
         train_dataset=train_set,
         # Sorted by length, so evaluation batches carry little padding.
         eval_dataset=_Encoded(
             tokenizer, sorted(validation, key=lambda e: len(e.text)), label_ids, settings.max_length
         ),
-        compute_metrics=lambda p: classification_metrics(p.predictions.argmax(-1), p.label_ids),
+        compute_metrics=lambda p: checkpoint_metrics(p.predictions, p.label_ids),
         processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(tokenizer),
         optimizers=_optimiser(model, settings, total_steps),

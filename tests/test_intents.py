@@ -6,7 +6,12 @@ import pytest
 
 from assistant.files import ArtifactError
 from assistant.intent_model import HEAD_FILE
-from assistant.intents import METADATA_FILE, IntentClassifier, intent_model_path
+from assistant.intents import (
+    METADATA_FILE,
+    IntentClassifier,
+    checkpoint_metrics,
+    intent_model_path,
+)
 from assistant.versions import CURRENT_FILE
 
 from .conftest import SLICE_INTENTS
@@ -102,3 +107,19 @@ def test_corrupt_metadata_is_refused(built_settings, tmp_path):
     (version / METADATA_FILE).write_text("{not json")
     with pytest.raises(ArtifactError, match="corrupt"):
         IntentClassifier.load(tmp_path)
+
+
+def test_an_epoch_is_chosen_by_accuracy_and_ties_by_the_lower_loss():
+    targets = np.array([0, 1, 1])
+    sure = np.array([[4.0, 0.0], [0.0, 4.0], [3.0, 0.0]])  # 2 of 3 right, confidently
+    unsure = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.0]])  # the same 2 right, less sure
+    better = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 0.5]])  # all 3 right
+    scores = {
+        name: checkpoint_metrics(logits, targets)
+        for name, logits in {"sure": sure, "unsure": unsure, "better": better}.items()
+    }
+    assert scores["sure"]["accuracy"] == scores["unsure"]["accuracy"] == pytest.approx(2 / 3)
+    # Equal accuracy: the lower cross-entropy wins (the confident mistake costs more here).
+    assert scores["unsure"]["selection"] > scores["sure"]["selection"]
+    assert scores["better"]["selection"] > scores["unsure"]["selection"]
+    assert scores["better"]["selection"] == pytest.approx(1.0)
