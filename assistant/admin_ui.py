@@ -24,7 +24,7 @@ from assistant.intents import METADATA_FILE
 from assistant.metrics import Metrics, QuestionGroup, compute_metrics, frequent_unanswered
 from assistant.page_access import AccessDenied, require_role
 from assistant.pipeline import Assistant
-from assistant.releases import ModelVersions, live_versions, release_history
+from assistant.releases import ModelVersions, live_or_none, release_history
 
 TITLE = "Pebble & Pine: admin"
 INTENT_COLUMNS = ["intent", "turns"]
@@ -146,13 +146,6 @@ def evaluation_summary(evaluation: dict[str, Any] | None) -> str:
             parts.append(f"on {held_out} examples")
     parts += [f"{key.replace('_', ' ')} {value}" for key, value in rest.items()]
     return "; ".join(parts)
-
-
-def live_or_none(settings: Settings) -> ModelVersions | None:
-    try:
-        return live_versions(settings)
-    except ArtifactError:
-        return None
 
 
 def release_rows(settings: Settings) -> pd.DataFrame:

@@ -230,7 +230,8 @@ class Assistant:
             state = self.store.state(conversation_id)
             status = self.store.status(conversation_id)
             if status.with_people:
-                yield self._leave_to_agent(text, conversation_id, state, status, models, started)
+                version = models.versions.describe()
+                yield self._leave_to_agent(text, conversation_id, state, status, version, started)
                 return
         intents = models.classifier.predict([text], self.settings.top_k_intents)[0]
         sources = models.retriever.search([text], self.settings.top_k_sources)[0]
@@ -337,11 +338,10 @@ class Assistant:
         conversation_id: str,
         state: ConversationState,
         status: ConversationStatus,
-        models: Models,
+        model_version: str,
         started: float,
     ) -> Reply:
         """Log the message for the agent without routing it; tell the customer a person has it."""
-        model_version = models.versions.describe()
         reply = WITH_PEOPLE_REPLIES[status]
         reason = f"the conversation is {status.value.replace('_', ' ')}: the support team answers"
         trace = {

@@ -75,7 +75,7 @@ def promote(
     """Make `versions` live and record them, with the release they replace if unrecorded."""
     history = release_history(settings)
     releases = history["releases"]
-    replaced = _live_or_none(settings)
+    replaced = live_or_none(settings)
     if replaced is not None and (not releases or _versions(releases[-1]) != replaced):
         releases.append(_record(replaced, None, "built outside retraining"))
     _point_at(settings, versions)
@@ -119,7 +119,8 @@ def _point_at(settings: Settings, versions: ModelVersions) -> None:
         make_version_current(folder, version)
 
 
-def _live_or_none(settings: Settings) -> ModelVersions | None:
+def live_or_none(settings: Settings) -> ModelVersions | None:
+    """The live versions, or None when a part is not built yet."""
     try:
         return live_versions(settings)
     except ArtifactError:

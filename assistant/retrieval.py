@@ -135,12 +135,13 @@ class Retriever:
         )
         index = faiss.index_factory(vectors.shape[1], "Flat", faiss.METRIC_INNER_PRODUCT)
         index.add(vectors)
+        source_checksum = checksum(pairs)
         metadata = {
             "embedding_model": settings.embedding_model,
             "dimension": int(vectors.shape[1]),
             "rows": len(pairs),
-            "source_checksum": checksum(pairs),
-            "base_checksum": base_checksum or checksum(pairs),
+            "source_checksum": source_checksum,
+            "base_checksum": base_checksum or source_checksum,
             "faiss_version": faiss.__version__,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
