@@ -5,9 +5,10 @@ import re
 EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b")
 # Card numbers: 13-19 digits, optionally grouped by spaces or dashes.
 CARD_CANDIDATE = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
-# Phone numbers: an optional +country code, then 7+ digits with common separators.
+# Phone numbers: an optional +country code, then 7+ digits with common separators; the
+# first group may be a lone trunk or country digit, as in 1-800-555-0199.
 PHONE = re.compile(
-    r"(?<![\w-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]?\d{2,4}){2,4}\b"
+    r"(?<![\w-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){2,4}\b"
 )
 # Order numbers: PP-204817, PP204817, pp 204817, or "order #204817" / "order 204817".
 ORDER_ID = re.compile(

@@ -9,6 +9,7 @@ from assistant.redaction import Redactor, passes_luhn, redact
         ("write to maria.k@example.com please", "write to [EMAIL] please"),
         ("call +1 555 014 2233 after 5", "call [PHONE] after 5"),
         ("my mobile is 07700 900123", "my mobile is [PHONE]"),
+        ("ring 1-800-555-0199 today", "ring [PHONE] today"),
         ("card 4111 1111 1111 1111 was charged", "card [CARD] was charged"),
         ("card 4111-1111-1111-1111", "card [CARD]"),
     ],
@@ -37,9 +38,9 @@ def test_luhn_checksum():
 
 def test_the_business_own_contacts_are_kept_however_written():
     keep = Redactor(["help@shop.example", "+1 555 0142"])
-    text = "Mail HELP@shop.example or call +1 555 0142 (from the US: 555 0142)"
+    text = "Mail HELP@shop.example or call +1 555 0142 (in the US: 555 0142 or 1-555-0142)"
     assert keep(text) == text
-    assert redact(text) == "Mail [EMAIL] or call [PHONE] (from the US: [PHONE])"
+    assert redact(text) == "Mail [EMAIL] or call [PHONE] (in the US: [PHONE] or [PHONE])"
 
 
 def test_personal_data_is_masked_beside_public_contacts():
