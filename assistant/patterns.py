@@ -10,6 +10,8 @@ CARD_CANDIDATE = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
 PHONE = re.compile(
     r"(?<![\w-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){2,4}\b"
 )
+# Calendar dates (2026-11-23, 23.11.2026, 11/23/26), which the phone pattern also matches.
+DATE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[./-]\d{1,2}[./-](?:\d{4}|\d{2})")
 # Order numbers: PP-204817, PP204817, pp 204817, or "order #204817" / "order 204817".
 ORDER_ID = re.compile(
     r"\b(?:PP[-\s]?(?P<prefixed>\d{6})|(?:order|purchase)\s*(?:number|no\.?|nr\.?)?\s*#?\s*(?P<bare>\d{6}))\b",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from assistant.patterns import CARD_CANDIDATE, EMAIL, ORDER_ID, PHONE
+from assistant.patterns import CARD_CANDIDATE, DATE, EMAIL, ORDER_ID, PHONE
 
 EMAIL_MASK = "[EMAIL]"
 PHONE_MASK = "[PHONE]"
@@ -78,7 +78,11 @@ class Redactor:
 
     def _mask_phone(self, match: re.Match[str]) -> str:
         digits = digits_of(match.group())
-        if not 7 <= len(digits) <= 15 or self._is_public_phone(digits):
+        if (
+            DATE.fullmatch(match.group())
+            or not 7 <= len(digits) <= 15
+            or self._is_public_phone(digits)
+        ):
             return match.group()
         return PHONE_MASK
 

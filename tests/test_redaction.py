@@ -24,6 +24,7 @@ def test_personal_data_is_masked(text, expected):
         "order PP-204817 has not arrived",
         "order #204817 please",
         "I bought 3 lamps in 2024 for 120 dollars",
+        "it was delivered on 2026-11-23, not 23.11.2026 or 11/23/26",
         "ticket 1234 5678 9012 3456",  # 16 digits that fail the card checksum
     ],
 )
