@@ -291,6 +291,10 @@ def export_training_data(
 # The page.
 
 
+def read_only_table(value: pd.DataFrame, label: str, elem_id: str) -> gr.Dataframe:
+    return gr.Dataframe(value=value, label=label, interactive=False, wrap=True, elem_id=elem_id)
+
+
 def build_admin_ui(assistant: Assistant, files: ExportFiles | None = None) -> gr.Blocks:
     files = files or ExportFiles()
     with gr.Blocks(title=TITLE, delete_cache=(EXPORT_KEEP_SECONDS, EXPORT_KEEP_SECONDS)) as page:
@@ -309,28 +313,20 @@ def build_admin_ui(assistant: Assistant, files: ExportFiles | None = None) -> gr
             x_label_angle=-30,
             elem_id="intents",
         )
-        groups = gr.Dataframe(
-            value=question_groups([]),
-            label="Most frequent unanswered or low-confidence questions, grouped by meaning",
-            interactive=False,
-            wrap=True,
-            elem_id="unanswered",
+        groups = read_only_table(
+            question_groups([]),
+            "Most frequent unanswered or low-confidence questions, grouped by meaning",
+            "unanswered",
         )
         gr.Markdown("### Models")
         serving = gr.Markdown(elem_id="serving")
-        releases = gr.Dataframe(
-            value=pd.DataFrame(columns=RELEASE_COLUMNS),
-            label="Releases (evaluation on the held-out set)",
-            interactive=False,
-            wrap=True,
-            elem_id="releases",
+        releases = read_only_table(
+            pd.DataFrame(columns=RELEASE_COLUMNS),
+            "Releases (evaluation on the held-out set)",
+            "releases",
         )
-        models = gr.Dataframe(
-            value=pd.DataFrame(columns=MODEL_COLUMNS),
-            label="Intent model versions",
-            interactive=False,
-            wrap=True,
-            elem_id="intent-models",
+        models = read_only_table(
+            pd.DataFrame(columns=MODEL_COLUMNS), "Intent model versions", "intent-models"
         )
         gr.Markdown("### Training data from the log")
         with gr.Row():
