@@ -219,6 +219,8 @@ class Assistant:
 
         The pieces are provisional: the final `Reply`, always the last item, holds the
         text that stands (a written answer that fails its checks is replaced).
+        A reader who stops listening (closes the stream) mid-answer loses nothing from
+        the log: the answer is finished and checked unseen, and the turn logged as usual.
         """
         started = time.perf_counter()
         models = self.models
@@ -239,14 +241,28 @@ class Assistant:
         slots = {**state.slots, **found_slots}
         context = TurnContext(intents, sources, slots, state.pending_intent)
         decision = models.router.decide(context)
-        generation = None
+        generation, listening = None, True
         if decision.route is Route.GENERATE:
-            decision, generation = yield from self.write_answer(text, context, decision, models)
+            writing = self.write_answer(text, context, decision, models)
+            while True:
+                try:
+                    piece = next(writing)
+                except StopIteration as done:
+                    decision, generation = done.value
+                    break
+                try:
+                    yield piece
+                except GeneratorExit:  # the reader left: finish unseen, so the turn is logged
+                    decision, generation = drain(writing)
+                    listening = False
+                    break
         trace = build_trace(decision, intents, sources, sorted(found_slots), models.router.policy)
         if generation is not None:
             trace["generation"] = generation
         version = models.versions.describe()
-        yield self._log(text, conversation_id, decision, trace, slots, status, version, started)
+        reply = self._log(text, conversation_id, decision, trace, slots, status, version, started)
+        if listening:
+            yield reply
 
     def write_answer(
         self, text: str, context: TurnContext, decision: Decision, models: Models | None = None

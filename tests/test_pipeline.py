@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from assistant.messages import MessageError
@@ -152,6 +154,20 @@ def test_a_written_answer_streams_and_stands_when_it_passes(assistant, built_set
         assert reply.route == "handoff"
     [turn] = writer.store.turns(reply.conversation_id)
     assert turn["reply_text"] == reply.text
+
+
+def test_a_reader_who_leaves_mid_answer_still_has_the_turn_logged(assistant, built_settings):
+    writer = writing_assistant(assistant, built_settings, -1.0, 1.01)
+    conversation_id = writer.store.start_conversation()
+    events = writer.reply_stream("How long does delivery take?", conversation_id)
+    first = next(events)
+    assert isinstance(first, str)
+    events.close()  # what a web server does when the client disconnects
+    [turn] = writer.store.turns(conversation_id)
+    assert turn["user_text"] == "How long does delivery take?"
+    generation = json.loads(turn["trace"])["generation"]
+    assert generation["written"].startswith(first.strip())
+    assert turn["reply_text"] and turn["route"] == generation["used"]
 
 
 def test_a_failed_check_falls_back_to_the_closest_past_answer(assistant, built_settings):
