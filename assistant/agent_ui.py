@@ -28,6 +28,7 @@ from assistant.store import (
     Author,
     Conversation,
     ConversationStatus,
+    HeldByAnotherAgent,
     QueueItem,
     QueueKind,
     UnknownConversation,
@@ -337,15 +338,35 @@ def send_reply(
         raise gr.Error("The reply is empty: use a suggestion or write your own.")
     check_can_reply(assistant, conversation)
     info = {k: v for k, v in picked.items() if k != "text"} if picked else None
-    assistant.store.agent_reply(
-        conversation.id,
-        agent,
-        text,
-        suggestion=picked["text"] if picked else None,
-        suggestion_info=info,
-    )
+    try:
+        assistant.store.agent_reply(
+            conversation.id,
+            agent,
+            text,
+            suggestion=picked["text"] if picked else None,
+            suggestion_info=info,
+        )
+    except HeldByAnotherAgent as held:
+        raise gr.Error(
+            f"{held.holder} has this conversation. Press Take over to answer it yourself."
+        ) from held
     gr.Info("Reply sent.")
     return (*view_updates(load_view(assistant, conversation.id)), "", None)
+
+
+def take_over(assistant: Assistant, selected: Selected, request: gr.Request | None) -> tuple:
+    """Take the open conversation, from another agent too; the take-over is logged."""
+    agent = acting_agent(assistant, request)
+    conversation = require_open(assistant, selected)
+    check_can_reply(assistant, conversation)
+    holder = conversation.assigned_to
+    if conversation.status is ConversationStatus.WITH_AGENT and holder == agent:
+        gr.Info("This conversation is already yours.")
+    else:
+        assistant.store.take(conversation.id, agent)
+        was_held = conversation.status is ConversationStatus.WITH_AGENT and holder
+        gr.Info(f"You have this conversation now (from {holder})." if was_held else "Yours now.")
+    return view_updates(load_view(assistant, conversation.id))
 
 
 def correct_intent(
@@ -435,6 +456,7 @@ def build_agent_ui(assistant: Assistant, path: str = AGENT_PATH) -> gr.Blocks:
         )
         with gr.Row():
             send = gr.Button("Send", variant="primary", elem_id="send-reply")
+            take_button = gr.Button("Take over", elem_id="take-over")
             resolve_button = gr.Button("Resolve", elem_id="resolve")
         with gr.Row():
             turn = gr.Dropdown(label="Customer turn", choices=[], scale=3, elem_id="turn")
@@ -476,6 +498,9 @@ def build_agent_ui(assistant: Assistant, path: str = AGENT_PATH) -> gr.Blocks:
         def on_resolve(current: Selected, request: gr.Request) -> tuple[Any, ...]:
             return (*resolve(assistant, current, request), *on_queue(request))
 
+        def on_take(current: Selected, request: gr.Request) -> tuple[Any, ...]:
+            return (*take_over(assistant, current, request), *on_queue(request))
+
         queue_outputs = [queue, queue_shown]
         page.load(on_load, None, [who, *queue_outputs, intent])
         reload_queue.click(on_queue, None, queue_outputs)
@@ -488,4 +513,5 @@ def build_agent_ui(assistant: Assistant, path: str = AGENT_PATH) -> gr.Blocks:
         send.click(on_send, [selected, reply, picked], [*view, reply, picked, *queue_outputs])
         correct.click(on_correct, [selected, turn, intent], view)
         resolve_button.click(on_resolve, [selected], [*view, *queue_outputs])
+        take_button.click(on_take, [selected], [*view, *queue_outputs])
     return page

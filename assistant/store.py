@@ -40,6 +40,14 @@ class UnknownTurn(KeyError):
     """The turn id is not in the log."""
 
 
+class HeldByAnotherAgent(RuntimeError):
+    """The conversation is with another agent: taking it over is a deliberate step (`take`)."""
+
+    def __init__(self, conversation_id: str, holder: str) -> None:
+        super().__init__(f"conversation {conversation_id} is with {holder}")
+        self.holder = holder
+
+
 class ConversationStatus(StrEnum):
     """Who answers the customer: the bot, or (once handed off) a person."""
 
@@ -486,11 +494,16 @@ class ConversationStore:
         )
         return int(row.last_pk)
 
-    def _assign(self, conversation_id: str, agent: str, now: str) -> bool:
-        """Give the conversation to `agent` unless it is already theirs; True if it changed."""
+    def _assign(self, conversation_id: str, agent: str, now: str, *, take_over: bool) -> bool:
+        """Give the conversation to `agent` unless it is already theirs; True if it changed.
+        Without `take_over`, one another agent has is refused with `HeldByAnotherAgent`."""
         row = self._require_conversation(conversation_id)
-        if row["status"] == ConversationStatus.WITH_AGENT and row["assigned_to"] == agent:
-            return False
+        if row["status"] == ConversationStatus.WITH_AGENT:
+            holder = row["assigned_to"]
+            if holder == agent:
+                return False
+            if holder and not take_over:
+                raise HeldByAnotherAgent(conversation_id, holder)
         self._db["conversations"].update(
             conversation_id,
             {
@@ -512,9 +525,9 @@ class ConversationStore:
         return True
 
     def take(self, conversation_id: str, agent: str) -> None:
-        """An agent takes a conversation: it is theirs until resolved."""
+        """An agent takes a conversation, from another agent too: it is theirs until resolved."""
         with self._write_lock, self._db.atomic():
-            self._assign(conversation_id, agent, _now())
+            self._assign(conversation_id, agent, _now(), take_over=True)
 
     def agent_reply(
         self,
@@ -531,13 +544,13 @@ class ConversationStore:
         action is then recorded as that suggestion used as it was, or edited, with
         both texts and `suggestion_info` (its rank, route, intent, score). The reply
         concerns `turn_id`, by default the latest customer turn. An agent who replies
-        takes the conversation.
+        takes the conversation, unless another agent has it (`HeldByAnotherAgent`).
         """
         if not text.strip():
             raise ValueError("the reply is empty")
         with self._write_lock, self._db.atomic():
             now = _now()
-            self._assign(conversation_id, agent, now)
+            self._assign(conversation_id, agent, now, take_over=False)
             if turn_id is None:
                 turn_id = self._last_turn_id(conversation_id)
             elif self._require_turn(turn_id)["conversation_id"] != conversation_id:

@@ -12,6 +12,7 @@ from assistant.agent_ui import (
     refresh,
     resolve,
     send_reply,
+    take_over,
     use_suggestion,
 )
 from assistant.store import ActionKind, ConversationStatus
@@ -182,6 +183,23 @@ def test_resolving_gives_the_conversation_back_to_the_bot(staffed, handed_off):
     assert answer.route != "agent"  # the bot answers again
     send_reply(staffed, page["selected"], "And shipping is free over $50.", None, AS_AGENT)
     assert staffed.store.status(handed_off) == ConversationStatus.WITH_AGENT
+
+
+def test_replying_over_another_agent_needs_a_take_over(staffed, handed_off):
+    page = opened(staffed, handed_off)
+    staffed.store.take(handed_off, ADMIN_NAME)
+    lines_before = staffed.store.messages_since(handed_off)
+    with pytest.raises(gr.Error, match=f"{ADMIN_NAME} has this conversation"):
+        send_reply(staffed, page["selected"], "Hello, Ana here.", None, AS_AGENT)
+    assert staffed.store.messages_since(handed_off) == lines_before  # nothing was sent
+
+    take_over(staffed, page["selected"], AS_AGENT)
+    assert staffed.store.conversation(handed_off).assigned_to == AGENT_NAME
+    taken = [a for a in staffed.store.actions(handed_off) if a["kind"] == ActionKind.TAKEN]
+    assert taken[-1]["actor"] == AGENT_NAME
+    assert taken[-1]["payload"]["assigned_to"] == ADMIN_NAME
+    send_reply(staffed, page["selected"], "Hello, Ana here.", None, AS_AGENT)
+    assert staffed.store.messages_since(handed_off)[-1]["text"] == "Hello, Ana here."
 
 
 def test_an_agent_corrects_the_intent_of_a_customer_turn(staffed, handed_off):

@@ -11,6 +11,7 @@ from assistant.store import (
     ConversationState,
     ConversationStatus,
     ConversationStore,
+    HeldByAnotherAgent,
     QueueKind,
     TurnRecord,
     UnknownConversation,
@@ -301,6 +302,19 @@ def test_an_agent_reply_reaches_the_transcript_and_takes_the_conversation(store)
     assert kinds == [ActionKind.TAKEN, ActionKind.REPLY_SENT]
     with pytest.raises(ValueError, match="empty"):
         store.agent_reply(conversation, "ana", "   ")
+
+
+def test_an_agent_cannot_reply_over_another_agent_without_taking_over(store):
+    conversation = handed_off(store)
+    store.take(conversation, "bo")
+    with pytest.raises(HeldByAnotherAgent) as held:
+        store.agent_reply(conversation, "ana", "Ana here.")
+    assert held.value.holder == "bo"
+    assert store.conversation(conversation).assigned_to == "bo"
+    assert [m["author"] for m in store.messages_since(conversation)].count("agent") == 0
+    store.take(conversation, "ana")
+    store.agent_reply(conversation, "ana", "Ana here.")
+    assert store.conversation(conversation).assigned_to == "ana"
 
 
 def test_suggestions_used_or_edited_are_told_apart(store):
