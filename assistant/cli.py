@@ -398,6 +398,27 @@ def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_prune(args: argparse.Namespace, settings: Settings) -> int:
+    from assistant.releases import prunable, remove_versions
+
+    doomed = prunable(settings, args.keep)
+    megabytes = sum(_folder_bytes(folder) for folder in doomed) / 1e6
+    for folder in doomed:
+        print(f"{'would remove' if args.dry_run else 'removing'} {folder}")
+    if not args.dry_run:
+        remove_versions(settings, doomed)
+    print(
+        f"{len(doomed)} version folders, {megabytes:.0f} MB"
+        f"{' (dry run: nothing removed)' if args.dry_run else ' freed'}; "
+        f"the live release and the last {args.keep} releases are kept."
+    )
+    return 0
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
 def _date(value: str):
     from datetime import date
 
@@ -543,6 +564,16 @@ def _add_release_commands(commands) -> None:
     commands.add_parser("rollback", help="return to the release before the live one").set_defaults(
         handler=cmd_rollback
     )
+    prune = commands.add_parser(
+        "prune",
+        help="remove old model versions no release needs",
+        description="Removes intent model, index and generator versions that are not live, "
+        "not part of the last KEEP releases (what rollback returns to) and not among the "
+        "newest KEEP of their kind.",
+    )
+    prune.add_argument("--keep", type=int, default=3, help="releases to keep (default 3)")
+    prune.add_argument("--dry-run", action="store_true", help="list them; remove nothing")
+    prune.set_defaults(handler=cmd_prune)
 
 
 def _add_export_command(commands) -> None:

@@ -6,10 +6,12 @@ is one version of each. `releases.json` in the models folder lists the releases
 promoted, oldest first, with the figures that justified them, so `assistant
 rollback` can return to the one before the live release. A running server
 watches the `CURRENT` files (hot_reload.py) and switches when they change.
+`assistant prune` removes the version folders none of that needs any more.
 """
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,6 +56,15 @@ def live_versions(settings: Settings) -> ModelVersions:
         if generator is None:
             raise ArtifactError(f"no trained answer generator. {NOT_BUILT_HINT}")
     return ModelVersions(intent, index, generator)
+
+
+def version_folders(settings: Settings) -> dict[str, Path]:
+    """Where each part of a release keeps its versions, by the part's name."""
+    return {
+        "intent": settings.intent_models_dir,
+        "index": settings.qa_index_dir,
+        "generator": settings.generator_models_dir,
+    }
 
 
 def releases_path(settings: Settings) -> Path:
@@ -125,6 +136,42 @@ def live_or_none(settings: Settings) -> ModelVersions | None:
         return live_versions(settings)
     except ArtifactError:
         return None
+
+
+def prunable(settings: Settings, keep: int) -> list[Path]:
+    """Version folders that are not live, not part of the last `keep` releases (what
+    `rollback` can return to), and not among the newest `keep` of their kind (recent
+    builds and candidates not promoted)."""
+    if keep < 1:
+        raise ValueError("keep at least one release")
+    recent = release_history(settings)["releases"][-keep:]
+    doomed = []
+    for part, folder in version_folders(settings).items():
+        if not folder.is_dir():
+            continue
+        versions = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+        needed = {current_version(folder), *(r["versions"].get(part) for r in recent)}
+        needed |= {p.name for p in versions[-keep:]}
+        doomed += [p for p in versions if p.name not in needed]
+    return doomed
+
+
+def prune(settings: Settings, keep: int) -> list[Path]:
+    """Remove what `prunable` names; returns the folders removed."""
+    doomed = prunable(settings, keep)
+    remove_versions(settings, doomed)
+    return doomed
+
+
+def remove_versions(settings: Settings, doomed: list[Path]) -> None:
+    for folder in version_folders(settings).values():  # left by a removal killed midway
+        for leftover in folder.glob(".*.pruned") if folder.is_dir() else []:
+            shutil.rmtree(leftover)
+    for folder in doomed:
+        # Renamed first, so a process killed while deleting leaves no half-version behind.
+        retired = folder.with_name(f".{folder.name}.pruned")
+        folder.rename(retired)
+        shutil.rmtree(retired)
 
 
 def _versions(record: dict[str, Any]) -> ModelVersions:

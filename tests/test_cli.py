@@ -4,6 +4,7 @@ import json
 import pytest
 
 from assistant.cli import main
+from assistant.versions import make_version_current
 
 
 def test_data_validate_prints_counts(demo_slice, capsys):
@@ -183,3 +184,19 @@ def test_export_without_a_log_says_where_it_looked(tmp_path, monkeypatch, capsys
     assert "no conversation log at" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["export", "--since", "last week"])
+
+
+def test_prune_dry_run_lists_and_removes_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ASSISTANT_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("ASSISTANT_INDEX_DIR", str(tmp_path / "index"))
+    intent = tmp_path / "models" / "intent"
+    for version in ("v1", "v2", "v3"):
+        (intent / version).mkdir(parents=True)
+        (intent / version / "model.bin").write_bytes(b"0" * 2_000_000)
+    make_version_current(intent, "v3")
+    assert main(["prune", "--keep", "1", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "would remove" in out and "2 version folders, 4 MB (dry run" in out
+    assert len(list(intent.iterdir())) == 4  # three versions and CURRENT
+    assert main(["prune", "--keep", "1"]) == 0
+    assert sorted(p.name for p in intent.iterdir()) == ["CURRENT", "v3"]

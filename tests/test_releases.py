@@ -7,6 +7,8 @@ from assistant.releases import (
     RollbackError,
     live_versions,
     promote,
+    prunable,
+    prune,
     release_history,
     rollback,
 )
@@ -82,3 +84,23 @@ def test_a_release_whose_folders_are_gone_is_refused_before_anything_changes(set
     with pytest.raises(ArtifactError, match="no longer in"):
         promote(settings, second, None, "retrain")
     assert live_versions(settings) == first
+
+
+def test_prune_keeps_the_live_release_what_rollback_needs_and_the_newest(settings):
+    first, second, third, fourth = (saved(settings, name) for name in "abcd")
+    make_live(settings, first)
+    for versions in (second, third, fourth):
+        promote(settings, versions, None, "retrain")
+    candidate = saved(settings, "e")  # trained, not promoted
+    (settings.intent_models_dir / ".e.building-x").mkdir()  # a build in progress
+
+    removed = prune(settings, keep=2)
+    assert sorted(p.name for p in removed) == sorted(
+        f"{part}-{name}" for part in ("intent", "index", "generator") for name in "ab"
+    )
+    left = sorted(p.name for p in settings.intent_models_dir.iterdir() if p.is_dir())
+    assert left == [".e.building-x", "intent-c", "intent-d", candidate.intent]
+    assert rollback(settings) == (fourth, third)
+    assert prunable(settings, keep=2) == []
+    with pytest.raises(ValueError, match="at least one"):
+        prunable(settings, keep=0)
