@@ -11,7 +11,12 @@ PHONE = re.compile(
     r"(?<![\w-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){2,4}\b"
 )
 # Calendar dates (2026-11-23, 23.11.2026, 11/23/26), which the phone pattern also matches.
-DATE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[./-]\d{1,2}[./-](?:\d{4}|\d{2})")
+# Only real days and months count, so a phone number such as 12-34-5678 is not one.
+_DAY, _MONTH = r"(?:0?[1-9]|[12]\d|3[01])", r"(?:0?[1-9]|1[0-2])"
+DATE = re.compile(
+    rf"\d{{4}}-{_MONTH}-{_DAY}"
+    rf"|(?:{_DAY}[./-]{_MONTH}|{_MONTH}[./-]{_DAY})[./-](?:\d{{4}}|\d{{2}})"
+)
 # Order numbers: PP-204817, PP204817, pp 204817, or "order #204817" / "order 204817".
 ORDER_ID = re.compile(
     r"\b(?:PP[-\s]?(?P<prefixed>\d{6})|(?:order|purchase)\s*(?:number|no\.?|nr\.?)?\s*#?\s*(?P<bare>\d{6}))\b",

@@ -10,6 +10,7 @@ from assistant.redaction import Redactor, passes_luhn, redact
         ("call +1 555 014 2233 after 5", "call [PHONE] after 5"),
         ("my mobile is 07700 900123", "my mobile is [PHONE]"),
         ("ring 1-800-555-0199 today", "ring [PHONE] today"),
+        ("or 12-34-5678, not a date", "or [PHONE], not a date"),
         ("card 4111 1111 1111 1111 was charged", "card [CARD] was charged"),
         ("card 4111-1111-1111-1111", "card [CARD]"),
     ],
