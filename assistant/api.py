@@ -30,7 +30,13 @@ from assistant.config import ApiKey
 from assistant.hot_reload import ModelWatcher
 from assistant.messages import MessageError
 from assistant.metrics import prometheus_text
-from assistant.page_access import ADMIN_PATH, AGENT_PATH, NO_USERS_HINT, mount_signed_in
+from assistant.page_access import (
+    ADMIN_PATH,
+    AGENT_PATH,
+    NO_USERS_HINT,
+    mount_signed_in,
+    new_throttle,
+)
 from assistant.pipeline import Assistant, Reply
 from assistant.store import UnknownConversation, UnknownTurn
 from assistant.suggestions import suggest
@@ -229,8 +235,10 @@ def mount_staff_pages(app: FastAPI, assistant: Assistant) -> None:
     from assistant.agent_ui import build_agent_ui
 
     settings = assistant.settings
-    mount_signed_in(app, build_agent_ui(assistant, AGENT_PATH), AGENT_PATH, settings, "agent")
-    mount_signed_in(app, build_admin_ui(assistant), ADMIN_PATH, settings, "admin")
+    throttle = new_throttle(settings)
+    agent_page = build_agent_ui(assistant, AGENT_PATH)
+    mount_signed_in(app, agent_page, AGENT_PATH, settings, "agent", throttle)
+    mount_signed_in(app, build_admin_ui(assistant), ADMIN_PATH, settings, "admin", throttle)
 
 
 def _to_slash(path: str):

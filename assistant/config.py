@@ -138,6 +138,8 @@ class Settings(BaseSettings):
     # Access: the support team's accounts and the API keys of other tools (see assistant/auth.py).
     users: list[UserAccount] = []
     api_keys: list[ApiKey] = []
+    sign_in_attempts: int = Field(5, ge=1)  # wrong passwords per name within the window
+    sign_in_window_seconds: float = Field(900.0, gt=0)
     low_confidence_below: float = Field(0.5, ge=0, le=1)  # answered turns below: agent queue
     # The business's own support emails and phone numbers: kept when the log is redacted, so
     # an agent's reply that gives them reaches the customer (and the training data) intact.

@@ -5,8 +5,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from assistant.api import create_app
-from assistant.page_access import AccessDenied, require_role, sign_in_check
-from tests.conftest import ADMIN_NAME, ADMIN_PASSWORD, AGENT_NAME, AGENT_PASSWORD
+from assistant.page_access import AccessDenied, SignInThrottle, require_role, sign_in_check
+from tests.conftest import (
+    ADMIN_NAME,
+    ADMIN_PASSWORD,
+    AGENT_NAME,
+    AGENT_PASSWORD,
+    with_settings,
+)
 
 
 def signs_in(settings, role, name, password) -> bool:
@@ -98,3 +104,36 @@ def test_an_admin_signs_in_to_both_pages(staffed):
         for path in ("/agent", "/admin"):
             assert log_in(client, path, ADMIN_NAME, ADMIN_PASSWORD).status_code == 200
             assert client.get(f"{path}/config").status_code == 200
+
+
+def test_the_throttle_refuses_a_name_after_repeated_failures_until_they_age():
+    now = [0.0]
+    throttle = SignInThrottle(limit=2, window=60.0, clock=lambda: now[0])
+    throttle.record("ana", succeeded=False)
+    now[0] = 30.0
+    throttle.record("ana", succeeded=False)
+    assert throttle.blocked("ana") and not throttle.blocked("bo")
+    now[0] = 60.5  # the first failure is older than the window
+    assert not throttle.blocked("ana")
+    throttle.record("ana", succeeded=False)
+    assert throttle.blocked("ana")
+    throttle.record("ana", succeeded=True)
+    assert not throttle.blocked("ana")
+
+
+def test_after_too_many_wrong_passwords_even_the_right_one_is_refused(staffed):
+    settings = staffed.settings.model_copy(update={"sign_in_attempts": 2})
+    throttle = SignInThrottle(settings.sign_in_attempts, settings.sign_in_window_seconds)
+    check = sign_in_check(settings, "agent", throttle)
+    for _ in range(2):
+        assert not asyncio.run(check(AGENT_NAME, "wrong password"))
+    assert not asyncio.run(check(AGENT_NAME, AGENT_PASSWORD))
+    assert asyncio.run(check(ADMIN_NAME, ADMIN_PASSWORD))  # other names are not affected
+
+
+def test_failures_on_one_page_count_on_the_other(staffed):
+    settings = staffed.settings.model_copy(update={"sign_in_attempts": 2})
+    with TestClient(create_app(with_settings(staffed, settings))) as client:
+        for _ in range(2):
+            assert log_in(client, "/agent", ADMIN_NAME, "wrong password").status_code == 400
+        assert log_in(client, "/admin", ADMIN_NAME, ADMIN_PASSWORD).status_code == 400
