@@ -350,20 +350,23 @@ def _progress(line: str) -> None:
 
 
 def retrain_summary(result) -> str:
-    """Both models' held-out figures, the decision, and what the log added."""
+    """Both releases' held-out figures, the decision, and what the log added."""
+    from assistant.retrain import RETRIEVAL_FIGURE
+
     counts = result.counts
     rows = [
         f"Held-out set: {counts['held_out']} examples "
         f"({counts['held_out_from_log']} of them from the log)",
-        f"{'':<6}{'accuracy':>9}{'macro-F1':>10}  version",
+        f"{'':<6}{'accuracy':>9}{'macro-F1':>10}{'index MRR':>11}  version",
     ]
     for name, figures, versions in (
         ("live", result.live_figures, result.live),
         ("new", result.candidate_figures, result.candidate),
     ):
+        mrr = figures[RETRIEVAL_FIGURE]
         rows.append(
-            f"{name:<6}{figures['accuracy']:>9.4f}{figures['macro_f1']:>10.4f}  "
-            f"{versions.describe()}"
+            f"{name:<6}{figures['accuracy']:>9.4f}{figures['macro_f1']:>10.4f}"
+            f"{'-' if mrr is None else f'{mrr:.4f}':>11}  {versions.describe()}"
         )
     if result.promoted:
         rows.append(
@@ -372,8 +375,8 @@ def retrain_summary(result) -> str:
         )
     else:
         rows.append(
-            "Not promoted: the new model is less accurate on the held-out set, so the live "
-            "models stay (--force promotes it anyway)."
+            "Not promoted: the new intent model or index does worse on the held-out set, so "
+            "the live models stay (--force promotes them anyway)."
         )
     rows.append(
         f"From the log: {counts['log_rows']} new rows ({counts['corrected']} corrected by "

@@ -8,9 +8,11 @@
    or at none, so the held-out set only grows and is never trained on.
 3. Train a candidate intent model, index and (when on) answer generator, saved
    beside the live versions but not live.
-4. Score the candidate and the live intent model on the held-out set; promote
-   the candidate when its accuracy is not lower. A running server switches to it
-   by itself (hot_reload.py).
+4. Score the candidate and the live release on the held-out set: the intent
+   model's accuracy, and the index's MRR (a hit is a past question of the same
+   intent). Promote the candidate when neither is lower. A running server
+   switches to it by itself (hot_reload.py). The answer generator has no such
+   figure; its answers are checked one by one when written (grounding.py).
 """
 
 from __future__ import annotations
@@ -26,11 +28,12 @@ from assistant.build import intent_checksum, qa_checksum
 from assistant.config import Settings
 from assistant.corpus import IntentSplits, dataset_splits
 from assistant.data import Dataset, IntentExample, QAPair, checksum, read_records
+from assistant.evaluation import RETRIEVAL_KS, evaluate_retrieval
 from assistant.export import normalised
 from assistant.generator_training import train_generator
 from assistant.intents import IntentClassifier
 from assistant.releases import ModelVersions, live_versions, promote
-from assistant.retrieval import Retriever
+from assistant.retrieval import Retriever, load_index_version
 from assistant.training import fit_intent_classifier, measure, publish_fitted
 
 LOG_COLUMNS = ("text", "intent", "answer", "intent_source", "answer_source")
@@ -170,15 +173,29 @@ def train_candidate(
     return ModelVersions(intent.version, retriever.version, generator)
 
 
-def score(settings: Settings, version: str, held_out: Sequence[IntentExample]) -> dict:
-    """An intent model version's figures on the held-out set."""
-    classifier = IntentClassifier.load(settings.intent_models_dir, settings.device, version)
+RETRIEVAL_FIGURE = f"retrieval_mrr@{max(RETRIEVAL_KS)}"
+
+
+def score(settings: Settings, versions: ModelVersions, held_out: Sequence[IntentExample]) -> dict:
+    """A release's figures on the held-out set: its intent model's and its index's."""
+    classifier = IntentClassifier.load(settings.intent_models_dir, settings.device, versions.intent)
     figures = measure(classifier, held_out, settings.out_of_scope_label)
-    return {"accuracy": figures["accuracy"], "macro_f1": figures["macro_f1"]}
+    retrieval = evaluate_retrieval(load_index_version(settings, versions.index), held_out)
+    return {
+        "accuracy": figures["accuracy"],
+        "macro_f1": figures["macro_f1"],
+        RETRIEVAL_FIGURE: retrieval.get(f"mrr@{max(RETRIEVAL_KS)}"),
+    }
 
 
-def not_worse(candidate: Mapping[str, float], live: Mapping[str, float]) -> bool:
-    return candidate["accuracy"] >= live["accuracy"]
+def not_worse(candidate: Mapping[str, float | None], live: Mapping[str, float | None]) -> bool:
+    """Neither the intent accuracy nor the index's MRR is lower (an MRR that could not be
+    measured, with no held-out question of an intent the index knows, is not compared)."""
+    for figure in ("accuracy", RETRIEVAL_FIGURE):
+        new, old = candidate.get(figure), live.get(figure)
+        if new is not None and old is not None and new < old:
+            return False
+    return True
 
 
 def retrain(
@@ -194,8 +211,8 @@ def retrain(
     merged = merge(dataset, settings, rows)
     candidate = train_candidate(merged, settings, announce)
     held_out_set = merged.splits.test
-    candidate_figures = score(settings, candidate.intent, held_out_set)
-    live_figures = score(settings, live.intent, held_out_set)
+    candidate_figures = score(settings, candidate, held_out_set)
+    live_figures = score(settings, live, held_out_set)
     promoted = force or not_worse(candidate_figures, live_figures)
     if promoted:
         evaluation = {

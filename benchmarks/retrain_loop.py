@@ -22,11 +22,12 @@ import time
 from pathlib import Path
 
 from assistant.build import ensure_artifacts, load_templates
+from assistant.cli import retrain_summary
 from assistant.config import Settings, load_settings
 from assistant.data import load_dataset, load_intent_examples
 from assistant.export import export_log
 from assistant.pipeline import Assistant
-from assistant.retrain import LogRow, retrain
+from assistant.retrain import RETRIEVAL_FIGURE, LogRow, retrain
 from assistant.templates import TemplateBook, extract_slots
 
 HERE = Path(__file__).resolve().parent
@@ -99,12 +100,14 @@ def main() -> int:
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "retrain_loop.json").write_text(json.dumps(figures, indent=2) + "\n")
+    print(retrain_summary(result))
     live, new = result.live_figures, result.candidate_figures
     print(
         f"{chat['messages']} messages, bot intent right on {chat['intent_right']}, "
         f"{chat['corrected']} corrected by the agent; export: {export.summary()}\n"
         f"held-out accuracy: live {live['accuracy']:.4f} -> new {new['accuracy']:.4f} "
-        f"(macro-F1 {live['macro_f1']:.4f} -> {new['macro_f1']:.4f}) on "
+        f"(macro-F1 {live['macro_f1']:.4f} -> {new['macro_f1']:.4f}), index MRR@10 "
+        f"{live[RETRIEVAL_FIGURE]:.4f} -> {new[RETRIEVAL_FIGURE]:.4f} on "
         f"{result.counts['held_out']} examples; promoted: {result.promoted}; "
         f"retraining took {figures['retrain_minutes']:.1f} min"
     )

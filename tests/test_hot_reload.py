@@ -16,6 +16,7 @@ from assistant.hot_reload import ModelWatcher
 from assistant.intents import METADATA_FILE
 from assistant.pipeline import Assistant
 from assistant.releases import live_versions
+from assistant.retrain import RETRIEVAL_FIGURE
 from assistant.versions import make_version_current
 
 from .conftest import ROOT, copy_of_built, environment_for, running_server
@@ -114,10 +115,7 @@ def test_export_retrain_promote_and_switch_while_serving(own_settings, tmp_path)
         assert (
             set(result["live_figures"])
             == set(result["candidate_figures"])
-            == {
-                "accuracy",
-                "macro_f1",
-            }
+            == {"accuracy", "macro_f1", RETRIEVAL_FIGURE}
         )
 
         rollback = run_cli(own_settings, "rollback")

@@ -1,6 +1,17 @@
+from assistant.corpus import dataset_splits
 from assistant.data import load_dataset
 from assistant.export import ExportFormat, export_log, write_export
-from assistant.retrain import HELD_OUT_ONE_IN, LogRow, held_out, merge, not_worse, read_log_file
+from assistant.releases import live_versions
+from assistant.retrain import (
+    HELD_OUT_ONE_IN,
+    RETRIEVAL_FIGURE,
+    LogRow,
+    held_out,
+    merge,
+    not_worse,
+    read_log_file,
+    score,
+)
 
 LOGGED = [
     # (customer text, final intent, corrected by an agent, answered by an agent)
@@ -69,7 +80,18 @@ def test_an_exported_file_reads_back_as_log_rows(assistant, tmp_path):
     )
 
 
-def test_a_candidate_is_promoted_unless_less_accurate():
-    assert not_worse({"accuracy": 0.9}, {"accuracy": 0.9})
-    assert not_worse({"accuracy": 0.91}, {"accuracy": 0.9})
-    assert not not_worse({"accuracy": 0.89}, {"accuracy": 0.9})
+def test_a_candidate_is_promoted_unless_its_intent_model_or_index_does_worse():
+    live = {"accuracy": 0.9, RETRIEVAL_FIGURE: 0.8}
+    assert not_worse(live, live)
+    assert not_worse({"accuracy": 0.91, RETRIEVAL_FIGURE: 0.85}, live)
+    assert not not_worse({"accuracy": 0.89, RETRIEVAL_FIGURE: 0.9}, live)
+    assert not not_worse({"accuracy": 0.95, RETRIEVAL_FIGURE: 0.79}, live)
+    assert not_worse({"accuracy": 0.9, RETRIEVAL_FIGURE: None}, live)  # nothing to compare
+
+
+def test_a_release_is_scored_on_intents_and_retrieval(built_settings):
+    dataset = load_dataset(built_settings.data_dir)
+    held_out_set = dataset_splits(dataset, built_settings).test
+    figures = score(built_settings, live_versions(built_settings), held_out_set)
+    assert set(figures) == {"accuracy", "macro_f1", RETRIEVAL_FIGURE}
+    assert 0.5 < figures["accuracy"] <= 1 and 0.5 < figures[RETRIEVAL_FIGURE] <= 1
