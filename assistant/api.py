@@ -3,8 +3,9 @@
 Endpoints are plain `def` functions, which FastAPI runs in its thread pool, so
 model work never blocks the event loop. `POST /api/suggest` is for other
 help-desk tools and needs an API key (`X-API-Key`); `/metrics` serves the log's
-figures to Prometheus. The customer chat is at `/`; with accounts configured, the
-agent page is at `/agent` and the admin page at `/admin`, each behind a sign-in.
+figures to Prometheus (with a key too, if `metrics_need_api_key` is on). The
+customer chat is at `/`; with accounts configured, the agent page is at `/agent`
+and the admin page at `/admin`, each behind a sign-in.
 """
 
 from __future__ import annotations
@@ -117,6 +118,23 @@ def require_api_key(
     return entry
 
 
+def metrics_access(
+    request: Request,
+    key: Annotated[str | None, Header(alias="X-API-Key")] = None,
+    authorization: Annotated[str | None, Header()] = None,
+) -> None:
+    """With `metrics_need_api_key`, an API key as `X-API-Key` or as a bearer token (what
+    Prometheus's `authorization` scrape setting sends)."""
+    settings = request.app.state.assistant.settings
+    if not settings.metrics_need_api_key:
+        return
+    scheme, _, bearer = (authorization or "").partition(" ")
+    if scheme.lower() == "bearer" and bearer:
+        key = bearer.strip()
+    if check_api_key(settings, key) is None:
+        raise MissingApiKey
+
+
 def watching_for_new_models(assistant: Assistant):
     """A lifespan that switches to newly promoted models while the app serves."""
 
@@ -153,7 +171,8 @@ def create_app(assistant: Assistant, with_ui: bool = True) -> FastAPI:
     def missing_api_key(request: Request, error: MissingApiKey) -> JSONResponse:
         return _error(
             401,
-            "Missing or invalid API key: send it in the X-API-Key header. "
+            "Missing or invalid API key: send it in the X-API-Key header "
+            "(or, for /metrics, as a bearer token). "
             "An administrator creates keys with `assistant add-api-key NAME`.",
         )
 
@@ -204,7 +223,7 @@ def create_app(assistant: Assistant, with_ui: bool = True) -> FastAPI:
             "model_version": models.versions.describe(),
         }
 
-    @app.get("/metrics")
+    @app.get("/metrics", dependencies=[Depends(metrics_access)])
     def metrics() -> Response:
         text = prometheus_text(assistant.store, assistant.settings.handoff_intents)
         return Response(text, media_type=CONTENT_TYPE_LATEST)

@@ -138,6 +138,7 @@ class Settings(BaseSettings):
     # Access: the support team's accounts and the API keys of other tools (see assistant/auth.py).
     users: list[UserAccount] = []
     api_keys: list[ApiKey] = []
+    metrics_need_api_key: bool = False  # /metrics asks for an API key (X-API-Key or Bearer)
     sign_in_attempts: int = Field(5, ge=1)  # wrong passwords per name within the window
     sign_in_window_seconds: float = Field(900.0, gt=0)
     low_confidence_below: float = Field(0.5, ge=0, le=1)  # answered turns below: agent queue

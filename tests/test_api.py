@@ -170,6 +170,25 @@ def test_metrics_in_prometheus_format(keyed_client):
     assert 'assistant_reply_latency_ms{quantile="0.95"}' in response.text
 
 
+def test_metrics_can_require_an_api_key_sent_either_way(eager):
+    from assistant.auth import hash_api_key
+    from assistant.config import ApiKey
+
+    settings = eager.settings.model_copy(
+        update={
+            "api_keys": [ApiKey(name="prometheus", sha256=hash_api_key(API_KEY))],
+            "metrics_need_api_key": True,
+        }
+    )
+    with TestClient(create_app(with_settings(eager, settings), with_ui=False)) as client:
+        for headers in ({}, {"X-API-Key": "pp_wrong"}, {"Authorization": "Bearer pp_wrong"}):
+            refused = client.get("/metrics", headers=headers)
+            assert refused.status_code == 401
+            assert "bearer token" in refused.json()["error"]
+        for headers in ({"X-API-Key": API_KEY}, {"Authorization": f"Bearer {API_KEY}"}):
+            assert client.get("/metrics", headers=headers).status_code == 200
+
+
 def _server_sent_events(body: str) -> list[tuple[str, dict]]:
     events = []
     for block in body.strip().split("\n\n"):
