@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field
 
 from assistant import __version__
 from assistant.auth import check_api_key
+from assistant.body_limit import BodyLimit
 from assistant.config import ApiKey
 from assistant.hot_reload import ModelWatcher
 from assistant.messages import MessageError
@@ -158,6 +159,7 @@ def create_app(assistant: Assistant, with_ui: bool = True) -> FastAPI:
         lifespan=watching_for_new_models(assistant),
     )
     app.state.assistant = assistant
+    app.add_middleware(BodyLimit, limit=assistant.settings.max_request_bytes)
 
     @app.exception_handler(RequestValidationError)
     def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:

@@ -130,6 +130,7 @@ class Settings(BaseSettings):
 
     # Serving.
     max_message_chars: int = Field(1000, ge=1)
+    max_request_bytes: int = Field(1_000_000, ge=1024)  # JSON API bodies; larger: 413
     host: str = "127.0.0.1"
     port: int = Field(7860, ge=1, le=65535)
     # How often a running server looks for newly promoted models (0: never; restart instead).
