@@ -21,7 +21,14 @@ from assistant.config import Settings
 from assistant.export import ExportFormat, export_log, write_export
 from assistant.files import ArtifactError, read_json
 from assistant.intents import METADATA_FILE
-from assistant.metrics import Metrics, QuestionGroup, compute_metrics, frequent_unanswered
+from assistant.metrics import (
+    Embed,
+    Metrics,
+    QuestionGroup,
+    RememberedEmbed,
+    compute_metrics,
+    frequent_unanswered,
+)
 from assistant.page_access import AccessDenied, require_role
 from assistant.pipeline import Assistant
 from assistant.releases import ModelVersions, live_or_none, release_history
@@ -109,16 +116,20 @@ def question_groups(groups: list[QuestionGroup]) -> pd.DataFrame:
 
 
 def load_figures(
-    assistant: Assistant, since_text: str | None, request: gr.Request | None
+    assistant: Assistant,
+    since_text: str | None,
+    request: gr.Request | None,
+    embed: Embed | None = None,
 ) -> tuple[str, pd.DataFrame, pd.DataFrame]:
-    """The figures table, the intent counts and the most frequent unanswered questions."""
+    """The figures table, the intent counts and the most frequent unanswered questions,
+    grouped with `embed` (by default the index's sentence encoder)."""
     settings = assistant.settings
     acting_admin(settings, request)
     since = parse_since(since_text)
     metrics = compute_metrics(assistant.store, since, settings.handoff_intents)
     groups = frequent_unanswered(
         assistant.store,
-        assistant.retriever.encode,
+        embed or assistant.retriever.encode,
         since,
         settings.low_confidence_below,
         human_intents=settings.handoff_intents,
@@ -338,8 +349,11 @@ def build_admin_ui(assistant: Assistant, files: ExportFiles | None = None) -> gr
         download = gr.File(label="Download", elem_id="download")
         summary = gr.Markdown(elem_id="export-summary")
 
+        # The encoder stays the same across model switches, so its vectors stay valid.
+        remembered = RememberedEmbed(lambda texts: assistant.retriever.encode(texts))
+
         def on_figures(since_text: str, request: gr.Request) -> tuple[Any, ...]:
-            return load_figures(assistant, since_text, request)
+            return load_figures(assistant, since_text, request, remembered)
 
         def on_versions(request: gr.Request) -> tuple[Any, ...]:
             return load_versions(assistant, request)
