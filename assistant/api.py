@@ -126,14 +126,12 @@ def metrics_access(
 ) -> None:
     """With `metrics_need_api_key`, an API key as `X-API-Key` or as a bearer token (what
     Prometheus's `authorization` scrape setting sends)."""
-    settings = request.app.state.assistant.settings
-    if not settings.metrics_need_api_key:
+    if not request.app.state.assistant.settings.metrics_need_api_key:
         return
     scheme, _, bearer = (authorization or "").partition(" ")
     if scheme.lower() == "bearer" and bearer:
         key = bearer.strip()
-    if check_api_key(settings, key) is None:
-        raise MissingApiKey
+    require_api_key(request, key)
 
 
 def watching_for_new_models(assistant: Assistant):
