@@ -10,10 +10,10 @@ import argparse
 import sys
 import time
 
-from assistant.build import ensure_artifacts
-from assistant.config import load_settings
-from assistant.data import DataError, load_dataset
-from assistant.files import ArtifactError
+from assistant.core.files import ArtifactError
+from assistant.core.settings import load_settings
+from assistant.datasets.loading import DataError, load_dataset
+from assistant.lifecycle.build import ensure_artifacts
 
 
 def main() -> int:
@@ -35,7 +35,7 @@ def main() -> int:
         print(f"Built {built} in {(time.perf_counter() - started) / 60:.1f} min.", flush=True)
         if args.build_only:
             return 0
-        from assistant.server import serve
+        from assistant.channels.server import serve
 
         serve(settings, host=args.host, port=args.port)
     except (DataError, ArtifactError) as error:

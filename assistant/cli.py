@@ -12,8 +12,9 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from assistant.config import Settings, load_settings
-from assistant.data import (
+from assistant.core.files import ArtifactError
+from assistant.core.settings import Settings, load_settings
+from assistant.datasets.loading import (
     INTENTS_FILE,
     OUT_OF_SCOPE_FILE,
     QA_FILE,
@@ -21,13 +22,12 @@ from assistant.data import (
     DataError,
     load_dataset,
 )
-from assistant.files import ArtifactError
-from assistant.messages import MessageError
+from assistant.text.normalise import MessageError
 
 
 def validate_data(path: Path) -> dict:
     """Check a dataset folder and count what is in it; raises `DataError` at the bad line."""
-    from assistant.templates import TemplateBook
+    from assistant.routing.templates import TemplateBook
 
     if path.is_file():
         raise DataError(path, "give the dataset folder (holding intents.csv, qa_pairs.csv, ...)")
@@ -71,7 +71,7 @@ def cmd_data_validate(args: argparse.Namespace, settings: Settings) -> int:
 
 def intent_splits(args: argparse.Namespace, settings: Settings):
     """The demo dataset's splits, or those of the files given with --data."""
-    from assistant.corpus import IntentFiles, dataset_splits, file_splits
+    from assistant.datasets.corpus import IntentFiles, dataset_splits, file_splits
 
     if args.data is None:
         return dataset_splits(load_dataset(settings.data_dir), settings)
@@ -100,7 +100,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         if args.search:
             report = _search_and_publish(splits, settings, args.search)
         else:
-            from assistant.training import train_intent_classifier
+            from assistant.intents.training import train_intent_classifier
 
             report = train_intent_classifier(
                 splits.train, splits.validation, settings, splits.checksum, splits.test, args.fresh
@@ -116,8 +116,8 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
 def _search_and_publish(splits, settings: Settings, trials: int):
     import time
 
-    from assistant.search import search
-    from assistant.training import publish_fitted
+    from assistant.intents.search import search
+    from assistant.intents.training import publish_fitted
 
     started = time.perf_counter()
     print(f"Searching hyperparameters: {trials} trials, scored on validation accuracy")
@@ -157,9 +157,9 @@ def summarise_metrics(metrics: dict) -> str:
 
 
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
-    from assistant.evaluation import embedding_map, evaluate_classifier, evaluate_retrieval
-    from assistant.intents import IntentClassifier
-    from assistant.report import write_report
+    from assistant.evaluation.measures import embedding_map, evaluate_classifier, evaluate_retrieval
+    from assistant.evaluation.report import write_report
+    from assistant.intents.classifier import IntentClassifier
 
     settings = settings_for(args, settings)
     classifier = IntentClassifier.load(
@@ -188,8 +188,8 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
 
 def _evaluation_examples(args: argparse.Namespace, settings: Settings):
     """The --test file, else the --data file, else the demo data's test split."""
-    from assistant.corpus import dataset_splits
-    from assistant.data import load_intent_examples
+    from assistant.datasets.corpus import dataset_splits
+    from assistant.datasets.loading import load_intent_examples
 
     path = args.test or args.data
     if path is None:
@@ -198,8 +198,8 @@ def _evaluation_examples(args: argparse.Namespace, settings: Settings):
 
 
 def _retriever_if_built(settings: Settings):
-    from assistant.build import qa_checksum
-    from assistant.retrieval import load_index_version
+    from assistant.lifecycle.build import qa_checksum
+    from assistant.retrieval.index import load_index_version
 
     try:
         return load_index_version(
@@ -211,7 +211,7 @@ def _retriever_if_built(settings: Settings):
 
 
 def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
-    from assistant.build import build_index
+    from assistant.lifecycle.build import build_index
 
     retriever = build_index(load_dataset(settings.data_dir), settings)
     where = "GPU" if retriever.on_gpu else "CPU"
@@ -222,9 +222,9 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_train_generator(args: argparse.Namespace, settings: Settings) -> int:
-    from assistant.build import build_index, index_staleness, qa_checksum
-    from assistant.generator_training import train_generator
-    from assistant.retrieval import load_index_version
+    from assistant.generation.training import train_generator
+    from assistant.lifecycle.build import build_index, index_staleness, qa_checksum
+    from assistant.retrieval.index import load_index_version
 
     dataset = load_dataset(settings.data_dir)
     if index_staleness(dataset, settings):
@@ -246,7 +246,7 @@ def cmd_train_generator(args: argparse.Namespace, settings: Settings) -> int:
 
 def _print_streamed_reply(assistant, line: str, conversation_id: str | None):
     """Print a reply as it is written; a written answer that fails its checks is withdrawn."""
-    from assistant.pipeline import Reply
+    from assistant.core.pipeline import Reply
 
     events = assistant.reply_stream(line, conversation_id)
     first = next(events)  # a bad message is refused here, before anything is printed
@@ -267,8 +267,8 @@ def _print_streamed_reply(assistant, line: str, conversation_id: str | None):
 
 
 def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
-    from assistant.explain import explain
-    from assistant.pipeline import Assistant
+    from assistant.channels.explain import explain
+    from assistant.core.pipeline import Assistant
 
     assistant = Assistant.load(settings)
     assistant.warm_up()
@@ -289,15 +289,15 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from assistant.server import serve
+    from assistant.channels.server import serve
 
     serve(settings, host=args.host, port=args.port)
     return 0
 
 
 def _export_from_log(settings: Settings, since, min_confidence: float):
-    from assistant.export import export_log
-    from assistant.store import ConversationStore
+    from assistant.analytics.export import export_log
+    from assistant.storage.sqlite import ConversationStore
 
     if not settings.database_path.is_file():
         raise FileNotFoundError(
@@ -312,7 +312,7 @@ def _export_from_log(settings: Settings, since, min_confidence: float):
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
-    from assistant.export import ExportFormat, render, write_export
+    from assistant.analytics.export import ExportFormat, render, write_export
 
     export = _export_from_log(settings, args.since, args.min_confidence)
     export_format = ExportFormat(args.format)
@@ -325,7 +325,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
-    from assistant.retrain import LogRow, read_log_file, retrain
+    from assistant.lifecycle.retrain import LogRow, read_log_file, retrain
 
     if args.logs is not None:
         rows = read_log_file(args.logs)
@@ -351,7 +351,7 @@ def _progress(line: str) -> None:
 
 def retrain_summary(result) -> str:
     """Both releases' held-out figures, the decision, and what the log added."""
-    from assistant.retrain import RETRIEVAL_FIGURE
+    from assistant.lifecycle.retrain import RETRIEVAL_FIGURE
 
     counts = result.counts
     rows = [
@@ -389,7 +389,7 @@ def retrain_summary(result) -> str:
 
 
 def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
-    from assistant.releases import RollbackError, rollback
+    from assistant.lifecycle.releases import RollbackError, rollback
 
     try:
         left, live = rollback(settings)
@@ -402,7 +402,7 @@ def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_prune(args: argparse.Namespace, settings: Settings) -> int:
-    from assistant.releases import prunable, remove_versions
+    from assistant.lifecycle.releases import prunable, remove_versions
 
     doomed = prunable(settings, args.keep)
     megabytes = sum(_folder_bytes(folder) for folder in doomed) / 1e6
@@ -444,7 +444,7 @@ def _read_password(args: argparse.Namespace) -> str:
 
 def cmd_add_user(args: argparse.Namespace, settings: Settings) -> int:
     """Print a `[[users]]` entry for assistant.toml: the password only as its argon2 hash."""
-    from assistant.auth import user_entry
+    from assistant.staff.accounts import user_entry
 
     entry = user_entry(args.name, args.role, _read_password(args))
     if any(user.name == args.name for user in settings.users):
@@ -457,7 +457,7 @@ def cmd_add_user(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_add_api_key(args: argparse.Namespace, settings: Settings) -> int:
     """Make a new API key: the key is shown once, only its digest goes in the config."""
-    from assistant.auth import api_key_entry, new_api_key
+    from assistant.staff.accounts import api_key_entry, new_api_key
 
     key = new_api_key()
     print(api_key_entry(args.name, key), end="")
@@ -539,7 +539,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_min_confidence(parser: argparse.ArgumentParser) -> None:
-    from assistant.export import DEFAULT_MIN_CONFIDENCE
+    from assistant.analytics.export import DEFAULT_MIN_CONFIDENCE
 
     parser.add_argument(
         "--min-confidence",

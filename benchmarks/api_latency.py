@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT))
 
-from assistant.data import load_intent_examples  # noqa: E402
+from assistant.datasets.loading import load_intent_examples  # noqa: E402
 
 
 def sample_questions(count: int, seed: int) -> list[str]:

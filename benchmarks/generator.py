@@ -44,13 +44,13 @@ from rouge_score import rouge_scorer  # noqa: E402
 from transformers import GPT2Config, GPT2LMHeadModel  # noqa: E402
 from transformers.generation.streamers import BaseStreamer  # noqa: E402
 
-from assistant.config import Settings  # noqa: E402
-from assistant.data import QAPair, checksum  # noqa: E402
-from assistant.generator import AnswerGenerator, prompt_ids, quantize_gpt2  # noqa: E402
-from assistant.generator_training import train_generator  # noqa: E402
-from assistant.grounding import check_answer  # noqa: E402
-from assistant.identifiers import invented_identifiers  # noqa: E402
-from assistant.retrieval import Retriever  # noqa: E402
+from assistant.core.settings import Settings  # noqa: E402
+from assistant.datasets.loading import QAPair, checksum  # noqa: E402
+from assistant.generation.grounding import check_answer  # noqa: E402
+from assistant.generation.training import train_generator  # noqa: E402
+from assistant.generation.writer import AnswerGenerator, prompt_ids, quantize_gpt2  # noqa: E402
+from assistant.retrieval.index import Retriever  # noqa: E402
+from assistant.text.identifiers import invented_identifiers  # noqa: E402
 
 HELD_OUT_SHARE = 0.1
 SEED = 13

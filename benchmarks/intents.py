@@ -33,13 +33,13 @@ RESULTS = ROOT / "benchmarks" / "results"
 SHARED = ROOT.parent / "shared" / "datasets"
 sys.path.insert(0, str(ROOT))
 
-from assistant.calibration import fit_temperature, softmax  # noqa: E402
-from assistant.config import Settings, resolve_model_path  # noqa: E402
-from assistant.corpus import IntentFiles, file_splits  # noqa: E402
-from assistant.data import IntentExample, checksum  # noqa: E402
-from assistant.intents import IntentClassifier  # noqa: E402
-from assistant.rejection import choose_policy, outcome, target_indices  # noqa: E402
-from assistant.training import train_intent_classifier  # noqa: E402
+from assistant.core.settings import Settings, resolve_model_path  # noqa: E402
+from assistant.datasets.corpus import IntentFiles, file_splits  # noqa: E402
+from assistant.datasets.loading import IntentExample, checksum  # noqa: E402
+from assistant.intents.calibration import fit_temperature, softmax  # noqa: E402
+from assistant.intents.classifier import IntentClassifier  # noqa: E402
+from assistant.intents.rejection import choose_policy, outcome, target_indices  # noqa: E402
+from assistant.intents.training import train_intent_classifier  # noqa: E402
 
 OUT_OF_SCOPE = "oos"
 PUBLISHED = {

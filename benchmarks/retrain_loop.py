@@ -21,14 +21,14 @@ import sys
 import time
 from pathlib import Path
 
-from assistant.build import ensure_artifacts, load_templates
+from assistant.analytics.export import export_log
 from assistant.cli import retrain_summary
-from assistant.config import Settings, load_settings
-from assistant.data import load_dataset, load_intent_examples
-from assistant.export import export_log
-from assistant.pipeline import Assistant
-from assistant.retrain import RETRIEVAL_FIGURE, LogRow, retrain
-from assistant.templates import TemplateBook, extract_slots
+from assistant.core.pipeline import Assistant
+from assistant.core.settings import Settings, load_settings
+from assistant.datasets.loading import load_dataset, load_intent_examples
+from assistant.lifecycle.build import ensure_artifacts, load_templates
+from assistant.lifecycle.retrain import RETRIEVAL_FIGURE, LogRow, retrain
+from assistant.routing.templates import TemplateBook, extract_slots
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"

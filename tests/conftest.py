@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 import uvicorn
 
-from assistant.auth import hash_password
-from assistant.build import ensure_artifacts
-from assistant.config import Settings, UserAccount
-from assistant.data import load_dataset
-from assistant.generator import AnswerGenerator
-from assistant.pipeline import Assistant
+from assistant.core.pipeline import Assistant
+from assistant.core.settings import Settings, UserAccount
+from assistant.datasets.loading import load_dataset
+from assistant.generation.writer import AnswerGenerator
+from assistant.lifecycle.build import ensure_artifacts
+from assistant.staff.accounts import hash_password
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_DATA = ROOT / "data"

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from assistant.cli import main
-from assistant.versions import make_version_current
+from assistant.lifecycle.versions import make_version_current
 
 
 def test_data_validate_prints_counts(demo_slice, capsys):
@@ -108,8 +108,8 @@ def test_evaluate_the_demo_split_includes_retrieval(built_settings, monkeypatch,
 
 
 def test_add_user_prints_a_config_entry_with_only_the_hash(tmp_path, monkeypatch, capsys):
-    from assistant.auth import authenticate
-    from assistant.config import load_settings
+    from assistant.core.settings import load_settings
+    from assistant.staff.accounts import authenticate
 
     monkeypatch.setattr("sys.stdin", io.StringIO("a long secret\n"))
     assert main(["add-user", "ana", "--role", "agent", "--password-stdin"]) == 0
@@ -128,8 +128,8 @@ def test_add_user_refuses_a_short_password(monkeypatch, capsys):
 
 
 def test_add_api_key_shows_the_key_once_and_prints_its_digest(tmp_path, capsys):
-    from assistant.auth import check_api_key
-    from assistant.config import load_settings
+    from assistant.core.settings import load_settings
+    from assistant.staff.accounts import check_api_key
 
     assert main(["add-api-key", "helpdesk"]) == 0
     captured = capsys.readouterr()
@@ -143,7 +143,7 @@ def test_add_api_key_shows_the_key_once_and_prints_its_digest(tmp_path, capsys):
 def test_exported_jsonl_trains_as_it_is(tmp_path, demo_slice, monkeypatch, capsys):
     import csv
 
-    from assistant.store import ConversationStore, TurnRecord
+    from assistant.storage.sqlite import ConversationStore, TurnRecord
 
     database = tmp_path / "log.db"
     store = ConversationStore(database)

@@ -2,7 +2,7 @@ import os
 import subprocess
 import sys
 
-from assistant.generator_training import RECIPE_FIELDS
+from assistant.generation.training import RECIPE_FIELDS
 
 from .conftest import ROOT
 

@@ -1,0 +1,256 @@
+"""How the assistant is doing, from the conversation log: for the admin page and Prometheus.
+
+Figures are computed from SQLite when asked, not kept in process memory, so every
+replica reports the same numbers and a restart loses nothing. A conversation
+counts once: contained (the bot alone) or handed off (a person took part).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from assistant.analytics.export import normalised
+from assistant.storage.sqlite import AGENT_ROUTE, HANDOFF_ROUTE, ConversationStore
+
+Embed = Callable[[Sequence[str]], np.ndarray]  # texts -> one vector per text
+
+
+@dataclass(frozen=True)
+class Metrics:
+    conversations: int
+    contained: int
+    handed_off: int
+    bot_turns: int  # customer messages the bot answered or handed off (not left to an agent)
+    fallbacks: int  # handoffs because the bot could not answer (not a request for a human)
+    rated_turns: int
+    thumbs_down: int
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    intents: dict[str, int] = field(default_factory=dict)  # final intents (corrections win)
+    routes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def containment_rate(self) -> float | None:
+        return _ratio(self.contained, self.conversations)
+
+    @property
+    def handoff_rate(self) -> float | None:
+        return _ratio(self.handed_off, self.conversations)
+
+    @property
+    def fallback_rate(self) -> float | None:
+        return _ratio(self.fallbacks, self.bot_turns)
+
+    @property
+    def thumbs_down_rate(self) -> float | None:
+        """Share of rated replies that got a thumbs down."""
+        return _ratio(self.thumbs_down, self.rated_turns)
+
+
+@dataclass(frozen=True)
+class QuestionGroup:
+    """Similar questions the bot could not answer well; `text` is the most asked phrasing."""
+
+    text: str
+    count: int
+    examples: list[str]
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    return float(np.percentile(values, q)) if values else None
+
+
+def summarise(
+    conversations: Iterable[dict[str, Any]],
+    turns: Sequence[dict[str, Any]],
+    human_intents: Iterable[str] = ("human_agent",),
+) -> Metrics:
+    """Metrics from `ConversationStore.conversation_facts` and `turn_facts` rows."""
+    humans = set(human_intents)
+    outcomes = Counter(bool(c["human"]) for c in conversations)
+    bot_turns = [t for t in turns if t["route"] != AGENT_ROUTE]
+    fallbacks = sum(t["route"] == HANDOFF_ROUTE and t["intent"] not in humans for t in bot_turns)
+    ratings = [t["rating"] for t in turns if t["rating"] is not None]
+    latencies = [t["latency_ms"] for t in bot_turns if t["latency_ms"] is not None]
+    intents = Counter(t["corrected_intent"] or t["intent"] for t in turns)
+    intents.pop(None, None)
+    return Metrics(
+        conversations=outcomes[True] + outcomes[False],
+        contained=outcomes[False],
+        handed_off=outcomes[True],
+        bot_turns=len(bot_turns),
+        fallbacks=fallbacks,
+        rated_turns=len(ratings),
+        thumbs_down=ratings.count(-1),
+        latency_p50_ms=percentile(latencies, 50),
+        latency_p95_ms=percentile(latencies, 95),
+        intents=dict(intents.most_common()),
+        routes=dict(Counter(t["route"] for t in turns).most_common()),
+    )
+
+
+def compute_metrics(
+    store: ConversationStore, since: str | None = None, human_intents: Iterable[str] = ()
+) -> Metrics:
+    """Metrics over conversations and turns logged since an ISO date or time."""
+    return summarise(
+        store.conversation_facts(since), store.turn_facts(since), human_intents or ("human_agent",)
+    )
+
+
+def unanswered(
+    turns: Iterable[dict[str, Any]],
+    low_confidence_below: float,
+    human_intents: Iterable[str] = ("human_agent",),
+) -> list[str]:
+    """Customer messages the bot handed off (not asked to) or answered with low confidence."""
+    humans = set(human_intents)
+    return [
+        t["user_text"]
+        for t in turns
+        if t["route"] != AGENT_ROUTE
+        and (
+            (t["route"] == HANDOFF_ROUTE and t["intent"] not in humans)
+            or (t["confidence"] or 0.0) < low_confidence_below
+        )
+    ]
+
+
+def group_questions(
+    texts: Sequence[str], embed: Embed, threshold: float = 0.6, top: int = 10
+) -> list[QuestionGroup]:
+    """Group questions by meaning, most asked first.
+
+    Identical questions (ignoring case and end punctuation) are counted together;
+    then, most frequent first, each joins the group whose leading question is
+    closest to it, if their cosine similarity is at least `threshold`, else starts
+    a group.
+    """
+    counts = Counter(normalised(text) for text in texts)
+    first_seen = {normalised(text): text for text in reversed(texts)}
+    distinct = [text for text, _ in counts.most_common()]
+    if not distinct:
+        return []
+    vectors = np.asarray(embed([first_seen[text] for text in distinct]), dtype=np.float32)
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    leaders: list[int] = []
+    members: dict[int, list[int]] = {}
+    for index in range(len(distinct)):
+        similarities = vectors[leaders] @ vectors[index] if leaders else np.empty(0)
+        best = int(np.argmax(similarities)) if leaders else -1
+        if best >= 0 and similarities[best] >= threshold:
+            members[leaders[best]].append(index)
+        else:
+            leaders.append(index)
+            members[index] = [index]
+    groups = [
+        QuestionGroup(
+            first_seen[distinct[lead]],
+            sum(counts[distinct[i]] for i in group),
+            [first_seen[distinct[i]] for i in group],
+        )
+        for lead, group in members.items()
+    ]
+    return sorted(groups, key=lambda g: -g.count)[:top]
+
+
+class RememberedEmbed:
+    """`embed`, remembering each text's vector (up to `capacity` texts, oldest dropped
+    first), so a page reloaded often only embeds the questions that are new."""
+
+    def __init__(self, embed: Embed, capacity: int = 50_000) -> None:
+        self._embed, self.capacity = embed, capacity
+        self._vectors: dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()  # pages are served from several threads
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.asarray(self._embed([]), dtype=np.float32)
+        with self._lock:
+            known = {text: self._vectors.get(text) for text in texts}
+        new = [text for text, vector in known.items() if vector is None]
+        if new:
+            vectors = np.asarray(self._embed(new), dtype=np.float32)
+            known.update(zip(new, vectors, strict=True))
+            self._remember(dict(zip(new, vectors, strict=True)))
+        return np.stack([known[text] for text in texts])
+
+    def _remember(self, vectors: dict[str, np.ndarray]) -> None:
+        with self._lock:
+            self._vectors.update(vectors)
+            for oldest in list(self._vectors)[: max(0, len(self._vectors) - self.capacity)]:
+                del self._vectors[oldest]
+
+
+def frequent_unanswered(
+    store: ConversationStore,
+    embed: Embed,
+    since: str | None = None,
+    low_confidence_below: float = 0.5,
+    threshold: float = 0.6,
+    top: int = 10,
+    human_intents: Iterable[str] = ("human_agent",),
+) -> list[QuestionGroup]:
+    texts = unanswered(store.turn_facts(since), low_confidence_below, human_intents)
+    return group_questions(texts, embed, threshold, top)
+
+
+class LogCollector(Collector):
+    """Prometheus gauges computed from the log at each scrape."""
+
+    def __init__(self, store: ConversationStore, human_intents: Iterable[str] = ()) -> None:
+        self.store = store
+        self.human_intents = tuple(human_intents)
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        metrics = compute_metrics(self.store, human_intents=self.human_intents)
+        conversations = GaugeMetricFamily(
+            "assistant_conversations", "Conversations by outcome", labels=["outcome"]
+        )
+        conversations.add_metric(["contained"], metrics.contained)
+        conversations.add_metric(["handed_off"], metrics.handed_off)
+        yield conversations
+        for name, value, text in (
+            ("containment_ratio", metrics.containment_rate, "Conversations without a human"),
+            ("handoff_ratio", metrics.handoff_rate, "Conversations a human took part in"),
+            ("fallback_ratio", metrics.fallback_rate, "Bot turns handed off, unasked"),
+            ("thumbs_down_ratio", metrics.thumbs_down_rate, "Rated replies rated down"),
+        ):
+            yield GaugeMetricFamily(f"assistant_{name}", text, value=value or 0.0)
+        latency = GaugeMetricFamily(
+            "assistant_reply_latency_ms", "Bot reply latency quantiles", labels=["quantile"]
+        )
+        for quantile, value in (("0.5", metrics.latency_p50_ms), ("0.95", metrics.latency_p95_ms)):
+            latency.add_metric([quantile], value or 0.0)
+        yield latency
+        yield _labelled("assistant_turns", "Customer turns by route", "route", metrics.routes)
+        yield _labelled(
+            "assistant_intent_turns", "Customer turns by final intent", "intent", metrics.intents
+        )
+
+
+def _labelled(name: str, text: str, label: str, counts: dict[str, int]) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, text, labels=[label])
+    for value, count in counts.items():
+        family.add_metric([value], count)
+    return family
+
+
+def prometheus_text(store: ConversationStore, human_intents: Iterable[str] = ()) -> bytes:
+    """The Prometheus exposition text; a registry per call, so no state is shared."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(LogCollector(store, human_intents))
+    return generate_latest(registry)

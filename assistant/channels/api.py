@@ -1,0 +1,276 @@
+"""The JSON API and the web UI, served by one FastAPI app.
+
+Endpoints are plain `def` functions, which FastAPI runs in its thread pool, so
+model work never blocks the event loop. `POST /api/suggest` is for other
+help-desk tools and needs an API key (`X-API-Key`); `/metrics` serves the log's
+figures to Prometheus (with a key too, if `metrics_need_api_key` is on). The
+customer chat is at `/`; with accounts configured, the agent page is at `/agent`
+and the admin page at `/admin`, each behind a sign-in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, Literal
+
+import gradio as gr
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.sse import EventSourceResponse, format_sse_event
+from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import BaseModel, Field
+
+from assistant import __version__
+from assistant.analytics.metrics import prometheus_text
+from assistant.channels.body_limit import BodyLimit
+from assistant.core.pipeline import Assistant, Reply
+from assistant.core.settings import ApiKey
+from assistant.lifecycle.hot_reload import ModelWatcher
+from assistant.routing.suggestions import suggest
+from assistant.staff.access import (
+    ADMIN_PATH,
+    AGENT_PATH,
+    NO_USERS_HINT,
+    mount_signed_in,
+    new_throttle,
+)
+from assistant.staff.accounts import check_api_key
+from assistant.storage.sqlite import UnknownConversation, UnknownTurn
+from assistant.text.normalise import MessageError
+
+
+class ChatRequest(BaseModel):
+    message: str
+    conversation_id: str | None = Field(None, max_length=64)
+    stream: bool = False  # server-sent events: "delta" pieces of a written answer, then "reply"
+
+
+class ChatResponse(BaseModel):
+    reply: str
+    route: str
+    intent: str | None
+    confidence: float
+    conversation_id: str
+    turn_id: int
+    latency_ms: float
+    model_version: str
+    trace: dict[str, Any]
+    status: str
+
+
+class FeedbackRequest(BaseModel):
+    turn_id: int
+    rating: Literal["up", "down"]
+
+
+class HistoryLine(BaseModel):
+    role: Literal["customer", "bot", "agent"]
+    text: str = Field(max_length=10_000)
+
+
+class SuggestRequest(BaseModel):
+    message: str
+    history: list[HistoryLine] = Field(default_factory=list, max_length=100)
+
+
+class SuggestionOut(BaseModel):
+    text: str
+    route: str
+    intent: str | None
+    score: float
+    sources: list[dict[str, Any]]
+    trace: dict[str, Any]
+
+
+class SuggestResponse(BaseModel):
+    suggestions: list[SuggestionOut]
+    model_version: str
+
+
+class MissingApiKey(Exception):
+    """No valid `X-API-Key` header."""
+
+
+def _server_sent_events(stream: Iterator[str | Reply]) -> Iterator[bytes]:
+    """A written answer's pieces as "delta" events; the final reply, which stands, as "reply"."""
+    for event in stream:
+        if isinstance(event, Reply):
+            yield format_sse_event(event="reply", data_str=json.dumps(event.to_dict()))
+        else:
+            yield format_sse_event(event="delta", data_str=json.dumps({"text": event}))
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": message})
+
+
+def require_api_key(
+    request: Request, key: Annotated[str | None, Header(alias="X-API-Key")] = None
+) -> ApiKey:
+    """Checked before the body is read, so a caller without a key learns nothing more."""
+    entry = check_api_key(request.app.state.assistant.settings, key)
+    if entry is None:
+        raise MissingApiKey
+    return entry
+
+
+def metrics_access(
+    request: Request,
+    key: Annotated[str | None, Header(alias="X-API-Key")] = None,
+    authorization: Annotated[str | None, Header()] = None,
+) -> None:
+    """With `metrics_need_api_key`, an API key as `X-API-Key` or as a bearer token (what
+    Prometheus's `authorization` scrape setting sends)."""
+    if not request.app.state.assistant.settings.metrics_need_api_key:
+        return
+    scheme, _, bearer = (authorization or "").partition(" ")
+    if scheme.lower() == "bearer" and bearer:
+        key = bearer.strip()
+    require_api_key(request, key)
+
+
+def watching_for_new_models(assistant: Assistant):
+    """A lifespan that switches to newly promoted models while the app serves."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        interval = assistant.settings.reload_check_seconds
+        watcher = ModelWatcher(assistant, interval) if interval > 0 else None
+        if watcher is not None:
+            watcher.start()
+        yield
+        if watcher is not None:
+            await asyncio.to_thread(watcher.stop)
+
+    return lifespan
+
+
+def create_app(assistant: Assistant, with_ui: bool = True) -> FastAPI:
+    app = FastAPI(
+        title="Pebble & Pine assistant",
+        version=__version__,
+        lifespan=watching_for_new_models(assistant),
+    )
+    app.state.assistant = assistant
+    app.add_middleware(BodyLimit, limit=assistant.settings.max_request_bytes)
+
+    @app.exception_handler(RequestValidationError)
+    def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in e['loc'][1:]) or 'body'}: {e['msg']}"
+            for e in error.errors()
+        )
+        return _error(422, f"Invalid request: {problems}.")
+
+    @app.exception_handler(MissingApiKey)
+    def missing_api_key(request: Request, error: MissingApiKey) -> JSONResponse:
+        return _error(
+            401,
+            "Missing or invalid API key: send it in the X-API-Key header "
+            "(or, for /metrics, as a bearer token). "
+            "An administrator creates keys with `assistant add-api-key NAME`.",
+        )
+
+    @app.post("/api/chat", response_model=ChatResponse)
+    def chat(request: ChatRequest) -> Any:
+        events = assistant.reply_stream(request.message, request.conversation_id)
+        try:
+            first = next(events)  # bad input fails here, before any event is sent
+        except MessageError as error:
+            return _error(422, str(error))
+        except UnknownConversation:
+            return _error(404, "Unknown conversation_id; leave it out to start a new conversation.")
+        stream = itertools.chain([first], events)
+        if request.stream:
+            return EventSourceResponse(_server_sent_events(stream))
+        return next(event for event in stream if isinstance(event, Reply)).to_dict()
+
+    @app.post("/api/feedback")
+    def feedback(request: FeedbackRequest) -> Any:
+        try:
+            feedback_id = assistant.feedback(request.turn_id, 1 if request.rating == "up" else -1)
+        except UnknownTurn:
+            return _error(404, f"Unknown turn_id {request.turn_id}.")
+        return {"feedback_id": feedback_id}
+
+    @app.get("/api/conversations/{conversation_id}/messages")
+    def messages(conversation_id: str, after: int = 0) -> Any:
+        """New lines of a conversation (agent replies included), for a chat client to poll."""
+        try:
+            lines = assistant.store.messages_since(conversation_id, after)
+            status = assistant.store.status(conversation_id)
+        except UnknownConversation:
+            return _error(404, "Unknown conversation_id.")
+        return {"messages": lines, "status": status.value}
+
+    @app.post("/api/suggest", response_model=SuggestResponse)
+    def suggest_replies(
+        request: SuggestRequest, _: Annotated[ApiKey, Depends(require_api_key)]
+    ) -> Any:
+        history = [line.model_dump() for line in request.history]
+        models = assistant.models  # the version reported is the one that suggested
+        try:
+            suggestions = suggest(assistant, request.message, history, models=models)
+        except MessageError as error:
+            return _error(422, str(error))
+        return {
+            "suggestions": [s.to_dict() for s in suggestions],
+            "model_version": models.versions.describe(),
+        }
+
+    @app.get("/metrics", dependencies=[Depends(metrics_access)])
+    def metrics() -> Response:
+        text = prometheus_text(assistant.store, assistant.settings.handoff_intents)
+        return Response(text, media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/api/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok", "model_version": assistant.model_version}
+
+    if with_ui:
+        from assistant.channels.web_chat import build_ui
+
+        # Before "/": a mount at the root would take every path.
+        mount_staff_pages(app, assistant)
+        app = gr.mount_gradio_app(app, build_ui(assistant), path="/")
+    return app
+
+
+def mount_staff_pages(app: FastAPI, assistant: Assistant) -> None:
+    """The agent and admin pages behind a sign-in, or, with no accounts, a page saying how
+    to add one."""
+    for path in (AGENT_PATH, ADMIN_PATH):
+        app.add_api_route(path, _to_slash(path), include_in_schema=False)
+    if not assistant.settings.users:
+        for path in (AGENT_PATH, ADMIN_PATH):
+            app.add_api_route(path + "/", _no_users_page, include_in_schema=False)
+        return
+    from assistant.staff.admin_page import build_admin_ui
+    from assistant.staff.agent_page import build_agent_ui
+
+    settings = assistant.settings
+    throttle = new_throttle(settings)
+    agent_page = build_agent_ui(assistant, AGENT_PATH)
+    mount_signed_in(app, agent_page, AGENT_PATH, settings, "agent", throttle)
+    mount_signed_in(app, build_admin_ui(assistant), ADMIN_PATH, settings, "admin", throttle)
+
+
+def _to_slash(path: str):
+    """`/agent` itself: the mounted page lives under `/agent/`."""
+
+    def redirect() -> RedirectResponse:
+        return RedirectResponse(path + "/", status_code=307)
+
+    return redirect
+
+
+def _no_users_page() -> HTMLResponse:
+    return HTMLResponse(
+        f"<!doctype html><title>Pebble &amp; Pine</title><p>{NO_USERS_HINT}</p>",
+        status_code=404,
+    )

@@ -1,0 +1,35 @@
+"""Start the web server: load and warm up the models first, then listen."""
+
+from __future__ import annotations
+
+import time
+
+import uvicorn
+
+from assistant.channels.api import create_app
+from assistant.core.pipeline import Assistant
+from assistant.core.settings import Settings
+from assistant.staff.access import ADMIN_PATH, AGENT_PATH, NO_USERS_HINT
+
+
+def page_urls(settings: Settings, base_url: str) -> str:
+    """Where each page is, for the start-up message."""
+    lines = [f"Chat: {base_url}/  API: POST {base_url}/api/chat"]
+    if settings.users:
+        lines.append(f"Agent page: {base_url}{AGENT_PATH}/  Admin page: {base_url}{ADMIN_PATH}/")
+    else:
+        lines.append(f"Agent and admin pages are off. {NO_USERS_HINT}")
+    return "\n".join(lines)
+
+
+def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:
+    started = time.perf_counter()
+    assistant = Assistant.load(settings)
+    assistant.warm_up()
+    host, port = host or settings.host, port or settings.port
+    print(
+        f"Models loaded and warmed up in {time.perf_counter() - started:.1f} s "
+        f"({assistant.model_version}).\n{page_urls(settings, f'http://{host}:{port}')}",
+        flush=True,
+    )
+    uvicorn.run(create_app(assistant), host=host, port=port, log_level="info")

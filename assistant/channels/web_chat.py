@@ -1,0 +1,185 @@
+"""The customer chat page (Gradio): chat, a "why this answer" fold per reply, thumbs up/down.
+
+While a conversation is open the page asks the log for what is new and shows
+the agents' replies without the customer sending anything: every 2 seconds
+while the support team has it, every 10 while the bot does (an agent may still
+answer a message from the review queue).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from functools import partial
+from typing import Any
+
+import gradio as gr
+
+from assistant.channels.explain import explain
+from assistant.core.pipeline import Assistant, Reply
+from assistant.storage.sqlite import (
+    Author,
+    ConversationStatus,
+    ConversationStore,
+    UnknownConversation,
+)
+from assistant.text.normalise import MessageError
+
+TITLE = "Pebble & Pine support"
+INTRO = (
+    "## Pebble & Pine support\n"
+    "Ask about orders, delivery, returns, refunds, payments or your account. "
+    "Open **Why this answer** under a reply to see how it was chosen, and rate replies "
+    "with the thumbs."
+)
+WHY_TITLE = "Why this answer"
+SUPPORT_TEAM = "Support team"
+POLL_SECONDS = 2.0  # while people have the conversation
+IDLE_POLL_SECONDS = 10.0  # while the bot has it
+EXPIRED = "This conversation has expired; please send your message again."
+STATUS_LINES = {
+    ConversationStatus.BOT: "",
+    ConversationStatus.WAITING: (
+        "**Waiting for a member of our support team.** Their reply will appear here."
+    ),
+    ConversationStatus.WITH_AGENT: "**A member of our support team is with you.**",
+    ConversationStatus.RESOLVED: (
+        "**Our support team has resolved this conversation.** The assistant answers again."
+    ),
+}
+
+History = list[dict[str, Any]]
+ChatState = tuple[str, History, str | None, dict[int, int]]
+
+
+def respond(
+    assistant: Assistant,
+    message: str,
+    history: History,
+    conversation_id: str | None,
+    turn_ids: dict[int, int],
+) -> Iterator[ChatState]:
+    """Answer one message, showing a written answer as it is generated.
+
+    Yields the cleared box, the history, the conversation and the turn ids; the
+    last yield holds the reply that stands.
+    """
+    events = assistant.reply_stream(message, conversation_id)
+    try:
+        first = next(events)
+    except MessageError as error:
+        gr.Warning(str(error))
+        yield message, history, conversation_id, turn_ids
+        return
+    except UnknownConversation:
+        gr.Warning(EXPIRED)
+        yield message, [], None, {}
+        return
+    asked = [*history, {"role": "user", "content": message}]
+    written = ""
+    for event in itertools.chain([first], events):
+        if isinstance(event, Reply):
+            reply = event
+            break
+        written += event
+        yield "", [*asked, {"role": "assistant", "content": written}], conversation_id, turn_ids
+    history = [
+        *asked,
+        {"role": "assistant", "content": reply.text},
+        {
+            "role": "assistant",
+            "content": explain(reply.trace, reply.latency_ms, reply.model_version),
+            "metadata": {"title": WHY_TITLE, "status": "done"},
+        },
+    ]
+    # Both the reply and its fold can be rated; either rating belongs to this turn.
+    turn_ids = {**turn_ids, len(history) - 2: reply.turn_id, len(history) - 1: reply.turn_id}
+    yield "", history, reply.conversation_id, turn_ids
+
+
+def rate(assistant: Assistant, turn_ids: dict[int, int], event: gr.LikeData) -> int | None:
+    """Store a thumbs up or down on the rated message's turn; returns the feedback id."""
+    index = event.index[0] if isinstance(event.index, list | tuple) else event.index
+    turn_id = turn_ids.get(index)
+    if turn_id is None or event.liked in (None, ""):
+        return None
+    feedback_id = assistant.feedback(turn_id, 1 if event.liked in (True, "Like") else -1)
+    gr.Info("Thanks for the feedback!")
+    return feedback_id
+
+
+def agent_lines_since(
+    store: ConversationStore, conversation_id: str, after_id: int
+) -> tuple[History, int]:
+    """The agents' replies newer than transcript line `after_id`, as chat messages, and the
+    id of the newest line looked at (the customer's and the bot's are already shown)."""
+    lines = store.messages_since(conversation_id, after_id)
+    replies = [
+        {"role": "assistant", "content": f"**{SUPPORT_TEAM}:** {line['text']}"}
+        for line in lines
+        if line["author"] == Author.AGENT
+    ]
+    return replies, lines[-1]["id"] if lines else after_id
+
+
+def poll(
+    assistant: Assistant, history: History, conversation_id: str | None, last_seen: int
+) -> tuple[Any, int, str, gr.Timer]:
+    """Show new agent replies and the conversation's status; poll faster while people have it.
+
+    Returns the chat (or `gr.skip()` when nothing is new), the newest transcript id
+    looked at, the status line and the timer's new state.
+    """
+    if conversation_id is None:
+        return gr.skip(), last_seen, "", gr.Timer(active=False)
+    try:
+        replies, last_seen = agent_lines_since(assistant.store, conversation_id, last_seen)
+        status = assistant.store.status(conversation_id)
+    except UnknownConversation:
+        return gr.skip(), last_seen, EXPIRED, gr.Timer(active=False)
+    chat = [*history, *replies] if replies else gr.skip()
+    interval = POLL_SECONDS if status.with_people else IDLE_POLL_SECONDS
+    return chat, last_seen, STATUS_LINES[status], gr.Timer(interval, active=True)
+
+
+def build_ui(assistant: Assistant) -> gr.Blocks:
+    def on_like(turn_ids: dict[int, int], event: gr.LikeData) -> None:
+        # A plain function: Gradio finds the LikeData parameter by its annotation.
+        rate(assistant, turn_ids, event)
+
+    with gr.Blocks(title=TITLE) as demo:
+        gr.Markdown(INTRO)
+        chatbot = gr.Chatbot(
+            label="Chat", height=520, placeholder="How can we help today?", elem_id="chat"
+        )
+        conversation_id = gr.State(None)
+        turn_ids = gr.State({})
+        status = gr.Markdown("", elem_id="status")
+        with gr.Row():
+            message = gr.Textbox(
+                placeholder="Type your question and press Enter",
+                show_label=False,
+                scale=8,
+                elem_id="message",
+            )
+            send = gr.Button("Send", variant="primary", scale=1, elem_id="send")
+        restart = gr.Button("New conversation", size="sm")
+        last_seen = gr.State(0)
+        timer = gr.Timer(POLL_SECONDS, active=False)
+        state = [message, chatbot, conversation_id, turn_ids]
+        polled = [chatbot, last_seen, status, timer]
+        check = partial(poll, assistant)
+        for trigger in (message.submit, send.click):
+            # The timer rests while a reply is written, so a tick cannot overwrite the chat
+            # with a copy that lacks the reply; the check after the reply restarts it.
+            trigger(lambda: gr.Timer(active=False), None, timer).then(
+                partial(respond, assistant), state, state
+            ).then(check, [chatbot, conversation_id, last_seen], polled, show_progress="hidden")
+        timer.tick(check, [chatbot, conversation_id, last_seen], polled, show_progress="hidden")
+        chatbot.like(on_like, [turn_ids], None)
+        restart.click(
+            lambda: ("", [], None, {}, 0, "", gr.Timer(active=False)),
+            None,
+            [*state, last_seen, status, timer],
+        )
+    return demo

@@ -1,0 +1,482 @@
+"""One customer message in, one traced reply out: the flow in DESIGN.md.
+
+validate -> classify intent -> retrieve past answers -> route -> log (redacted).
+A handoff puts the conversation in the agent queue; while it waits for or is with
+an agent, the bot only logs the customer's messages and says a person has it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Generator, Iterator
+from dataclasses import asdict, dataclass
+from typing import Any, TypeVar
+
+from assistant.core.settings import Settings
+from assistant.datasets.loading import load_dataset
+from assistant.generation.grounding import StreamGuard, Verdict, check_answer
+from assistant.generation.writer import AnswerGenerator
+from assistant.intents.classifier import IntentClassifier
+from assistant.intents.rejection import RejectionPolicy
+from assistant.lifecycle.build import load_templates, qa_checksum
+from assistant.lifecycle.releases import ModelVersions
+from assistant.retrieval.index import Retriever, load_index_version
+from assistant.routing.router import (
+    Decision,
+    IntentScore,
+    Route,
+    Router,
+    RoutingPolicy,
+    Source,
+    TurnContext,
+)
+from assistant.routing.templates import TemplateBook, extract_slots
+from assistant.storage.sqlite import (
+    AGENT_ROUTE,
+    HANDOFF_ROUTE,
+    ConversationState,
+    ConversationStatus,
+    ConversationStore,
+    TurnRecord,
+)
+from assistant.text.normalise import normalise_message
+from assistant.text.redaction import Redactor
+
+# Slot values that are personal data are used within a turn but never remembered.
+PERSONAL_SLOTS = frozenset({"email"})
+WARM_UP_MESSAGE = "Where is my order?"
+T = TypeVar("T")
+WITH_PEOPLE_REPLIES = {
+    ConversationStatus.WAITING: (
+        "You're in the queue for a member of our support team, who will reply here shortly."
+    ),
+    ConversationStatus.WITH_AGENT: (
+        "A member of our support team has your conversation and will reply here."
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    route: str
+    intent: str | None
+    confidence: float
+    conversation_id: str
+    turn_id: int
+    trace: dict[str, Any]
+    latency_ms: float
+    model_version: str
+    status: str = ConversationStatus.BOT.value  # who answers next: see `ConversationStatus`
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"reply": self.text, **{k: v for k, v in asdict(self).items() if k != "text"}}
+
+
+@dataclass(frozen=True)
+class Models:
+    """One consistent set of loaded models. A reply uses one set from start to end, so a
+    switch to new versions mid-reply never mixes two."""
+
+    classifier: IntentClassifier
+    retriever: Retriever
+    router: Router
+    generator: AnswerGenerator | None = None
+
+    @classmethod
+    def assemble(
+        cls,
+        settings: Settings,
+        classifier: IntentClassifier,
+        retriever: Retriever,
+        templates: TemplateBook,
+        generator: AnswerGenerator | None = None,
+    ) -> Models:
+        policy = policy_from(settings, classifier.rejection, generator is not None)
+        return cls(classifier, retriever, Router(policy, templates), generator)
+
+    @classmethod
+    def load(
+        cls,
+        settings: Settings,
+        versions: ModelVersions | None = None,
+        templates: TemplateBook | None = None,
+        encoder: Any = None,
+    ) -> Models:
+        """Load `versions` (by default the live ones); raises `ArtifactError` saying how to
+        build what is missing. `encoder` reuses an already loaded sentence encoder."""
+        dataset = load_dataset(settings.data_dir)
+        classifier = IntentClassifier.load(
+            settings.intent_models_dir,
+            settings.device,
+            versions.intent if versions else None,
+            int8=settings.intent_int8,
+        )
+        index_version = versions.index if versions else None
+        retriever = load_index_version(settings, index_version, qa_checksum(dataset), encoder)
+        generator = load_generator(settings, versions.generator if versions else None)
+        return cls.assemble(
+            settings, classifier, retriever, templates or load_templates(settings), generator
+        )
+
+    @property
+    def versions(self) -> ModelVersions:
+        generator = self.generator.version if self.generator else None
+        return ModelVersions(self.classifier.version, self.retriever.version, generator)
+
+    def warm_up(self) -> None:
+        """Run each model once so the first customer does not pay for lazy initialisation."""
+        self.classifier.predict([WARM_UP_MESSAGE])
+        self.retriever.search([WARM_UP_MESSAGE])
+        if self.generator is not None:
+            self.generator.generate(WARM_UP_MESSAGE, [])
+
+
+class Assistant:
+    """The loaded models, templates and log, answering messages."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        classifier: IntentClassifier,
+        retriever: Retriever,
+        templates: TemplateBook,
+        store: ConversationStore,
+        generator: AnswerGenerator | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.models = Models.assemble(settings, classifier, retriever, templates, generator)
+        self._switching = threading.Lock()
+
+    @classmethod
+    def load(cls, settings: Settings) -> Assistant:
+        """Load built artifacts; raises `ArtifactError` saying how to build what is missing."""
+        models = Models.load(settings)
+        return cls(
+            settings,
+            models.classifier,
+            models.retriever,
+            models.router.templates,
+            ConversationStore(settings.database_path, Redactor(settings.public_contacts)),
+            models.generator,
+        )
+
+    # The serving set's parts, for callers that answer with whatever is live.
+    @property
+    def classifier(self) -> IntentClassifier:
+        return self.models.classifier
+
+    @property
+    def retriever(self) -> Retriever:
+        return self.models.retriever
+
+    @property
+    def router(self) -> Router:
+        return self.models.router
+
+    @property
+    def generator(self) -> AnswerGenerator | None:
+        return self.models.generator
+
+    @property
+    def model_version(self) -> str:
+        return self.models.versions.describe()
+
+    def warm_up(self) -> None:
+        self.models.warm_up()
+
+    def switch_to(self, versions: ModelVersions) -> bool:
+        """Load `versions` beside the serving models, warm them up, then swap them in.
+
+        Replies under way finish with the models they started with; returns False
+        when `versions` already serve. Raises `ArtifactError` and keeps the serving
+        models when the new ones cannot be loaded.
+        """
+        with self._switching:
+            if versions == self.models.versions:
+                return False
+            current = self.models
+            models = Models.load(
+                self.settings, versions, current.router.templates, current.retriever.encoder
+            )
+            models.warm_up()
+            self.models = models  # one reference assignment: atomic for readers
+            return True
+
+    def reply(self, message: object, conversation_id: str | None = None) -> Reply:
+        """Answer one message; raises `MessageError` or `UnknownConversation` for bad input."""
+        for event in self.reply_stream(message, conversation_id):
+            if isinstance(event, Reply):
+                return event
+        raise AssertionError("reply_stream ended without a reply")
+
+    def reply_stream(
+        self, message: object, conversation_id: str | None = None
+    ) -> Iterator[str | Reply]:
+        """Answer one message, yielding a written answer's text as it is generated.
+
+        The pieces are provisional: the final `Reply`, always the last item, holds the
+        text that stands (a written answer that fails its checks is replaced).
+        A reader who stops listening (closes the stream) mid-answer loses nothing from
+        the log: the answer is finished and checked unseen, and the turn logged as usual.
+        """
+        started = time.perf_counter()
+        models = self.models
+        text = normalise_message(message, self.settings.max_message_chars)
+        if conversation_id is None:
+            conversation_id = self.store.start_conversation()
+            state, status = ConversationState(), ConversationStatus.BOT
+        else:
+            state = self.store.state(conversation_id)
+            status = self.store.status(conversation_id)
+            if status.with_people:
+                version = models.versions.describe()
+                yield self._leave_to_agent(text, conversation_id, state, status, version, started)
+                return
+        intents = models.classifier.predict([text], self.settings.top_k_intents)[0]
+        sources = models.retriever.search([text], self.settings.top_k_sources)[0]
+        found_slots = extract_slots(text)
+        slots = {**state.slots, **found_slots}
+        context = TurnContext(intents, sources, slots, state.pending_intent)
+        decision = models.router.decide(context)
+        generation, listening = None, True
+        if decision.route is Route.GENERATE:
+            writing = self.write_answer(text, context, decision, models)
+            while True:
+                try:
+                    piece = next(writing)
+                except StopIteration as done:
+                    decision, generation = done.value
+                    break
+                try:
+                    yield piece
+                except GeneratorExit:  # the reader left: finish unseen, so the turn is logged
+                    decision, generation = drain(writing)
+                    listening = False
+                    break
+        trace = build_trace(decision, intents, sources, sorted(found_slots), models.router.policy)
+        if generation is not None:
+            trace["generation"] = generation
+        version = models.versions.describe()
+        reply = self._log(text, conversation_id, decision, trace, slots, status, version, started)
+        if listening:
+            yield reply
+
+    def write_answer(
+        self, text: str, context: TurnContext, decision: Decision, models: Models | None = None
+    ) -> Generator[str, None, tuple[Decision, dict[str, Any]]]:
+        """Stream the generator's answer through the identifier guard, then check it whole."""
+        models = models or self.models
+        generator = models.generator
+        assert generator is not None  # the router only routes here when one is loaded
+        # The past answers the prompt holds are the ones its identifiers may come from.
+        past_answers = [s.answer for s in context.sources][: generator.limits.context_answers]
+        given = [text, *context.slots.values()]
+        guard = StreamGuard([*given, *past_answers])
+        stop = threading.Event()
+        for piece in generator.stream(text, past_answers, stop):
+            shown = guard.feed(piece)
+            if guard.tripped:
+                stop.set()
+                break
+            if shown:
+                yield shown
+        tail = guard.finish()
+        if tail:
+            yield tail
+        answer = guard.released.strip()
+        if guard.tripped:
+            named = ", ".join(guard.invented)
+            verdict = Verdict(
+                False, f"it named {named}, found in no input", invented=guard.invented
+            )
+        else:
+            verdict = check_answer(
+                answer,
+                past_answers,
+                given,
+                models.retriever.encode,
+                generator.grounding_threshold,
+            )
+        final = models.router.after_generation(
+            context, decision, answer, verdict.passed, verdict.reason
+        )
+        return final, {"written": answer, "verdict": verdict.to_dict(), "used": final.route.value}
+
+    def _log(
+        self,
+        text: str,
+        conversation_id: str,
+        decision: Decision,
+        trace: dict[str, Any],
+        slots: dict[str, str],
+        status: ConversationStatus,
+        model_version: str,
+        started: float,
+    ) -> Reply:
+        latency_ms = round((time.perf_counter() - started) * 1000, 2)
+        handoff = decision.route == HANDOFF_ROUTE
+        turn_id = self.store.log_turn(
+            TurnRecord(
+                conversation_id=conversation_id,
+                user_text=text,
+                reply_text=decision.reply,
+                route=decision.route.value,
+                intent=decision.intent,
+                confidence=decision.confidence,
+                reason=decision.reason,
+                sources=trace["sources"],
+                trace=trace,
+                latency_ms=latency_ms,
+                model_version=model_version,
+                next_state=next_state(decision, slots),
+                handoff_reason=decision.reason if handoff else None,
+            )
+        )
+        return Reply(
+            decision.reply,
+            decision.route.value,
+            decision.intent,
+            round(decision.confidence, 4),
+            conversation_id,
+            turn_id,
+            trace,
+            latency_ms,
+            model_version,
+            (ConversationStatus.WAITING if handoff else status).value,
+        )
+
+    def _leave_to_agent(
+        self,
+        text: str,
+        conversation_id: str,
+        state: ConversationState,
+        status: ConversationStatus,
+        model_version: str,
+        started: float,
+    ) -> Reply:
+        """Log the message for the agent without routing it; tell the customer a person has it."""
+        reply = WITH_PEOPLE_REPLIES[status]
+        reason = f"the conversation is {status.value.replace('_', ' ')}: the support team answers"
+        trace = {
+            "route": AGENT_ROUTE,
+            "reason": reason,
+            "checks": [],
+            "intents": [],
+            "sources": [],
+            "slots_found": [],
+            "asked_for": [],
+        }
+        latency_ms = round((time.perf_counter() - started) * 1000, 2)
+        turn_id = self.store.log_turn(
+            TurnRecord(
+                conversation_id=conversation_id,
+                user_text=text,
+                reply_text=reply,
+                route=AGENT_ROUTE,
+                intent=None,
+                confidence=0.0,
+                reason=reason,
+                sources=[],
+                trace=trace,
+                latency_ms=latency_ms,
+                model_version=model_version,
+                next_state=state,
+            )
+        )
+        return Reply(
+            reply,
+            AGENT_ROUTE,
+            None,
+            0.0,
+            conversation_id,
+            turn_id,
+            trace,
+            latency_ms,
+            model_version,
+            status.value,
+        )
+
+    def feedback(self, turn_id: int, rating: int) -> int:
+        return self.store.add_feedback(turn_id, rating)
+
+
+def drain(stream: Generator[Any, None, T]) -> T:
+    """Run a generator to its end and return its return value."""
+    while True:
+        try:
+            next(stream)
+        except StopIteration as stop:
+            return stop.value
+
+
+def load_generator(settings: Settings, version: str | None = None) -> AnswerGenerator | None:
+    """The live answer generator (or `version`), or None when it is turned off."""
+    if not settings.generator_enabled:
+        return None
+    return AnswerGenerator.load(
+        settings.generator_models_dir,
+        settings.device,
+        version,
+        int8=settings.generator_int8,
+        repeat_ngram=settings.generator_repeat_ngram,
+    )
+
+
+def policy_from(
+    settings: Settings, chosen: RejectionPolicy, can_generate: bool = False
+) -> RoutingPolicy:
+    """Routing thresholds: those set in the settings, else those chosen at training."""
+    threshold_set = settings.intent_threshold is not None
+    return RoutingPolicy(
+        intent_threshold=settings.intent_threshold if threshold_set else chosen.threshold,
+        ambiguity_margin=(
+            chosen.margin if settings.ambiguity_margin is None else settings.ambiguity_margin
+        ),
+        retrieval_threshold=settings.retrieval_threshold,
+        handoff_intents=frozenset(settings.handoff_intents),
+        out_of_scope_label=settings.out_of_scope_label,
+        intent_thresholds={} if threshold_set else chosen.per_intent,
+        generation_threshold=settings.generation_threshold if can_generate else None,
+        fallback_retrieval_threshold=settings.fallback_retrieval_threshold,
+    )
+
+
+def next_state(decision: Decision, slots: dict[str, str]) -> ConversationState:
+    remembered = {name: value for name, value in slots.items() if name not in PERSONAL_SLOTS}
+    pending = decision.intent if decision.asked_for else None
+    return ConversationState(pending, remembered)
+
+
+def build_trace(
+    decision: Decision,
+    intents: list[IntentScore],
+    sources: list[Source],
+    slots_found: list[str],
+    policy: RoutingPolicy,
+) -> dict[str, Any]:
+    """Everything needed to see why this reply was given; read by the UI, API and reviews."""
+    return {
+        "route": decision.route.value,
+        "reason": decision.reason,
+        "checks": decision.checks,
+        "intents": [{"intent": s.intent, "probability": round(s.probability, 4)} for s in intents],
+        "sources": [
+            {
+                "question": s.question,
+                "answer": s.answer,
+                "intent": s.intent,
+                "score": round(s.score, 4),
+            }
+            for s in sources
+        ],
+        "slots_found": slots_found,
+        "asked_for": list(decision.asked_for),
+        "thresholds": {
+            "intent": policy.intent_threshold,
+            "ambiguity_margin": policy.ambiguity_margin,
+            "retrieval": policy.retrieval_threshold,
+        },
+    }

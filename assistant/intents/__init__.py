@@ -1,0 +1,3 @@
+"""The BERT intent classifier: the network, training, calibration, the fallback, hyperparameter
+search and serving.
+"""

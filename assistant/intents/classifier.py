@@ -1,0 +1,174 @@
+"""The trained intent classifier: load a version, predict calibrated top intents.
+
+Each trained model lives in its own version folder (weights, tokenizer, labels,
+temperature, fallback thresholds and metrics); `CURRENT` names the version in
+service. Training is in `training.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.metrics import accuracy_score, f1_score
+from transformers import AutoTokenizer
+
+from assistant.core.files import ArtifactError
+from assistant.core.settings import pick_device
+from assistant.intents.calibration import softmax
+from assistant.intents.network import IntentModel, embed_texts
+from assistant.intents.rejection import RejectionPolicy
+from assistant.lifecycle.versions import read_version, version_path
+from assistant.routing.router import IntentScore
+
+METADATA_FILE = "classifier.json"
+WHAT = "intent model"
+MODEL_FORMAT = 2  # bumped when the saved layout changes; older versions must be retrained
+REBUILD_HINT = "Run `assistant train` (or `python launch.py`) to train the intent model again."
+INFERENCE_BATCH = 64
+NO_FALLBACK = RejectionPolicy(0.0, 0.0)
+
+
+class IntentClassifier:
+    """A loaded classifier; `predict` is safe to call from several threads."""
+
+    def __init__(
+        self,
+        model: IntentModel,
+        tokenizer: Any,
+        labels: list[str],
+        temperature: float,
+        metadata: dict[str, Any],
+        device: str,
+        max_length: int,
+        rejection: RejectionPolicy = NO_FALLBACK,
+    ) -> None:
+        self.model = model.to(device).eval()
+        self.tokenizer = tokenizer
+        self.labels = labels
+        self.temperature = temperature
+        self.metadata = metadata
+        self.device = device
+        self.max_length = max_length
+        self.rejection = rejection
+
+    @property
+    def version(self) -> str:
+        return str(self.metadata["version"])
+
+    def logits(self, texts: Sequence[str], batch_size: int = INFERENCE_BATCH) -> np.ndarray:
+        """Raw scores, computed in batches of similar length to keep padding small."""
+        result = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        order = np.argsort([len(text) for text in texts], kind="stable")
+        for start in range(0, len(texts), batch_size):
+            rows = order[start : start + batch_size]
+            encoded = self.tokenizer(
+                [texts[i] for i in rows],
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
+                return_tensors="pt",
+            ).to(self.device)
+            with torch.inference_mode():
+                result[rows] = self.model(**encoded)["logits"].float().cpu().numpy()
+        return result
+
+    def probabilities(self, texts: Sequence[str]) -> np.ndarray:
+        return softmax(self.logits(texts) / self.temperature)
+
+    def predict(self, texts: Sequence[str], top_k: int = 3) -> list[list[IntentScore]]:
+        """The `top_k` intents for each text, best first, with calibrated probabilities."""
+        results = []
+        for row in self.probabilities(texts):
+            best = np.argsort(row)[::-1][:top_k]
+            results.append([IntentScore(self.labels[i], float(row[i])) for i in best])
+        return results
+
+    def check_known(self, intents: Sequence[str], out_of_scope_label: str | None) -> None:
+        """Refuse labelled data with intents this model has no class for."""
+        unknown = set(intents) - set(self.labels) - {out_of_scope_label}
+        if unknown:
+            raise ValueError(f"intents the model was not trained on: {sorted(unknown)}")
+
+    def embeddings(self, texts: Sequence[str]) -> np.ndarray:
+        """The unit-length sentence embeddings the head classifies."""
+        return embed_texts(self.model, self.tokenizer, texts, self.max_length, self.device)
+
+    def quantize(self) -> None:
+        """Swap the linear layers for int8 ones (dynamic quantization, CPU only)."""
+        if self.device != "cpu":
+            raise ValueError("int8 dynamic quantization runs on the CPU; set device = 'cpu'")
+        self.model = torch.ao.quantization.quantize_dynamic(
+            self.model, {torch.nn.Linear}, dtype=torch.qint8
+        )
+        self.metadata = {**self.metadata, "int8": True}
+
+    @classmethod
+    def load(
+        cls,
+        models_dir: Path,
+        device: str = "auto",
+        version: str | None = None,
+        int8: bool = False,
+    ) -> IntentClassifier:
+        """Load the version named in `CURRENT` (or `version`), checking it is complete."""
+        path, metadata = read_version(
+            models_dir, version, METADATA_FILE, MODEL_FORMAT, WHAT, REBUILD_HINT
+        )
+        try:
+            model = IntentModel.load(path)
+            tokenizer = AutoTokenizer.from_pretrained(path)
+        except (OSError, ValueError, KeyError) as error:
+            raise ArtifactError(
+                f"the intent model in {path} cannot be loaded ({error}). {REBUILD_HINT}"
+            ) from error
+        labels = metadata.get("labels", [])
+        if model.num_labels != len(labels):
+            raise ArtifactError(
+                f"{path}: the model has {model.num_labels} outputs but {METADATA_FILE} "
+                f"lists {len(labels)} labels. {REBUILD_HINT}"
+            )
+        classifier = cls(
+            model,
+            tokenizer,
+            labels,
+            float(metadata.get("temperature", 1.0)),
+            metadata,
+            pick_device(device),
+            int(metadata.get("max_length", 64)),
+            RejectionPolicy.from_dict(metadata["rejection"])
+            if "rejection" in metadata
+            else NO_FALLBACK,
+        )
+        if int8:
+            classifier.quantize()
+        return classifier
+
+
+def intent_model_path(models_dir: Path, version: str | None = None) -> Path:
+    return version_path(models_dir, version, WHAT, REBUILD_HINT)
+
+
+def classification_metrics(predicted: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+    return {
+        "accuracy": float(accuracy_score(targets, predicted)),
+        "macro_f1": float(f1_score(targets, predicted, average="macro", zero_division=0)),
+    }
+
+
+# Far below one example's share of accuracy in any realistic validation set, so the loss
+# only decides between epochs of equal accuracy.
+LOSS_TIE_BREAK = 1e-7
+
+
+def checkpoint_metrics(logits: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+    """Validation figures of one epoch, with `selection`: accuracy, ties broken by the lower
+    cross-entropy. Accuracy picks the epoch on a large validation set; on a small one, where
+    several epochs score the same, the loss tells them apart."""
+    metrics = classification_metrics(logits.argmax(-1), targets)
+    log_probabilities = torch.log_softmax(torch.from_numpy(logits).float(), dim=-1)
+    loss = float(-log_probabilities[np.arange(len(targets)), targets].mean())
+    return {**metrics, "selection": metrics["accuracy"] - LOSS_TIE_BREAK * loss}

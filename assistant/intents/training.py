@@ -1,0 +1,354 @@
+"""Training the intent classifier: probe, fine-tune, calibrate, choose thresholds, publish.
+
+1. Linear probe: a logistic regression on the frozen encoder's sentence
+   embeddings gives the head its starting weights.
+2. Fine-tune the encoder and head together with the Hugging Face `Trainer`
+   (label smoothing, a small learning rate for the encoder, linear decay),
+   early-stopped on validation loss. Checkpoints are kept per run, so a stopped
+   run continues where it left off when the same command is given again.
+3. Temperature scaling and the fallback threshold and margin, both fitted on
+   the validation split; the test split, when given, is only measured.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from transformers import (
+    AutoModel,
+    DataCollatorWithPadding,
+    EarlyStoppingCallback,
+    Trainer,
+    TrainerCallback,
+    get_linear_schedule_with_warmup,
+    set_seed,
+)
+
+from assistant.core.files import (
+    write_json,
+)
+from assistant.core.settings import Settings, load_base_model, pick_device
+from assistant.datasets.loading import IntentExample
+from assistant.intents.calibration import expected_calibration_error, fit_temperature, softmax
+from assistant.intents.classifier import (
+    METADATA_FILE,
+    MODEL_FORMAT,
+    IntentClassifier,
+    checkpoint_metrics,
+    classification_metrics,
+)
+from assistant.intents.network import IntentModel, embed_texts
+from assistant.intents.rejection import choose_policy, outcome, target_indices
+from assistant.lifecycle.runs import resume_point, run_directory, trainer_arguments
+from assistant.lifecycle.versions import new_version, publish_version
+
+EVAL_BATCH = 128
+
+
+@dataclass(frozen=True)
+class TrainingReport:
+    version: str
+    path: Path
+    metrics: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class FittedModel:
+    """A fine-tuned, calibrated classifier not yet published, with its validation figures."""
+
+    classifier: IntentClassifier
+    metrics: dict[str, Any]
+
+
+def train_intent_classifier(
+    train: Sequence[IntentExample],
+    validation: Sequence[IntentExample],
+    settings: Settings,
+    data_checksum: str,
+    test: Sequence[IntentExample] = (),
+    fresh: bool = False,
+) -> TrainingReport:
+    """Fine-tune, calibrate, measure on `test` (if given) and publish a new version."""
+    started = time.perf_counter()
+    fitted = fit_intent_classifier(train, validation, settings, data_checksum, fresh)
+    return publish_fitted(fitted, settings, data_checksum, test, started)
+
+
+def publish_fitted(
+    fitted: FittedModel,
+    settings: Settings,
+    data_checksum: str,
+    test: Sequence[IntentExample],
+    started: float,
+    extra: dict[str, Any] | None = None,
+    make_current: bool = True,
+) -> TrainingReport:
+    """Measure a fitted model on `test` (if given), then save it as a new version: the live
+    one, unless `make_current` is False (a candidate, promoted or not later)."""
+    metrics = fitted.metrics
+    if test:
+        metrics["test"] = measure(fitted.classifier, test, settings.out_of_scope_label)
+    metrics["training_seconds"] = round(time.perf_counter() - started, 1)
+    metadata = {
+        **fitted.classifier.metadata,
+        **(extra or {}),
+        "version": new_version(),
+        "data_checksum": data_checksum,
+        "test_examples": len(test),
+        "metrics": metrics,
+    }
+    fitted.classifier.metadata = metadata
+    path = publish(fitted.classifier, settings.intent_models_dir, make_current)
+    return TrainingReport(metadata["version"], path, metrics)
+
+
+def fit_intent_classifier(
+    train: Sequence[IntentExample],
+    validation: Sequence[IntentExample],
+    settings: Settings,
+    data_checksum: str,
+    fresh: bool = False,
+    callbacks: Sequence[TrainerCallback] = (),
+) -> FittedModel:
+    """Steps 1-3 of the module docstring; scored on `validation` only."""
+    labels = sorted({example.intent for example in train})
+    unknown = {example.intent for example in validation} - set(labels)
+    if unknown:
+        raise ValueError(f"intents in the validation data but not in training: {sorted(unknown)}")
+    set_seed(settings.seed)
+    tokenizer, model = _load_base(settings, len(labels))
+    label_ids = {label: index for index, label in enumerate(labels)}
+    recipe = settings.model_dump(include=TRAINING_FIELDS, mode="json")
+    run_dir = run_directory(settings.intent_models_dir, [data_checksum, labels, recipe])
+    resume_from = resume_point(run_dir, fresh)
+    device = pick_device(settings.device)
+    if not resume_from:
+        _initialise_head(model, tokenizer, train, label_ids, settings, device)
+    epochs_run = _fine_tune(
+        model, tokenizer, (train, validation), label_ids, settings, run_dir, resume_from, callbacks
+    )
+    classifier = IntentClassifier(
+        model,
+        tokenizer,
+        labels,
+        temperature=1.0,
+        metadata=_training_metadata(settings, labels, train, validation),
+        device=device,
+        max_length=settings.max_length,
+    )
+    metrics = calibrate(classifier, validation, settings)
+    metrics["epochs_run"] = epochs_run
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return FittedModel(classifier, metrics)
+
+
+def _load_base(settings: Settings, num_labels: int) -> tuple[Any, IntentModel]:
+    tokenizer, encoder = load_base_model(settings.intent_base_model, AutoModel)
+    model = IntentModel(encoder, num_labels, settings.label_smoothing)
+    if settings.freeze_word_embeddings:
+        model.freeze_word_embeddings()
+    return tokenizer, model
+
+
+def _initialise_head(
+    model: IntentModel,
+    tokenizer: Any,
+    train: Sequence[IntentExample],
+    label_ids: dict[str, int],
+    settings: Settings,
+    device: str,
+) -> None:
+    """Linear probing: fit the head on frozen embeddings before any fine-tuning."""
+    texts = [example.text for example in train]
+    features = embed_texts(model, tokenizer, texts, settings.max_length, device, "Probing")
+    targets = np.array([label_ids[example.intent] for example in train])
+    probe = LogisticRegression(C=settings.probe_regularisation, max_iter=1000)
+    probe.fit(features, targets)
+    weight, bias = probe.coef_, probe.intercept_
+    if weight.shape[0] == 1:  # two classes: scikit-learn fits one logit
+        weight, bias = np.vstack([-weight / 2, weight / 2]), np.array([-bias[0] / 2, bias[0] / 2])
+    model.set_head(weight, bias)
+
+
+class _Encoded(torch.utils.data.Dataset):
+    def __init__(
+        self,
+        tokenizer: Any,
+        examples: Sequence[IntentExample],
+        label_ids: dict[str, int],
+        max_length: int,
+    ) -> None:
+        features = tokenizer([e.text for e in examples], truncation=True, max_length=max_length)
+        self.rows = [
+            {**{key: values[i] for key, values in features.items()}, "labels": label_ids[e.intent]}
+            for i, e in enumerate(examples)
+        ]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.rows[index]
+
+
+def _fine_tune(
+    model: IntentModel,
+    tokenizer: Any,
+    data: tuple[Sequence[IntentExample], Sequence[IntentExample]],
+    label_ids: dict[str, int],
+    settings: Settings,
+    run_dir: Path,
+    resume_from: str | None,
+    callbacks: Sequence[TrainerCallback],
+) -> float:
+    train, validation = data
+    train_set = _Encoded(tokenizer, train, label_ids, settings.max_length)
+    total_steps = math.ceil(len(train_set) / settings.batch_size) * settings.epochs
+    trainer = Trainer(
+        model=model,
+        args=trainer_arguments(
+            run_dir,
+            settings.epochs,
+            settings.batch_size,
+            EVAL_BATCH,
+            settings.seed,
+            pick_device(settings.device),
+            settings.bf16,
+            best_metric="selection",
+        ),
+        train_dataset=train_set,
+        # Sorted by length, so evaluation batches carry little padding.
+        eval_dataset=_Encoded(
+            tokenizer, sorted(validation, key=lambda e: len(e.text)), label_ids, settings.max_length
+        ),
+        compute_metrics=lambda p: checkpoint_metrics(p.predictions, p.label_ids),
+        processing_class=tokenizer,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        optimizers=_optimiser(model, settings, total_steps),
+        callbacks=[EarlyStoppingCallback(settings.early_stopping_patience), *callbacks],
+    )
+    trainer.train(resume_from_checkpoint=resume_from)
+    return float(trainer.state.epoch or 0)
+
+
+def _optimiser(model: IntentModel, settings: Settings, total_steps: int):
+    """AdamW with a larger learning rate for the head than for the pretrained encoder."""
+    encoder = [p for p in model.encoder.parameters() if p.requires_grad]
+    optimiser = torch.optim.AdamW(
+        [
+            {"params": encoder, "lr": settings.learning_rate},
+            {"params": list(model.head.parameters()), "lr": settings.head_learning_rate},
+        ],
+        weight_decay=settings.weight_decay,
+    )
+    warmup = int(settings.warmup_ratio * total_steps)
+    return optimiser, get_linear_schedule_with_warmup(optimiser, warmup, total_steps)
+
+
+TRAINING_FIELDS = {
+    "intent_base_model",
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "head_learning_rate",
+    "weight_decay",
+    "warmup_ratio",
+    "label_smoothing",
+    "probe_regularisation",
+    "freeze_word_embeddings",
+    "early_stopping_patience",
+    "max_length",
+    "bf16",
+    "seed",
+}
+
+
+def _training_metadata(
+    settings: Settings,
+    labels: list[str],
+    train: Sequence[IntentExample],
+    validation: Sequence[IntentExample],
+) -> dict[str, Any]:
+    return {
+        "format": MODEL_FORMAT,
+        "labels": labels,
+        "base_model": settings.intent_base_model,
+        "max_length": settings.max_length,
+        "out_of_scope_label": settings.out_of_scope_label,
+        "train_examples": len(train),
+        "validation_examples": len(validation),
+        "recipe": settings.model_dump(include=TRAINING_FIELDS, mode="json"),
+    }
+
+
+def calibrate(
+    classifier: IntentClassifier, validation: Sequence[IntentExample], settings: Settings
+) -> dict[str, Any]:
+    """Fit the temperature and the fallback policy on validation data; return its figures."""
+    oos_label = settings.out_of_scope_label
+    logits = classifier.logits([e.text for e in validation])
+    label_ids = {label: index for index, label in enumerate(classifier.labels)}
+    targets = np.array([label_ids[e.intent] for e in validation])
+    before = expected_calibration_error(softmax(logits), targets)
+    classifier.temperature = fit_temperature(logits, targets)
+    probabilities = softmax(logits / classifier.temperature)
+    in_scope = target_indices([e.intent for e in validation], classifier.labels, oos_label)
+    policy = choose_policy(
+        probabilities,
+        in_scope,
+        classifier.labels,
+        settings.max_accuracy_loss,
+        oos_label,
+        per_intent=settings.per_intent_thresholds,
+    )
+    classifier.rejection = policy
+    classifier.metadata["temperature"] = classifier.temperature
+    classifier.metadata["rejection"] = policy.to_dict()
+    return {
+        "validation": {
+            **classification_metrics(logits.argmax(1), targets),
+            "ece_before_calibration": before,
+            "ece_after_calibration": expected_calibration_error(probabilities, targets),
+            "temperature": classifier.temperature,
+            "with_fallback": outcome(
+                probabilities, in_scope, classifier.labels, policy, oos_label
+            ).__dict__,
+        }
+    }
+
+
+def measure(
+    classifier: IntentClassifier, examples: Sequence[IntentExample], oos_label: str | None
+) -> dict[str, Any]:
+    """Accuracy and macro-F1 (every label) and the fallback outcome on labelled examples."""
+    classifier.check_known([e.intent for e in examples], oos_label)
+    probabilities = classifier.probabilities([e.text for e in examples])
+    in_scope = target_indices([e.intent for e in examples], classifier.labels, oos_label)
+    label_ids = {label: index for index, label in enumerate(classifier.labels)}
+    targets = np.array([label_ids.get(e.intent, -1) for e in examples])
+    return {
+        **classification_metrics(probabilities.argmax(1), targets),
+        "with_fallback": outcome(
+            probabilities, in_scope, classifier.labels, classifier.rejection, oos_label
+        ).__dict__,
+    }
+
+
+def publish(classifier: IntentClassifier, models_dir: Path, make_current: bool = True) -> Path:
+    """Write a version folder atomically and (unless told not to) point `CURRENT` at it."""
+
+    def write(folder: Path) -> None:
+        classifier.model.save(folder)
+        classifier.tokenizer.save_pretrained(folder)
+        write_json(folder / METADATA_FILE, classifier.metadata)
+
+    return publish_version(models_dir, classifier.metadata["version"], write, make_current)

@@ -1,0 +1,3 @@
+"""Model versions, resumable runs, releases, building what is missing, retraining and hot
+reload.
+"""

@@ -1,0 +1,143 @@
+"""Building the artifacts the assistant serves from: intent model, Q&A index, answer generator.
+
+`ensure_artifacts` builds only what is missing or stale (trained on other data or
+with another base model), so a second start reuses everything.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from assistant.core.files import ArtifactError, read_json
+from assistant.core.settings import Settings
+from assistant.datasets.corpus import dataset_splits, labelled_examples
+from assistant.datasets.loading import TEMPLATES_FILE, Dataset, checksum
+from assistant.generation.training import RECIPE_FIELDS, train_generator
+from assistant.generation.writer import GENERATOR_FORMAT, generator_path
+from assistant.generation.writer import METADATA_FILE as GENERATOR_FILE
+from assistant.intents.classifier import METADATA_FILE, MODEL_FORMAT, intent_model_path
+from assistant.intents.training import TrainingReport, train_intent_classifier
+from assistant.lifecycle.versions import base_data_checksum
+from assistant.retrieval.index import (
+    META_FILE,
+    Retriever,
+    check_index_metadata,
+    index_path,
+    load_index_version,
+)
+from assistant.retrieval.index import REBUILD_HINT as INDEX_HINT
+from assistant.routing.templates import TemplateBook
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BuildStep:
+    artifact: str
+    reason: str  # why it was (re)built
+
+
+def intent_checksum(dataset: Dataset, settings: Settings) -> str:
+    return checksum(labelled_examples(dataset, settings))
+
+
+def qa_checksum(dataset: Dataset) -> str:
+    return checksum(dataset.qa_pairs)
+
+
+def load_templates(settings: Settings) -> TemplateBook:
+    return TemplateBook.load(settings.data_dir / TEMPLATES_FILE)
+
+
+def train_intents(dataset: Dataset, settings: Settings) -> TrainingReport:
+    splits = dataset_splits(dataset, settings)
+    return train_intent_classifier(
+        splits.train, splits.validation, settings, splits.checksum, splits.test
+    )
+
+
+def build_index(dataset: Dataset, settings: Settings) -> Retriever:
+    retriever = Retriever.build(dataset.qa_pairs, settings)
+    retriever.publish(settings.qa_index_dir)
+    return retriever
+
+
+def intent_model_staleness(dataset: Dataset, settings: Settings) -> str | None:
+    """Why the intent model must be (re)trained, or None when the current one fits."""
+    try:
+        metadata = read_json(intent_model_path(settings.intent_models_dir) / METADATA_FILE, "")
+    except ArtifactError:
+        return "no trained intent model"
+    if metadata.get("format") != MODEL_FORMAT:
+        return "the saved intent model is in an older format"
+    if metadata.get("base_model") != settings.intent_base_model:
+        trained_from = metadata.get("base_model")
+        return f"trained from {trained_from!r}, configured {settings.intent_base_model!r}"
+    if base_data_checksum(metadata, "data_checksum") != intent_checksum(dataset, settings):
+        return "the intent examples changed since it was trained"
+    return None
+
+
+def generator_staleness(dataset: Dataset, settings: Settings) -> str | None:
+    """Why the answer generator must be (re)trained, or None when it fits or is turned off."""
+    if not settings.generator_enabled:
+        return None
+    try:
+        metadata = read_json(generator_path(settings.generator_models_dir) / GENERATOR_FILE, "")
+    except ArtifactError:
+        return "no trained answer generator"
+    if metadata.get("format") != GENERATOR_FORMAT:
+        return "the saved generator is in an older format"
+    if metadata.get("recipe") != settings.model_dump(include=RECIPE_FIELDS, mode="json"):
+        return "the generator settings changed since it was trained"
+    if base_data_checksum(metadata, "data_checksum") != qa_checksum(dataset):
+        return "the Q&A pairs changed since it was trained"
+    return None
+
+
+def index_staleness(dataset: Dataset, settings: Settings) -> str | None:
+    """Why the Q&A index must be (re)built, or None when the saved one fits."""
+    try:
+        directory = index_path(settings.qa_index_dir)
+        metadata = read_json(directory / META_FILE, INDEX_HINT)
+        check_index_metadata(directory, metadata, settings, qa_checksum(dataset))
+    except ArtifactError as error:
+        return str(error).removesuffix(f" {INDEX_HINT}").rstrip(".")
+    return None
+
+
+def ensure_artifacts(
+    dataset: Dataset, settings: Settings, announce: Callable[[str], None] = print
+) -> list[BuildStep]:
+    """Train the intent model, build the index and train the generator where missing or stale."""
+    steps = []
+    reason = intent_model_staleness(dataset, settings)
+    if reason:
+        announce(f"Training the intent classifier ({reason})...")
+        report = train_intents(dataset, settings)
+        test = report.metrics.get("test", {})
+        announce(
+            f"Intent model {report.version}: held-out accuracy {test.get('accuracy', 0):.3f}, "
+            f"macro-F1 {test.get('macro_f1', 0):.3f}"
+        )
+        steps.append(BuildStep("intent model", reason))
+    retriever = None
+    reason = index_staleness(dataset, settings)
+    if reason:
+        announce(f"Building the retrieval index ({reason})...")
+        retriever = build_index(dataset, settings)
+        steps.append(BuildStep("retrieval index", reason))
+    reason = generator_staleness(dataset, settings)
+    if reason:
+        announce(f"Training the answer generator ({reason})...")
+        retriever = retriever or load_index_version(settings)
+        report = train_generator(dataset.qa_pairs, settings, qa_checksum(dataset), retriever)
+        announce(
+            f"Answer generator {report.version}: held-out perplexity "
+            f"{report.metrics['validation_perplexity']:.1f}, grounding threshold "
+            f"{report.metrics['grounding_threshold']:.3f}"
+        )
+        steps.append(BuildStep("answer generator", reason))
+    return steps

@@ -1,0 +1,1 @@
+"""Sentence embeddings and the FAISS index over past questions and answers (GPU when present)."""

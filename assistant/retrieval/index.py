@@ -1,0 +1,249 @@
+"""Sentence embeddings and a FAISS index over historical questions.
+
+Questions are embedded with sentence-transformers, L2-normalised, and put in an
+inner-product index, so scores are cosine similarities. The index moves to the
+GPU when FAISS sees one (or when told to), and is always saved from the CPU.
+Each saved index carries metadata that `load` checks, so an index built from
+other data, with another model, or damaged on disk is refused, never misused.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+from sentence_transformers import SentenceTransformer
+
+from assistant.core.files import (
+    ArtifactError,
+    file_sha256,
+    read_json,
+    write_json,
+)
+from assistant.core.settings import Settings, model_unavailable, pick_device, resolve_model_path
+from assistant.datasets.loading import QAPair, checksum
+from assistant.lifecycle.versions import (
+    base_data_checksum,
+    new_version,
+    publish_version,
+    version_path,
+)
+from assistant.routing.router import Source
+
+INDEX_FILE = "index.faiss"
+ROWS_FILE = "rows.jsonl"
+META_FILE = "meta.json"
+REBUILD_HINT = "Rebuild it with `assistant index` (or `python launch.py`)."
+WHAT = "retrieval index"
+
+log = logging.getLogger(__name__)
+
+
+def load_encoder(settings: Settings) -> SentenceTransformer:
+    try:
+        return SentenceTransformer(
+            resolve_model_path(settings.embedding_model), device=pick_device(settings.device)
+        )
+    except OSError as error:
+        raise ArtifactError(model_unavailable(settings.embedding_model, error)) from error
+
+
+def gpu_available() -> bool:
+    return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
+
+
+class Retriever:
+    def __init__(
+        self,
+        encoder: SentenceTransformer,
+        index: faiss.Index,
+        rows: list[QAPair],
+        metadata: dict[str, Any],
+        use_gpu: str = "auto",
+    ) -> None:
+        self.encoder = encoder
+        self.rows = rows
+        self.metadata = metadata
+        self._cpu_index = index
+        self._gpu_resources = None
+        self.index = self._place(index, use_gpu)
+
+    def _place(self, index: faiss.Index, use_gpu: str) -> faiss.Index:
+        if use_gpu == "off" or (use_gpu == "auto" and not gpu_available()):
+            return index
+        if not gpu_available():
+            raise RuntimeError("faiss_gpu is 'on' but FAISS sees no GPU (install faiss-gpu)")
+        try:
+            self._gpu_resources = faiss.StandardGpuResources()
+            return faiss.index_cpu_to_gpu(self._gpu_resources, 0, index)
+        except RuntimeError as error:  # e.g. HNSW has no GPU implementation
+            log.warning("keeping the FAISS index on the CPU: %s", error)
+            return index
+
+    @property
+    def on_gpu(self) -> bool:
+        return self.index is not self._cpu_index
+
+    @property
+    def version(self) -> str:
+        return str(self.metadata.get("version") or self.metadata["index_sha256"][:12])
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        vectors = self.encoder.encode(
+            list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def search(self, texts: Sequence[str], k: int = 3) -> list[list[Source]]:
+        """The `k` most similar historical questions for each text, best first."""
+        if not texts:
+            return []
+        scores, ids = self.index.search(self.encode(texts), min(k, len(self.rows)))
+        return [
+            [
+                Source(self.rows[i].question, self.rows[i].answer, self.rows[i].intent, float(s))
+                for s, i in zip(row_scores, row_ids, strict=True)
+                if i >= 0
+            ]
+            for row_scores, row_ids in zip(scores, ids, strict=True)
+        ]
+
+    @classmethod
+    def build(
+        cls,
+        pairs: Sequence[QAPair],
+        settings: Settings,
+        encoder: SentenceTransformer | None = None,
+        base_checksum: str | None = None,
+    ) -> Retriever:
+        """Embed and index `pairs`; `base_checksum` is the dataset folder's part of them when
+        they also hold answers from the conversation log."""
+        if not pairs:
+            raise ValueError("cannot build a retrieval index from no Q&A pairs")
+        encoder = encoder or load_encoder(settings)
+        vectors = np.ascontiguousarray(
+            encoder.encode(
+                [pair.question for pair in pairs],
+                batch_size=64,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=True,
+            ),
+            dtype=np.float32,
+        )
+        index = faiss.index_factory(vectors.shape[1], "Flat", faiss.METRIC_INNER_PRODUCT)
+        index.add(vectors)
+        source_checksum = checksum(pairs)
+        metadata = {
+            "embedding_model": settings.embedding_model,
+            "dimension": int(vectors.shape[1]),
+            "rows": len(pairs),
+            "source_checksum": source_checksum,
+            "base_checksum": base_checksum or source_checksum,
+            "faiss_version": faiss.__version__,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        return cls(encoder, index, list(pairs), metadata, settings.faiss_gpu)
+
+    def publish(self, root: Path, make_current: bool = True) -> Path:
+        """Save as a new version folder under `root`, the live one unless `make_current` is
+        False; a process killed meanwhile leaves the previous version live."""
+        self.metadata["version"] = new_version()
+        return publish_version(root, self.metadata["version"], self._write, make_current)
+
+    def _write(self, folder: Path) -> None:
+        faiss.write_index(self._cpu_index, str(folder / INDEX_FILE))
+        with (folder / ROWS_FILE).open("w", encoding="utf-8") as file:
+            for row in self.rows:
+                file.write(json.dumps(asdict(row), ensure_ascii=False) + "\n")
+        self.metadata["index_sha256"] = file_sha256(folder / INDEX_FILE)
+        self.metadata["rows_sha256"] = file_sha256(folder / ROWS_FILE)
+        write_json(folder / META_FILE, self.metadata)
+
+    @classmethod
+    def load(
+        cls,
+        directory: Path,
+        settings: Settings,
+        expected_source_checksum: str | None = None,
+        encoder: SentenceTransformer | None = None,
+    ) -> Retriever:
+        """Load a saved index, refusing one that is corrupt or does not match the config."""
+        metadata = read_json(directory / META_FILE, REBUILD_HINT)
+        check_index_metadata(directory, metadata, settings, expected_source_checksum)
+        try:
+            index = faiss.read_index(str(directory / INDEX_FILE))
+        except RuntimeError as error:
+            raise ArtifactError(
+                f"{directory / INDEX_FILE} cannot be read. {REBUILD_HINT}"
+            ) from error
+        rows = _read_rows(directory / ROWS_FILE)
+        if index.ntotal != len(rows) or index.ntotal != metadata.get("rows"):
+            raise ArtifactError(
+                f"{directory}: index has {index.ntotal} vectors, {ROWS_FILE} {len(rows)} rows, "
+                f"metadata says {metadata.get('rows')}. {REBUILD_HINT}"
+            )
+        encoder = encoder or load_encoder(settings)
+        dimension = encoder.get_embedding_dimension()
+        if index.d != dimension or metadata.get("dimension") != dimension:
+            raise ArtifactError(
+                f"{directory}: index dimension {index.d} does not match the embedding model's "
+                f"{dimension}. {REBUILD_HINT}"
+            )
+        return cls(encoder, index, rows, metadata, settings.faiss_gpu)
+
+
+def load_index_version(
+    settings: Settings,
+    version: str | None = None,
+    expected_source_checksum: str | None = None,
+    encoder: SentenceTransformer | None = None,
+) -> Retriever:
+    """The configured index's live version (or `version`)."""
+    directory = index_path(settings.qa_index_dir, version)
+    return Retriever.load(directory, settings, expected_source_checksum, encoder)
+
+
+def check_index_metadata(
+    directory: Path,
+    metadata: dict[str, Any],
+    settings: Settings,
+    expected_source_checksum: str | None,
+) -> None:
+    """Cheap checks, before anything heavy loads: model, source data, file integrity."""
+    if metadata.get("embedding_model") != settings.embedding_model:
+        raise ArtifactError(
+            f"{directory} was built with embedding model {metadata.get('embedding_model')!r}, "
+            f"but the configuration says {settings.embedding_model!r}. {REBUILD_HINT}"
+        )
+    built_from = base_data_checksum(metadata, "source_checksum")
+    if expected_source_checksum and built_from != expected_source_checksum:
+        raise ArtifactError(
+            f"{directory} was built from other Q&A data than the current dataset. {REBUILD_HINT}"
+        )
+    for name, key in ((INDEX_FILE, "index_sha256"), (ROWS_FILE, "rows_sha256")):
+        path = directory / name
+        if not path.is_file():
+            raise ArtifactError(f"{path} is missing. {REBUILD_HINT}")
+        if file_sha256(path) != metadata.get(key):
+            raise ArtifactError(f"{path} is corrupt (checksum mismatch). {REBUILD_HINT}")
+
+
+def index_path(root: Path, version: str | None = None) -> Path:
+    """The folder of an index version under `root`, by default the live one."""
+    return version_path(root, version, WHAT, REBUILD_HINT)
+
+
+def _read_rows(path: Path) -> list[QAPair]:
+    try:
+        with path.open(encoding="utf-8") as file:
+            return [QAPair(**json.loads(line)) for line in file if line.strip()]
+    except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as error:
+        raise ArtifactError(f"{path} is corrupt ({error}). {REBUILD_HINT}") from error

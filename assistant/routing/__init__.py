@@ -1,0 +1,3 @@
+"""Choosing how to answer: the router and its rules, answer templates, and reply suggestions
+for agents.
+"""

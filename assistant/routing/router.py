@@ -1,0 +1,288 @@
+"""Choosing how to answer one message: template, retrieval or handoff, with the reasons.
+
+Pure logic over the classifier's and retriever's outputs, so every branch is
+easy to test. Rules are tried in order; the first that applies decides. The
+generate route only says that an answer should be written; once it is written
+and checked, `after_generation` decides whether it stands or what replaces it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+from assistant.routing.templates import Template, TemplateBook
+
+DEFAULT_OUT_OF_SCOPE_REPLY = (
+    "I'm sorry, that is outside what I can help with. I've passed your message to a "
+    "member of our support team, who will follow up."
+)
+DEFAULT_LOW_CONFIDENCE_REPLY = (
+    "I'm not sure I understood that correctly, so I've passed your message to a member of "
+    "our support team, who will reply here shortly."
+)
+DEFAULT_HUMAN_REPLY = "I'm connecting you with a member of our support team."
+
+
+class Route(StrEnum):
+    TEMPLATE = "template"
+    RETRIEVAL = "retrieval"
+    GENERATE = "generate"
+    HANDOFF = "handoff"
+
+
+@dataclass(frozen=True)
+class IntentScore:
+    intent: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class Source:
+    """A historical Q&A pair found by the retriever."""
+
+    question: str
+    answer: str
+    intent: str
+    score: float
+
+
+@dataclass(frozen=True)
+class RoutingPolicy:
+    intent_threshold: float
+    ambiguity_margin: float
+    retrieval_threshold: float
+    handoff_intents: frozenset[str]
+    out_of_scope_label: str
+    intent_thresholds: Mapping[str, float] = field(default_factory=dict)  # per-intent overrides
+    generation_threshold: float | None = None  # None: no generator is loaded
+    fallback_retrieval_threshold: float = 1.0
+
+    def threshold_for(self, intent: str) -> float:
+        return self.intent_thresholds.get(intent, self.intent_threshold)
+
+
+@dataclass(frozen=True)
+class TurnContext:
+    """What the router knows about one message."""
+
+    intents: Sequence[IntentScore]  # best first
+    sources: Sequence[Source]  # best first
+    slots: dict[str, str]  # found in this message or remembered from the conversation
+    pending_intent: str | None = None  # the previous turn asked for a slot of this intent
+
+
+@dataclass(frozen=True)
+class Decision:
+    route: Route
+    reply: str
+    intent: str | None
+    confidence: float
+    reason: str
+    checks: list[str] = field(default_factory=list)  # the threshold comparisons made
+    asked_for: tuple[str, ...] = ()  # slots the reply asks the customer for
+
+
+Rule = Callable[[TurnContext, list[str]], Decision | None]
+
+
+class Router:
+    def __init__(self, policy: RoutingPolicy, templates: TemplateBook) -> None:
+        self.policy = policy
+        self.templates = templates
+        self.rules: list[Rule] = [
+            self._answer_to_slot_question,
+            self._human_requested,
+            self._out_of_scope,
+            self._template,
+            self._retrieval,
+            self._generate,
+        ]
+
+    def decide(self, context: TurnContext) -> Decision:
+        checks: list[str] = []
+        for rule in self.rules:
+            decision = rule(context, checks)
+            if decision is not None:
+                return decision
+        top = context.intents[0] if context.intents else None
+        return Decision(
+            Route.HANDOFF,
+            self.templates.messages.get("low_confidence", DEFAULT_LOW_CONFIDENCE_REPLY),
+            top.intent if top else None,
+            top.probability if top else 0.0,
+            "no confident intent with a template and no close past question",
+            checks,
+        )
+
+    def _confident_top(self, context: TurnContext, checks: list[str]) -> IntentScore | None:
+        """The top intent if it clears the absolute threshold and the ambiguity margin."""
+        if not context.intents:
+            return None
+        top = context.intents[0]
+        runner_up = context.intents[1].probability if len(context.intents) > 1 else 0.0
+        threshold = self.policy.threshold_for(top.intent)
+        if not _check(checks, f"top intent {top.intent} p", top.probability, threshold):
+            return None
+        margin = top.probability - runner_up
+        distinct = _check(checks, "margin over runner-up", margin, self.policy.ambiguity_margin)
+        return top if distinct else None
+
+    def _answer_to_slot_question(self, context: TurnContext, checks: list[str]) -> Decision | None:
+        if context.pending_intent is None:
+            return None
+        template = self.templates.get(context.pending_intent)
+        if template is None or template.missing(context.slots):
+            checks.append(f"pending {context.pending_intent}: this message does not give the slot")
+            return None
+        return self._filled(
+            template,
+            context,
+            _probability_of(context, template.intent),
+            reason=f"the customer gave the {', '.join(template.slots)} asked for last turn",
+            checks=checks,
+        )
+
+    def _human_requested(self, context: TurnContext, checks: list[str]) -> Decision | None:
+        top = self._confident_top(context, checks)
+        if top is None or top.intent not in self.policy.handoff_intents:
+            return None
+        template = self.templates.get(top.intent)
+        reply = template.text if template and not template.slots else DEFAULT_HUMAN_REPLY
+        return Decision(
+            Route.HANDOFF,
+            reply,
+            top.intent,
+            top.probability,
+            "the customer asked for a human",
+            checks,
+        )
+
+    def _out_of_scope(self, context: TurnContext, checks: list[str]) -> Decision | None:
+        if not context.intents or context.intents[0].intent != self.policy.out_of_scope_label:
+            return None
+        top = context.intents[0]
+        threshold = self.policy.threshold_for(top.intent)
+        if not _check(checks, "out-of-scope p", top.probability, threshold):
+            return None
+        return Decision(
+            Route.HANDOFF,
+            self.templates.messages.get("out_of_scope", DEFAULT_OUT_OF_SCOPE_REPLY),
+            top.intent,
+            top.probability,
+            "the message is out of scope",
+            checks,
+        )
+
+    def _template(self, context: TurnContext, checks: list[str]) -> Decision | None:
+        top = self._confident_top(context, [])  # already recorded by _human_requested
+        if top is None:
+            return None
+        template = self.templates.get(top.intent)
+        if template is None:
+            checks.append(f"no template for intent {top.intent}")
+            return None
+        missing = template.missing(context.slots)
+        if missing:
+            checks.append(f"template needs {missing}: not in the message, asking")
+            return Decision(
+                Route.TEMPLATE,
+                self.templates.prompt_for(missing[0]),
+                top.intent,
+                top.probability,
+                f"confident intent {top.intent}; its template needs {', '.join(missing)}",
+                checks,
+                asked_for=tuple(missing),
+            )
+        return self._filled(
+            template, context, top.probability, f"confident intent {top.intent}", checks
+        )
+
+    def _retrieval(self, context: TurnContext, checks: list[str]) -> Decision | None:
+        if not context.sources:
+            return None
+        best = context.sources[0]
+        threshold = self.policy.retrieval_threshold
+        if not _check(checks, "closest past question cosine", best.score, threshold):
+            return None
+        return Decision(
+            Route.RETRIEVAL,
+            best.answer,
+            best.intent,
+            _probability_of(context, best.intent),
+            f"a past question is close (cosine {best.score:.3f}); reusing its agent answer",
+            checks,
+        )
+
+    def _generate(self, context: TurnContext, checks: list[str]) -> Decision | None:
+        threshold = self.policy.generation_threshold
+        if threshold is None or not context.sources:
+            return None
+        best = context.sources[0]
+        if not _check(checks, "closest past question cosine (to write)", best.score, threshold):
+            return None
+        return Decision(
+            Route.GENERATE,
+            "",
+            best.intent,
+            _probability_of(context, best.intent),
+            f"related past questions (cosine {best.score:.3f}) but none close enough to reuse; "
+            "writing an answer from their answers",
+            checks,
+        )
+
+    def after_generation(
+        self, context: TurnContext, written: Decision, answer: str, passed: bool, why: str
+    ) -> Decision:
+        """The written answer if it passed its checks; else the closest past answer or a handoff."""
+        checks = [*written.checks, f"generated answer: {why}"]
+        if passed:
+            return replace(written, reply=answer, checks=checks)
+        best = context.sources[0]
+        threshold = self.policy.fallback_retrieval_threshold
+        if _check(checks, "closest past question cosine (fallback)", best.score, threshold):
+            return replace(
+                written,
+                route=Route.RETRIEVAL,
+                reply=best.answer,
+                reason=f"the generated answer failed its check ({why}); reusing the closest "
+                "past answer instead",
+                checks=checks,
+            )
+        return replace(
+            written,
+            route=Route.HANDOFF,
+            reply=self.templates.messages.get("low_confidence", DEFAULT_LOW_CONFIDENCE_REPLY),
+            reason=f"the generated answer failed its check ({why}) and no past answer is "
+            "close enough to reuse",
+            checks=checks,
+        )
+
+    def _filled(
+        self,
+        template: Template,
+        context: TurnContext,
+        probability: float,
+        reason: str,
+        checks: list[str],
+    ) -> Decision:
+        return Decision(
+            Route.TEMPLATE,
+            template.fill(context.slots),
+            template.intent,
+            probability,
+            reason,
+            checks,
+        )
+
+
+def _check(checks: list[str], label: str, value: float, threshold: float) -> bool:
+    """Compare a score with its threshold, recording the comparison for the trace."""
+    passed = value >= threshold
+    checks.append(f"{label} {value:.3f} {'>=' if passed else '<'} {threshold}")
+    return passed
+
+
+def _probability_of(context: TurnContext, intent: str) -> float:
+    return next((s.probability for s in context.intents if s.intent == intent), 0.0)

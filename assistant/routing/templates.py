@@ -1,0 +1,114 @@
+"""Answer templates with slots, and extraction of slot values from messages."""
+
+from __future__ import annotations
+
+import json
+import string
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from assistant.datasets.loading import DataError
+from assistant.text.patterns import EMAIL, ORDER_ID
+
+
+def _order_id(text: str) -> str | None:
+    match = ORDER_ID.search(text)
+    if match is None:
+        return None
+    return f"PP-{match.group('prefixed') or match.group('bare')}"
+
+
+def _email(text: str) -> str | None:
+    match = EMAIL.search(text)
+    return match.group() if match else None
+
+
+# Each slot a template may use, and how its value is found in a message.
+SLOT_EXTRACTORS: dict[str, Callable[[str], str | None]] = {
+    "order_id": _order_id,
+    "email": _email,
+}
+
+
+def extract_slots(text: str) -> dict[str, str]:
+    """All slot values present in a message, normalised (order numbers as PP-123456)."""
+    found = {name: extract(text) for name, extract in SLOT_EXTRACTORS.items()}
+    return {name: value for name, value in found.items() if value is not None}
+
+
+@dataclass(frozen=True)
+class Template:
+    intent: str
+    text: str
+    slots: tuple[str, ...]
+
+    def fill(self, values: dict[str, str]) -> str:
+        return self.text.format(**{slot: values[slot] for slot in self.slots})
+
+    def missing(self, values: dict[str, str]) -> list[str]:
+        return [slot for slot in self.slots if slot not in values]
+
+
+class TemplateBook:
+    """One answer template per intent, plus the question to ask for each slot."""
+
+    def __init__(
+        self,
+        templates: dict[str, Template],
+        slot_prompts: dict[str, str],
+        messages: dict[str, str] | None = None,
+    ) -> None:
+        self.templates = templates
+        self.slot_prompts = slot_prompts
+        # Fixed replies that belong to no intent, e.g. "out_of_scope", "low_confidence".
+        self.messages = messages or {}
+
+    def __len__(self) -> int:
+        return len(self.templates)
+
+    def get(self, intent: str) -> Template | None:
+        return self.templates.get(intent)
+
+    def prompt_for(self, slot: str) -> str:
+        return self.slot_prompts[slot]
+
+    @classmethod
+    def load(cls, path: Path) -> TemplateBook:
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as error:
+            raise DataError(path, "file not found") from error
+        except UnicodeDecodeError as error:
+            raise DataError(path, f"not UTF-8 text: {error.reason}") from error
+        except json.JSONDecodeError as error:
+            raise DataError(path, f"invalid JSON: {error.msg}", error.lineno) from error
+        if not isinstance(document, dict) or not isinstance(document.get("templates"), dict):
+            raise DataError(path, 'expected an object with "templates" (and "slots")')
+        prompts = document.get("slots", {})
+        messages = document.get("messages", {})
+        if not isinstance(prompts, dict) or not isinstance(messages, dict):
+            raise DataError(path, '"slots" and "messages" must be objects mapping names to text')
+        templates = {
+            intent: _parse_template(path, intent, text, prompts)
+            for intent, text in document["templates"].items()
+        }
+        return cls(templates, prompts, messages)
+
+
+def _parse_template(path: Path, intent: str, text: object, prompts: dict) -> Template:
+    if not isinstance(text, str) or not text.strip():
+        raise DataError(path, f"template for {intent!r} must be non-empty text")
+    try:
+        fields = [name for _, name, _, _ in string.Formatter().parse(text) if name is not None]
+    except ValueError as error:
+        raise DataError(path, f"template for {intent!r}: {error}") from error
+    for name in fields:
+        if name not in SLOT_EXTRACTORS:
+            known = sorted(SLOT_EXTRACTORS)
+            raise DataError(
+                path, f"template for {intent!r} uses unknown slot {{{name}}}; known: {known}"
+            )
+        if not isinstance(prompts.get(name), str):
+            raise DataError(path, f'slot {name!r} needs a question to ask under "slots"')
+    return Template(intent, text.strip(), tuple(dict.fromkeys(fields)))

@@ -1,0 +1,132 @@
+"""Sign-in for the support team's pages: who may open /agent and /admin, checked twice.
+
+Gradio's own sign-in guards a mounted page: its login form calls `sign_in_check`,
+which verifies the argon2 hash in the settings and the page's role, and Gradio
+keeps the session in a cookie of that page alone. Every handler checks again with
+`require_role`, so an action is refused if the account lost its role or was
+removed from the settings. After `sign_in_attempts` wrong passwords for one name
+within `sign_in_window_seconds`, that name cannot sign in until the oldest of
+them is that old (`SignInThrottle`), which bounds password guessing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+import gradio as gr
+from fastapi import FastAPI
+
+from assistant.core.settings import Settings, UserAccount
+from assistant.staff.accounts import Role, allowed, authenticate
+
+AGENT_PATH = "/agent"
+ADMIN_PATH = "/admin"
+PAGE_ROLES: dict[str, Role] = {AGENT_PATH: "agent", ADMIN_PATH: "admin"}
+NO_USERS_HINT = (
+    "No agent or admin accounts are configured. Add one with "
+    "`assistant add-user NAME --role agent >> assistant.toml` (or `--role admin`) "
+    "and restart the server."
+)
+
+
+log = logging.getLogger(__name__)
+
+
+class AccessDenied(PermissionError):
+    """The request comes from no configured account with the role the page needs."""
+
+
+class SignInThrottle:
+    """Counts failed sign-ins per name; a name with `limit` of them within `window` seconds
+    is refused, right password or not, until the oldest is `window` seconds old."""
+
+    def __init__(
+        self, limit: int, window: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.limit, self.window, self._clock = limit, window, clock
+        self._failures: dict[str, deque[float]] = {}
+
+    def blocked(self, name: str) -> bool:
+        failures = self._recent(name)
+        return failures is not None and len(failures) >= self.limit
+
+    def record(self, name: str, succeeded: bool) -> None:
+        if succeeded:
+            self._failures.pop(name, None)
+            return
+        self._failures.setdefault(name, deque()).append(self._clock())
+        self._recent(name)
+        if len(self._failures) > 10_000:  # names that only ever failed long ago
+            for stale in [n for n in self._failures if not self._recent(n)]:
+                self._failures.pop(stale, None)
+
+    def _recent(self, name: str) -> deque[float] | None:
+        failures = self._failures.get(name)
+        while failures and failures[0] <= self._clock() - self.window:
+            failures.popleft()
+        return failures
+
+
+def sign_in_check(
+    settings: Settings, role: Role, throttle: SignInThrottle | None = None
+) -> Callable[[str, str], Awaitable[bool]]:
+    """The check Gradio's login form calls: right password, and a role the page allows."""
+    throttle = throttle or new_throttle(settings)
+
+    async def check(name: str, password: str) -> bool:
+        if throttle.blocked(name):
+            log.warning("sign-in refused for %r: too many wrong passwords recently", name)
+            return False
+        # argon2 takes a noticeable fraction of a second on purpose: off the event loop.
+        user = await asyncio.to_thread(authenticate, settings, name, password)
+        throttle.record(name, succeeded=user is not None)
+        return user is not None and allowed(user, role)
+
+    return check
+
+
+def new_throttle(settings: Settings) -> SignInThrottle:
+    return SignInThrottle(settings.sign_in_attempts, settings.sign_in_window_seconds)
+
+
+def sign_in_message(role: Role) -> str:
+    who = "agents and admins" if role == "agent" else "admins"
+    return f"Pebble & Pine support team: this page is for {who}. Sign in with your account."
+
+
+def require_role(settings: Settings, request: gr.Request | None, role: Role) -> UserAccount:
+    """The signed-in account if it may act on a `role` page; raises `AccessDenied` if not."""
+    name = getattr(request, "username", None)
+    if not name:
+        raise AccessDenied("You are not signed in; reload the page and sign in.")
+    user = next((u for u in settings.users if u.name == name), None)
+    if user is None:
+        raise AccessDenied(f"The account {name!r} is no longer configured; ask an admin.")
+    if not allowed(user, role):
+        raise AccessDenied(f"This needs the {role} role; {name} is an {user.role}.")
+    return user
+
+
+def mount_signed_in(
+    app: FastAPI,
+    blocks: gr.Blocks,
+    path: str,
+    settings: Settings,
+    role: Role,
+    throttle: SignInThrottle,
+) -> FastAPI:
+    """Mount `blocks` at `path` behind Gradio's sign-in, for accounts allowed `role`;
+    `throttle` is shared by every page, so failures on one count on all."""
+    return gr.mount_gradio_app(
+        app,
+        blocks,
+        path=path,
+        auth=sign_in_check(settings, role, throttle),
+        auth_message=sign_in_message(role),
+        footer_links=[],
+        run_history=False,  # past calls hold customers' messages: keep them out of the browser
+    )

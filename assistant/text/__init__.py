@@ -1,0 +1,3 @@
+"""Text handling shared by every concern: normalising incoming messages, PII redaction, the
+shared patterns, identifiers and slots.
+"""

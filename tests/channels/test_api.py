@@ -1,0 +1,220 @@
+"""End to end: models trained on a demo slice, served over HTTP, turns found in SQLite."""
+
+import json
+import sqlite3
+
+import pytest
+from fastapi.testclient import TestClient
+
+from assistant.channels.api import create_app
+from assistant.datasets.loading import load_dataset
+from tests.conftest import with_settings, writing_assistant
+
+
+@pytest.fixture(scope="module")
+def client(assistant):
+    with TestClient(create_app(assistant)) as test_client:
+        yield test_client
+
+
+def test_known_question_is_answered_and_logged(client, assistant, built_settings):
+    pair = next(
+        p for p in load_dataset(built_settings.data_dir).qa_pairs if p.intent == "shipping_cost"
+    )
+    response = client.post("/api/chat", json={"message": pair.question})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["intent"] == "shipping_cost"
+    assert body["route"] in {"template", "retrieval"}
+    template = assistant.router.templates.get("shipping_cost").text
+    assert body["reply"] in {template, pair.answer}
+    assert 0.0 <= body["confidence"] <= 1.0
+    assert body["trace"]["sources"][0]["question"] == pair.question
+
+    connection = sqlite3.connect(built_settings.database_path)
+    connection.row_factory = sqlite3.Row
+    row = connection.execute("SELECT * FROM turns WHERE id = ?", [body["turn_id"]]).fetchone()
+    assert row["conversation_id"] == body["conversation_id"]
+    assert row["user_text"] == pair.question
+    assert row["reply_text"] == body["reply"]
+    assert row["route"] == body["route"]
+    assert row["intent"] == "shipping_cost"
+
+
+def test_conversation_continues_with_its_id(client):
+    first = client.post("/api/chat", json={"message": "hello"}).json()
+    second = client.post(
+        "/api/chat", json={"message": "thanks", "conversation_id": first["conversation_id"]}
+    ).json()
+    assert second["conversation_id"] == first["conversation_id"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "fragment"),
+    [
+        ({"message": ""}, 422, "empty"),
+        ({"message": " \n\t "}, 422, "empty"),
+        ({"message": "a" * 20_000}, 422, "the limit is 1,000"),
+        ({}, 422, "message: Field required"),
+        ({"message": 42}, 422, "message"),
+        ({"message": "hi", "conversation_id": "nope"}, 404, "Unknown conversation_id"),
+    ],
+)
+def test_bad_requests_get_clear_errors(client, payload, status, fragment):
+    response = client.post("/api/chat", json=payload)
+    assert response.status_code == status
+    assert fragment in response.json()["error"]
+
+
+def test_feedback_endpoint(client, assistant):
+    reply = client.post("/api/chat", json={"message": "hi"}).json()
+    ok = client.post("/api/feedback", json={"turn_id": reply["turn_id"], "rating": "up"})
+    assert ok.status_code == 200
+    assert [f["rating"] for f in assistant.store.feedback(reply["turn_id"])] == [1]
+    missing = client.post("/api/feedback", json={"turn_id": 10**9, "rating": "down"})
+    assert missing.status_code == 404
+
+
+def test_health_and_chat_page_are_served(client, assistant):
+    assert client.get("/api/health").json() == {
+        "status": "ok",
+        "model_version": assistant.model_version,
+    }
+    page = client.get("/")
+    assert page.status_code == 200
+    assert "<html" in page.text.lower()
+
+
+def test_without_accounts_the_staff_pages_say_how_to_add_one(client, assistant):
+    assert assistant.settings.users == []
+    for path in ("/agent", "/admin"):
+        page = client.get(path)
+        assert page.status_code == 404
+        assert "assistant add-user NAME --role agent" in page.text
+
+
+API_KEY = "pp_test-key-for-the-suggestions-api-0123456789"
+
+
+@pytest.fixture(scope="module")
+def keyed_client(eager):
+    from assistant.core.settings import ApiKey
+    from assistant.staff.accounts import hash_api_key
+
+    settings = eager.settings.model_copy(
+        update={"api_keys": [ApiKey(name="helpdesk", sha256=hash_api_key(API_KEY))]}
+    )
+    keyed = with_settings(eager, settings)
+    with TestClient(create_app(keyed, with_ui=False)) as test_client:
+        yield test_client
+
+
+@pytest.mark.parametrize("headers", [{}, {"X-API-Key": "pp_wrong"}, {"X-API-Key": ""}])
+def test_suggest_needs_an_api_key(keyed_client, headers):
+    for body in ({"message": "where is my order"}, {"not": "valid"}):
+        response = keyed_client.post("/api/suggest", json=body, headers=headers)
+        assert response.status_code == 401, response.text
+        assert "X-API-Key" in response.json()["error"]
+
+
+def test_suggest_returns_three_ranked_suggestions(keyed_client):
+    response = keyed_client.post(
+        "/api/suggest",
+        json={
+            "message": "Where is my order? It has not arrived yet.",
+            "history": [{"role": "customer", "text": "My order number is PP-204817"}],
+        },
+        headers={"X-API-Key": API_KEY},
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert body["model_version"]
+    suggestions = body["suggestions"]
+    assert len(suggestions) == 3
+    assert suggestions[0]["intent"] == "order_status"
+    assert "PP-204817" in suggestions[0]["text"]
+    for suggestion in suggestions:
+        assert set(suggestion) == {"text", "route", "intent", "score", "sources", "trace"}
+        assert suggestion["trace"]["intents"]
+    bad = keyed_client.post("/api/suggest", json={"message": ""}, headers={"X-API-Key": API_KEY})
+    assert bad.status_code == 422
+
+
+def test_agent_replies_reach_the_customer_through_polling(keyed_client, eager):
+    first = keyed_client.post("/api/chat", json={"message": "hello"}).json()
+    conversation = first["conversation_id"]
+    assert first["status"] in {"bot", "waiting"}
+    eager.store.handoff(conversation, "test")
+    url = f"/api/conversations/{conversation}/messages"
+    seen = keyed_client.get(url).json()
+    assert seen["status"] == "waiting"
+    last = seen["messages"][-1]["id"]
+    eager.store.agent_reply(conversation, "ana", "Hi, this is Ana.")
+    new = keyed_client.get(url, params={"after": last}).json()
+    assert [(m["author"], m["text"]) for m in new["messages"]] == [("agent", "Hi, this is Ana.")]
+    assert new["status"] == "with_agent"
+    reply = keyed_client.post(
+        "/api/chat", json={"message": "thanks", "conversation_id": conversation}
+    ).json()
+    assert (reply["route"], reply["status"]) == ("agent", "with_agent")
+    assert keyed_client.get("/api/conversations/nope/messages").status_code == 404
+
+
+def test_metrics_in_prometheus_format(keyed_client):
+    keyed_client.post("/api/chat", json={"message": "how much is shipping"})
+    response = keyed_client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    assert 'assistant_conversations{outcome="contained"}' in response.text
+    assert "assistant_containment_ratio" in response.text
+    assert 'assistant_reply_latency_ms{quantile="0.95"}' in response.text
+
+
+def test_metrics_can_require_an_api_key_sent_either_way(eager):
+    from assistant.core.settings import ApiKey
+    from assistant.staff.accounts import hash_api_key
+
+    settings = eager.settings.model_copy(
+        update={
+            "api_keys": [ApiKey(name="prometheus", sha256=hash_api_key(API_KEY))],
+            "metrics_need_api_key": True,
+        }
+    )
+    with TestClient(create_app(with_settings(eager, settings), with_ui=False)) as client:
+        for headers in ({}, {"X-API-Key": "pp_wrong"}, {"Authorization": "Bearer pp_wrong"}):
+            refused = client.get("/metrics", headers=headers)
+            assert refused.status_code == 401
+            assert "bearer token" in refused.json()["error"]
+        for headers in ({"X-API-Key": API_KEY}, {"Authorization": f"Bearer {API_KEY}"}):
+            assert client.get("/metrics", headers=headers).status_code == 200
+
+
+def _server_sent_events(body: str) -> list[tuple[str, dict]]:
+    events = []
+    for block in body.strip().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "event" in fields:
+            events.append((fields["event"], json.loads(fields["data"])))
+    return events
+
+
+def test_a_streamed_chat_sends_the_written_pieces_then_the_reply(assistant, built_settings):
+    writer = writing_assistant(assistant, built_settings, -1.0, 1.01)
+    with TestClient(create_app(writer, with_ui=False)) as client:
+        payload = {"message": "How long does delivery take?", "stream": True}
+        with client.stream("POST", "/api/chat", json=payload) as response:
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("text/event-stream")
+            events = _server_sent_events("".join(response.iter_text()))
+    *deltas, (kind, reply) = events
+    assert kind == "reply" and deltas
+    assert {kind for kind, _ in deltas} == {"delta"}
+    written = "".join(data["text"] for _, data in deltas).strip()
+    assert written == reply["trace"]["generation"]["written"]
+    assert reply["turn_id"] > 0 and reply["route"] in {"generate", "handoff"}
+
+
+def test_a_bad_streamed_request_gets_a_json_error_not_a_stream(client):
+    response = client.post("/api/chat", json={"message": " ", "stream": True})
+    assert response.status_code == 422
+    assert "empty" in response.json()["error"]

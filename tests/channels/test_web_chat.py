@@ -1,0 +1,110 @@
+import gradio as gr
+import pytest
+
+from assistant.channels.web_chat import (
+    EXPIRED,
+    IDLE_POLL_SECONDS,
+    POLL_SECONDS,
+    STATUS_LINES,
+    WHY_TITLE,
+    build_ui,
+    poll,
+    rate,
+)
+from assistant.channels.web_chat import respond as respond_stream
+from assistant.storage.sqlite import ConversationStatus
+
+
+def respond(*arguments):
+    """The state the chat shows once the reply is complete."""
+    return list(respond_stream(*arguments))[-1]
+
+
+def test_a_reply_and_its_explanation_are_added(assistant):
+    box, history, conversation_id, turn_ids = respond(assistant, "hi there", [], None, {})
+    assert box == ""
+    assert [m["role"] for m in history] == ["user", "assistant", "assistant"]
+    assert history[0]["content"] == "hi there"
+    assert history[2]["metadata"] == {"title": WHY_TITLE, "status": "done"}
+    assert "**Route:**" in history[2]["content"]
+    turn = assistant.store.turns(conversation_id)[0]
+    assert turn_ids == {1: turn["id"], 2: turn["id"]}
+    assert history[1]["content"] == turn["reply_text"]
+
+
+def test_the_conversation_continues(assistant):
+    _, history, conversation_id, turn_ids = respond(assistant, "hello", [], None, {})
+    _, history, same_id, turn_ids = respond(
+        assistant, "how much is shipping", history, conversation_id, turn_ids
+    )
+    assert same_id == conversation_id
+    assert len(history) == 6
+    assert len(assistant.store.turns(conversation_id)) == 2
+    assert set(turn_ids) == {1, 2, 4, 5}
+
+
+def test_an_empty_message_warns_and_keeps_the_box_and_history(assistant):
+    history = [{"role": "user", "content": "earlier"}]
+    with pytest.warns(UserWarning, match="The message is empty"):
+        assert respond(assistant, "   ", history, None, {}) == ("   ", history, None, {})
+
+
+def test_thumbs_down_is_stored_on_the_turn(assistant):
+    *_, turn_ids = respond(assistant, "do you take paypal", [], None, {})
+    event = gr.LikeData(None, {"index": 1, "value": "...", "liked": False})
+    feedback_id = rate(assistant, turn_ids, event)
+    turn_id = turn_ids[1]
+    assert [f["id"] for f in assistant.store.feedback(turn_id)] == [feedback_id]
+    assert assistant.store.feedback(turn_id)[0]["rating"] == -1
+    user_message = gr.LikeData(None, {"index": 0, "value": "...", "liked": True})
+    assert rate(assistant, turn_ids, user_message) is None
+
+
+def test_agent_replies_appear_while_people_have_the_conversation(eager):
+    _, history, conversation_id, _ = respond(eager, "I want to talk to a person", [], None, {})
+    chat, last_seen, status_line, timer = poll(eager, history, conversation_id, 0)
+    assert chat == gr.skip()  # nothing new to show: the customer's and bot's lines are there
+    assert last_seen == eager.store.messages_since(conversation_id)[-1]["id"]
+    assert status_line == STATUS_LINES[ConversationStatus.WAITING]
+    assert (timer.active, timer.value) == (True, POLL_SECONDS)
+
+    eager.store.agent_reply(conversation_id, "ana", "Hi, Ana here. Let me look.")
+    chat, newer, status_line, timer = poll(eager, history, conversation_id, last_seen)
+    assert chat == [
+        *history,
+        {"role": "assistant", "content": "**Support team:** Hi, Ana here. Let me look."},
+    ]
+    assert newer > last_seen
+    assert status_line == STATUS_LINES[ConversationStatus.WITH_AGENT]
+    assert timer.active
+    assert poll(eager, chat, conversation_id, newer)[:2] == (gr.skip(), newer)
+
+
+def test_polling_slows_once_the_bot_answers_again(eager):
+    _, history, conversation_id, _ = respond(eager, "I want to talk to a person", [], None, {})
+    eager.store.resolve(conversation_id, "ana")
+    _, _, status_line, timer = poll(eager, history, conversation_id, 0)
+    assert status_line == STATUS_LINES[ConversationStatus.RESOLVED]
+    assert (timer.active, timer.value) == (True, IDLE_POLL_SECONDS)
+
+
+def test_an_agent_reply_to_a_conversation_the_bot_has_still_appears(eager):
+    _, history, conversation_id, _ = respond(eager, "how much is shipping", [], None, {})
+    _, last_seen, status_line, timer = poll(eager, history, conversation_id, 0)
+    assert (status_line, timer.active) == ("", True)
+    eager.store.agent_reply(conversation_id, "ana", "Ana here: shipping is free over $50.")
+    chat, _, status_line, timer = poll(eager, history, conversation_id, last_seen)
+    assert chat[-1]["content"] == "**Support team:** Ana here: shipping is free over $50."
+    assert status_line == STATUS_LINES[ConversationStatus.WITH_AGENT]
+    assert timer.value == POLL_SECONDS
+
+
+def test_polling_without_a_conversation_or_for_an_unknown_one_stops(assistant):
+    chat, last_seen, status_line, timer = poll(assistant, [], None, 0)
+    assert (chat, last_seen, status_line, timer.active) == (gr.skip(), 0, "", False)
+    chat, last_seen, status_line, timer = poll(assistant, [], "no-such-conversation", 5)
+    assert (chat, last_seen, status_line, timer.active) == (gr.skip(), 5, EXPIRED, False)
+
+
+def test_the_page_builds(assistant):
+    assert isinstance(build_ui(assistant), gr.Blocks)

@@ -1,0 +1,189 @@
+import json
+
+import pytest
+
+from assistant.storage.sqlite import UnknownConversation
+from assistant.text.normalise import MessageError
+from tests.conftest import with_settings, writing_assistant
+
+
+def test_reply_carries_its_trace_and_is_logged(assistant):
+    reply = assistant.reply("How much does standard shipping cost?")
+    assert reply.route in {"template", "retrieval", "generate", "handoff"}
+    trace = reply.trace
+    assert trace["route"] == reply.route
+    assert trace["reason"]
+    assert len(trace["intents"]) == 3
+    assert len(trace["sources"]) == 3
+    assert trace["checks"]
+    [turn] = assistant.store.turns(reply.conversation_id)
+    assert turn["id"] == reply.turn_id
+    assert turn["route"] == reply.route
+    assert turn["model_version"] == assistant.model_version
+
+
+def test_missing_order_number_is_asked_for_then_used(eager):
+    first = eager.reply("Where is my order? It has not arrived yet.")
+    assert first.intent == "order_status"
+    assert first.trace["asked_for"] == ["order_id"]
+    assert "PP-" in first.text
+    second = eager.reply("It's pp 482913", first.conversation_id)
+    assert second.route == "template"
+    assert second.intent == "order_status"
+    assert "PP-482913" in second.text
+    assert "asked for last turn" in second.trace["reason"]
+
+
+def test_order_number_is_remembered_within_a_conversation(eager):
+    first = eager.reply("Has order PP-551903 shipped yet?")
+    assert "PP-551903" in first.text
+    again = eager.reply("where is my order", first.conversation_id)
+    assert again.intent == "order_status"
+    assert "PP-551903" in again.text
+
+
+def test_email_in_a_message_is_never_stored(eager):
+    reply = eager.reply("Where is my order PP-204817? Write to me at jo@example.com")
+    [turn] = eager.store.turns(reply.conversation_id)
+    assert "jo@example.com" not in turn["user_text"]
+    assert "[EMAIL]" in turn["user_text"]
+    assert "email" not in eager.store.state(reply.conversation_id).slots
+
+
+def test_bad_messages_are_refused_and_nothing_logged_is_lost(assistant):
+    reply = assistant.reply("hello there")
+    for bad in ["", "   ", "x" * 5000, "\x00\x01"]:
+        with pytest.raises(MessageError):
+            assistant.reply(bad, reply.conversation_id)
+    assert len(assistant.store.turns(reply.conversation_id)) == 1
+
+
+def test_unknown_conversation_is_refused(assistant):
+    with pytest.raises(UnknownConversation):
+        assistant.reply("hello", "no-such-conversation")
+
+
+def test_feedback_is_recorded(assistant):
+    reply = assistant.reply("hi!")
+    assistant.feedback(reply.turn_id, -1)
+    assert [f["rating"] for f in assistant.store.feedback(reply.turn_id)] == [-1]
+
+
+def test_thresholds_chosen_at_training_apply_unless_configured(assistant, built_settings):
+    from assistant.core.pipeline import policy_from
+    from assistant.intents.rejection import RejectionPolicy
+
+    chosen = RejectionPolicy(0.42, 0.07, {"greeting": 0.9})
+    policy = policy_from(built_settings, chosen)
+    assert (policy.intent_threshold, policy.ambiguity_margin) == (0.42, 0.07)
+    assert policy.threshold_for("greeting") == 0.9
+    configured = built_settings.model_copy(update={"intent_threshold": 0.6})
+    policy = policy_from(configured, chosen)
+    assert policy.intent_threshold == 0.6 and policy.threshold_for("greeting") == 0.6
+    assert assistant.router.policy.intent_threshold == assistant.classifier.rejection.threshold
+
+
+# Handoff: the bot steps aside while the support team has the conversation.
+
+
+@pytest.fixture(scope="module")
+def cautious(assistant, built_settings):
+    """The session's models behind a router that trusts no intent, so it hands off."""
+    return with_settings(assistant, built_settings.model_copy(update={"intent_threshold": 1.0}))
+
+
+def test_a_handoff_leaves_the_conversation_to_the_support_team(cautious, eager):
+    from assistant.core.pipeline import WITH_PEOPLE_REPLIES
+    from assistant.storage.sqlite import ConversationStatus
+
+    first = cautious.reply("Can you recommend a good pizza recipe for tonight?")
+    assert (first.route, first.status) == ("handoff", "waiting")
+    store = cautious.store
+    conversation = first.conversation_id
+    assert store.status(conversation) == ConversationStatus.WAITING
+    assert [i.conversation_id for i in store.queue()].count(conversation) == 1
+
+    waiting = eager.reply("Hello? How much is shipping?", conversation)
+    assert (waiting.route, waiting.intent, waiting.status) == ("agent", None, "waiting")
+    assert waiting.text == WITH_PEOPLE_REPLIES[ConversationStatus.WAITING]
+    assert waiting.trace["route"] == "agent" and waiting.trace["intents"] == []
+
+    store.agent_reply(conversation, "ana", "Hi, Ana here: standard shipping is $4.95.")
+    with_agent = eager.reply("Thanks, and express?", conversation)
+    assert (with_agent.route, with_agent.status) == ("agent", "with_agent")
+    assert with_agent.text == WITH_PEOPLE_REPLIES[ConversationStatus.WITH_AGENT]
+    authors = [m["author"] for m in store.history(conversation)]
+    assert authors == ["customer", "bot", "customer", "bot", "agent", "customer", "bot"]
+
+    store.resolve(conversation, "ana")
+    again = eager.reply("How much does standard shipping cost?", conversation)
+    assert again.route != "agent"
+    assert again.intent is not None
+
+
+def test_asking_for_a_human_enters_the_queue(eager, built_settings):
+    from assistant.datasets.loading import load_dataset
+    from assistant.storage.sqlite import ConversationStatus
+
+    request = next(
+        e.text for e in load_dataset(built_settings.data_dir).examples if e.intent == "human_agent"
+    )
+    reply = eager.reply(request)
+    assert (reply.route, reply.intent) == ("handoff", "human_agent")
+    conversation = eager.store.conversation(reply.conversation_id)
+    assert conversation.status == ConversationStatus.WAITING
+    assert conversation.handoff_reason == "the customer asked for a human"
+
+
+def _stream(assistant, message):
+    *pieces, reply = assistant.reply_stream(message)
+    assert all(isinstance(piece, str) for piece in pieces)
+    return "".join(pieces), reply
+
+
+def test_a_written_answer_streams_and_stands_when_it_passes(assistant, built_settings):
+    writer = writing_assistant(assistant, built_settings, -1.0, 1.01)
+    streamed, reply = _stream(writer, "How long does delivery take?")
+    generation = reply.trace["generation"]
+    assert streamed.strip() == generation["written"]
+    verdict = generation["verdict"]
+    if verdict["passed"]:
+        assert (reply.route, reply.text) == ("generate", generation["written"])
+    else:  # only an invented identifier can fail a check with threshold -1
+        assert verdict["invented"] or "named" in verdict["reason"]
+        assert reply.route == "handoff"
+    [turn] = writer.store.turns(reply.conversation_id)
+    assert turn["reply_text"] == reply.text
+
+
+def test_a_reader_who_leaves_mid_answer_still_has_the_turn_logged(assistant, built_settings):
+    writer = writing_assistant(assistant, built_settings, -1.0, 1.01)
+    conversation_id = writer.store.start_conversation()
+    events = writer.reply_stream("How long does delivery take?", conversation_id)
+    first = next(events)
+    assert isinstance(first, str)
+    events.close()  # what a web server does when the client disconnects
+    [turn] = writer.store.turns(conversation_id)
+    assert turn["user_text"] == "How long does delivery take?"
+    generation = json.loads(turn["trace"])["generation"]
+    assert generation["written"].startswith(first.strip())
+    assert turn["reply_text"] and turn["route"] == generation["used"]
+
+
+def test_a_failed_check_falls_back_to_the_closest_past_answer(assistant, built_settings):
+    _, reply = _stream(
+        writing_assistant(assistant, built_settings, 2.0, -1.0), "How long does delivery take?"
+    )
+    assert reply.route == "retrieval"
+    assert reply.text == reply.trace["sources"][0]["answer"]
+    assert not reply.trace["generation"]["verdict"]["passed"]
+    assert reply.trace["generation"]["used"] == "retrieval"
+    assert "failed its check" in reply.trace["reason"]
+
+
+def test_a_failed_check_with_no_close_past_answer_hands_off(assistant, built_settings):
+    _, reply = _stream(
+        writing_assistant(assistant, built_settings, 2.0, 1.01), "How long does delivery take?"
+    )
+    assert (reply.route, reply.status) == ("handoff", "waiting")
+    assert reply.trace["generation"]["used"] == "handoff"

@@ -1,0 +1,69 @@
+import os
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from assistant.core.settings import Settings, load_settings, pick_device, resolve_model_path
+
+
+def test_defaults_point_at_the_bundled_model(monkeypatch):
+    monkeypatch.delenv("ASSISTANT_CONFIG", raising=False)
+    settings = Settings()
+    assert (Path(resolve_model_path(settings.intent_base_model)) / "config.json").is_file()
+    assert settings.data_dir == Path("data")
+
+
+def test_environment_overrides_defaults(monkeypatch):
+    monkeypatch.setenv("ASSISTANT_INTENT_THRESHOLD", "0.7")
+    monkeypatch.setenv("ASSISTANT_HANDOFF_INTENTS", '["human_agent", "complaint"]')
+    settings = Settings()
+    assert settings.intent_threshold == 0.7
+    assert settings.handoff_intents == ["human_agent", "complaint"]
+
+
+def test_toml_file_is_read_and_arguments_win(tmp_path, monkeypatch):
+    monkeypatch.delenv("ASSISTANT_CONFIG", raising=False)
+    config = tmp_path / "assistant.toml"
+    config.write_text('intent_base_model = "bert-base-uncased"\nport = 9000\n', encoding="utf-8")
+    settings = load_settings(config, port=9100)
+    assert settings.intent_base_model == "bert-base-uncased"
+    assert settings.port == 9100
+    assert "ASSISTANT_CONFIG" not in os.environ
+    assert load_settings().intent_base_model == "all-MiniLM-L6-v2"
+
+
+def test_config_file_named_by_the_environment(tmp_path, monkeypatch):
+    config = tmp_path / "other.toml"
+    config.write_text("retrieval_threshold = 0.9\n", encoding="utf-8")
+    monkeypatch.setenv("ASSISTANT_CONFIG", str(config))
+    assert load_settings().retrieval_threshold == 0.9
+
+
+def test_missing_config_file_is_an_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="config file not found"):
+        load_settings(tmp_path / "nope.toml")
+
+
+def test_invalid_values_are_refused():
+    with pytest.raises(ValidationError):
+        Settings(intent_threshold=1.5)
+    with pytest.raises(ValidationError):
+        Settings(unknown_setting=1)
+    with pytest.raises(ValidationError, match="'helpdesk' is neither an email"):
+        Settings(public_contacts=["helpdesk"])
+
+
+def test_other_model_names_pass_through_unchanged(tmp_path):
+    assert resolve_model_path("bert-base-uncased") == "bert-base-uncased"
+    assert resolve_model_path(str(tmp_path)) == str(tmp_path)
+
+
+def test_auto_device_falls_back_to_cpu_without_cuda():
+    import torch
+
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert pick_device("auto") == expected
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="no CUDA GPU"):
+            pick_device("cuda")

@@ -1,0 +1,86 @@
+import numpy as np
+import pytest
+from transformers import TrainerCallback
+
+from assistant.core.files import ArtifactError
+from assistant.datasets.corpus import dataset_splits
+from assistant.datasets.loading import IntentExample, load_dataset
+from assistant.intents.classifier import IntentClassifier
+from assistant.intents.training import fit_intent_classifier, train_intent_classifier
+from assistant.lifecycle.runs import RUNS_DIR
+
+
+class StopAfterFirstSave(TrainerCallback):
+    """Interrupts training the way Ctrl-C does, right after the first checkpoint."""
+
+    def on_save(self, args, state, control, **kwargs):
+        raise KeyboardInterrupt
+
+
+@pytest.fixture(scope="module")
+def splits(built_settings):
+    return dataset_splits(load_dataset(built_settings.data_dir), built_settings)
+
+
+def _settings(built_settings, root, **update):
+    return built_settings.model_copy(update={"models_dir": root, "epochs": 2, "seed": 5, **update})
+
+
+def _probabilities(fitted, examples):
+    return fitted.classifier.probabilities([e.text for e in examples])
+
+
+def test_training_is_reproducible_with_a_seed(built_settings, splits, tmp_path):
+    runs = [
+        fit_intent_classifier(
+            splits.train, splits.validation, _settings(built_settings, tmp_path / r), "sum"
+        )
+        for r in ("a", "b")
+    ]
+    assert np.allclose(*(_probabilities(f, splits.test) for f in runs), atol=1e-5)
+    assert runs[0].metrics == runs[1].metrics
+
+
+def test_a_stopped_run_resumes_where_it_left_off(built_settings, splits, tmp_path, capsys):
+    settings = _settings(built_settings, tmp_path / "stopped")
+    with pytest.raises(KeyboardInterrupt):
+        fit_intent_classifier(
+            splits.train, splits.validation, settings, "sum", callbacks=[StopAfterFirstSave()]
+        )
+    assert any((tmp_path / "stopped" / "intent" / RUNS_DIR).rglob("checkpoint-*"))
+    resumed = fit_intent_classifier(splits.train, splits.validation, settings, "sum")
+    assert "Resuming" in capsys.readouterr().out
+    assert not any((tmp_path / "stopped" / "intent" / RUNS_DIR).iterdir())  # cleaned up
+    straight = fit_intent_classifier(
+        splits.train, splits.validation, _settings(built_settings, tmp_path / "straight"), "sum"
+    )
+    assert np.allclose(
+        _probabilities(resumed, splits.test), _probabilities(straight, splits.test), atol=1e-4
+    )
+
+
+def test_published_version_is_measured_on_test_and_loadable(built_settings, splits, tmp_path):
+    settings = _settings(built_settings, tmp_path)
+    report = train_intent_classifier(
+        splits.train, splits.validation, settings, "sum", test=splits.test
+    )
+    loaded = IntentClassifier.load(settings.intent_models_dir)
+    assert loaded.version == report.version
+    assert report.metrics["test"]["accuracy"] > 0.6
+    validation = report.metrics["validation"]
+    assert validation["ece_after_calibration"] <= validation["ece_before_calibration"] + 1e-9
+    assert loaded.rejection.to_dict() == loaded.metadata["rejection"]
+
+
+def test_validation_intents_unknown_to_training_are_refused(built_settings, splits):
+    extra = [*splits.validation, IntentExample("a brand new thing", "never_seen")]
+    with pytest.raises(ValueError, match="never_seen"):
+        fit_intent_classifier(splits.train, extra, built_settings, "sum")
+
+
+def test_unreachable_base_model_is_a_clear_error(built_settings, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    settings = built_settings.model_copy(update={"intent_base_model": "no-such-org/no-such-model"})
+    examples = [IntentExample("hi", "greeting"), IntentExample("bye", "thanks")]
+    with pytest.raises(ArtifactError, match=r"cannot load model.*HF_HUB_OFFLINE=0"):
+        train_intent_classifier(examples, examples, settings, "checksum")

@@ -1,0 +1,106 @@
+import pytest
+
+from assistant.core.files import ArtifactError
+from assistant.core.settings import Settings
+from assistant.lifecycle.releases import (
+    ModelVersions,
+    RollbackError,
+    live_versions,
+    promote,
+    prunable,
+    prune,
+    release_history,
+    rollback,
+)
+from assistant.lifecycle.versions import make_version_current
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    return Settings(models_dir=tmp_path / "models", index_dir=tmp_path / "index")
+
+
+def saved(settings: Settings, name: str) -> ModelVersions:
+    """Version folders for one release (what is inside them is the trainers' business)."""
+    versions = ModelVersions(f"intent-{name}", f"index-{name}", f"generator-{name}")
+    for folder, version in (
+        (settings.intent_models_dir, versions.intent),
+        (settings.qa_index_dir, versions.index),
+        (settings.generator_models_dir, versions.generator),
+    ):
+        (folder / version).mkdir(parents=True)
+    return versions
+
+
+def make_live(settings: Settings, versions: ModelVersions) -> None:
+    """What a first build does: each trainer points its own CURRENT at its version."""
+    make_version_current(settings.intent_models_dir, versions.intent)
+    make_version_current(settings.qa_index_dir, versions.index)
+    make_version_current(settings.generator_models_dir, versions.generator)
+
+
+def test_live_versions_are_read_from_the_current_files(settings):
+    with pytest.raises(ArtifactError, match="launch"):
+        live_versions(settings)
+    first = saved(settings, "a")
+    make_live(settings, first)
+    assert live_versions(settings) == first
+    without_generator = settings.model_copy(update={"generator_enabled": False})
+    assert live_versions(without_generator) == ModelVersions(first.intent, first.index, None)
+
+
+def test_promote_records_the_release_it_replaces_then_rollback_returns_to_it(settings):
+    first, second, third = saved(settings, "a"), saved(settings, "b"), saved(settings, "c")
+    make_live(settings, first)
+    promote(settings, second, {"candidate": {"accuracy": 0.9}}, "retrain")
+    assert live_versions(settings) == second
+    history = release_history(settings)["releases"]
+    assert [h["how"] for h in history] == ["built outside retraining", "retrain"]
+    assert history[1]["evaluation"] == {"candidate": {"accuracy": 0.9}}
+
+    promote(settings, third, None, "retrain")
+    assert rollback(settings) == (third, second)
+    assert live_versions(settings) == second
+    assert rollback(settings) == (second, first)
+    assert live_versions(settings) == first
+    with pytest.raises(RollbackError, match="no earlier release"):
+        rollback(settings)
+    rolled_back = release_history(settings)["rolled_back"]
+    assert [ModelVersions.from_dict(r["versions"]) for r in rolled_back] == [third, second]
+
+
+def test_rollback_from_an_unrecorded_build_returns_to_the_last_release(settings):
+    first, manual = saved(settings, "a"), saved(settings, "manual")
+    make_live(settings, first)
+    promote(settings, first, None, "retrain")
+    make_live(settings, manual)  # e.g. `assistant train` made a new version live by hand
+    assert rollback(settings) == (manual, first)
+
+
+def test_a_release_whose_folders_are_gone_is_refused_before_anything_changes(settings):
+    first, second = saved(settings, "a"), saved(settings, "b")
+    make_live(settings, first)
+    (settings.qa_index_dir / second.index).rmdir()
+    with pytest.raises(ArtifactError, match="no longer in"):
+        promote(settings, second, None, "retrain")
+    assert live_versions(settings) == first
+
+
+def test_prune_keeps_the_live_release_what_rollback_needs_and_the_newest(settings):
+    first, second, third, fourth = (saved(settings, name) for name in "abcd")
+    make_live(settings, first)
+    for versions in (second, third, fourth):
+        promote(settings, versions, None, "retrain")
+    candidate = saved(settings, "e")  # trained, not promoted
+    (settings.intent_models_dir / ".e.building-x").mkdir()  # a build in progress
+
+    removed = prune(settings, keep=2)
+    assert sorted(p.name for p in removed) == sorted(
+        f"{part}-{name}" for part in ("intent", "index", "generator") for name in "ab"
+    )
+    left = sorted(p.name for p in settings.intent_models_dir.iterdir() if p.is_dir())
+    assert left == [".e.building-x", "intent-c", "intent-d", candidate.intent]
+    assert rollback(settings) == (fourth, third)
+    assert prunable(settings, keep=2) == []
+    with pytest.raises(ValueError, match="at least one"):
+        prunable(settings, keep=0)

@@ -1,0 +1,57 @@
+import pytest
+
+from assistant.text.redaction import Redactor, passes_luhn, redact
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("write to maria.k@example.com please", "write to [EMAIL] please"),
+        ("call +1 555 014 2233 after 5", "call [PHONE] after 5"),
+        ("my mobile is 07700 900123", "my mobile is [PHONE]"),
+        ("ring 1-800-555-0199 today", "ring [PHONE] today"),
+        ("or 12-34-5678, not a date", "or [PHONE], not a date"),
+        ("card 4111 1111 1111 1111 was charged", "card [CARD] was charged"),
+        ("card 4111-1111-1111-1111", "card [CARD]"),
+    ],
+)
+def test_personal_data_is_masked(text, expected):
+    assert redact(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "order PP-204817 has not arrived",
+        "order #204817 please",
+        "I bought 3 lamps in 2024 for 120 dollars",
+        "it was delivered on 2026-11-23, not 23.11.2026 or 11/23/26",
+        "ticket 1234 5678 9012 3456",  # 16 digits that fail the card checksum
+    ],
+)
+def test_other_text_is_left_alone(text):
+    assert redact(text) == text
+
+
+def test_luhn_checksum():
+    assert passes_luhn("4111111111111111")
+    assert not passes_luhn("4111111111111112")
+
+
+def test_the_business_own_contacts_are_kept_however_written():
+    keep = Redactor(["help@shop.example", "+1 555 0142"])
+    text = "Mail HELP@shop.example or call +1 555 0142 (in the US: 555 0142 or 1-555-0142)"
+    assert keep(text) == text
+    assert redact(text) == "Mail [EMAIL] or call [PHONE] (in the US: [PHONE] or [PHONE])"
+
+
+def test_personal_data_is_masked_beside_public_contacts():
+    keep = Redactor(["help@shop.example", "+1 555 0142"])
+    text = "I'm jo@example.com on +1 555 014 2233; you said help@shop.example"
+    assert keep(text) == "I'm [EMAIL] on [PHONE]; you said help@shop.example"
+
+
+@pytest.mark.parametrize("contact", ["helpdesk", "12 34", "help@"])
+def test_a_public_contact_must_be_an_email_or_a_phone_number(contact):
+    with pytest.raises(ValueError, match="neither an email address nor a phone number"):
+        Redactor([contact])
