@@ -198,7 +198,7 @@ def _evaluation_examples(args: argparse.Namespace, settings: Settings):
 
 
 def _retriever_if_built(settings: Settings):
-    from assistant.lifecycle.build import qa_checksum
+    from assistant.datasets.loading import qa_checksum
     from assistant.retrieval.index import load_index_version
 
     try:
@@ -222,8 +222,9 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_train_generator(args: argparse.Namespace, settings: Settings) -> int:
+    from assistant.datasets.loading import qa_checksum
     from assistant.generation.training import train_generator
-    from assistant.lifecycle.build import build_index, index_staleness, qa_checksum
+    from assistant.lifecycle.build import build_index, index_staleness
     from assistant.retrieval.index import load_index_version
 
     dataset = load_dataset(settings.data_dir)
@@ -246,7 +247,7 @@ def cmd_train_generator(args: argparse.Namespace, settings: Settings) -> int:
 
 def _print_streamed_reply(assistant, line: str, conversation_id: str | None):
     """Print a reply as it is written; a written answer that fails its checks is withdrawn."""
-    from assistant.core.pipeline import Reply
+    from assistant.core.types import Reply
 
     events = assistant.reply_stream(line, conversation_id)
     first = next(events)  # a bad message is refused here, before anything is printed

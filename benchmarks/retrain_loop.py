@@ -26,9 +26,10 @@ from assistant.cli import retrain_summary
 from assistant.core.pipeline import Assistant
 from assistant.core.settings import Settings, load_settings
 from assistant.datasets.loading import load_dataset, load_intent_examples
-from assistant.lifecycle.build import ensure_artifacts, load_templates
+from assistant.lifecycle.build import ensure_artifacts
 from assistant.lifecycle.retrain import RETRIEVAL_FIGURE, LogRow, retrain
-from assistant.routing.templates import TemplateBook, extract_slots
+from assistant.routing.templates import TemplateBook, load_templates
+from assistant.text.slots import extract_slots
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"

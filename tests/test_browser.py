@@ -7,7 +7,7 @@ import time
 import pytest
 
 from assistant.channels.api import create_app
-from assistant.storage.sqlite import ActionKind
+from assistant.core.records import ActionKind
 from tests.conftest import AGENT_NAME, AGENT_PASSWORD, running_server
 
 playwright_api = pytest.importorskip("playwright.sync_api")

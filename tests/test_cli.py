@@ -143,7 +143,8 @@ def test_add_api_key_shows_the_key_once_and_prints_its_digest(tmp_path, capsys):
 def test_exported_jsonl_trains_as_it_is(tmp_path, demo_slice, monkeypatch, capsys):
     import csv
 
-    from assistant.storage.sqlite import ConversationStore, TurnRecord
+    from assistant.core.records import TurnRecord
+    from assistant.storage.sqlite import ConversationStore
 
     database = tmp_path / "log.db"
     store = ConversationStore(database)

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from assistant.core.files import atomic_write_text
-from assistant.storage.sqlite import AGENT_ROUTE, HANDOFF_ROUTE, ConversationStore
+from assistant.core.types import Route
+from assistant.storage.sqlite import ConversationStore
 
 COLUMNS = (
     "text",
@@ -93,9 +94,9 @@ def _final_intent(turn: dict[str, Any], min_confidence: float) -> str | LeftOut:
         return str(turn["corrected_intent"])
     if turn["rating"] == -1:
         return LeftOut.THUMBS_DOWN
-    if turn["route"] == HANDOFF_ROUTE:
+    if turn["route"] == Route.HANDOFF:
         return LeftOut.HANDED_OFF
-    if not turn["intent"] or turn["route"] == AGENT_ROUTE:
+    if not turn["intent"] or turn["route"] == Route.AGENT:
         return LeftOut.NO_INTENT
     if (turn["confidence"] or 0.0) < min_confidence:
         return LeftOut.LOW_CONFIDENCE

@@ -19,7 +19,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from assistant.analytics.export import normalised
-from assistant.storage.sqlite import AGENT_ROUTE, HANDOFF_ROUTE, ConversationStore
+from assistant.core.types import Route
+from assistant.storage.sqlite import ConversationStore
 
 Embed = Callable[[Sequence[str]], np.ndarray]  # texts -> one vector per text
 
@@ -81,8 +82,8 @@ def summarise(
     """Metrics from `ConversationStore.conversation_facts` and `turn_facts` rows."""
     humans = set(human_intents)
     outcomes = Counter(bool(c["human"]) for c in conversations)
-    bot_turns = [t for t in turns if t["route"] != AGENT_ROUTE]
-    fallbacks = sum(t["route"] == HANDOFF_ROUTE and t["intent"] not in humans for t in bot_turns)
+    bot_turns = [t for t in turns if t["route"] != Route.AGENT]
+    fallbacks = sum(t["route"] == Route.HANDOFF and t["intent"] not in humans for t in bot_turns)
     ratings = [t["rating"] for t in turns if t["rating"] is not None]
     latencies = [t["latency_ms"] for t in bot_turns if t["latency_ms"] is not None]
     intents = Counter(t["corrected_intent"] or t["intent"] for t in turns)
@@ -121,9 +122,9 @@ def unanswered(
     return [
         t["user_text"]
         for t in turns
-        if t["route"] != AGENT_ROUTE
+        if t["route"] != Route.AGENT
         and (
-            (t["route"] == HANDOFF_ROUTE and t["intent"] not in humans)
+            (t["route"] == Route.HANDOFF and t["intent"] not in humans)
             or (t["confidence"] or 0.0) < low_confidence_below
         )
     ]

@@ -28,8 +28,9 @@ from pydantic import BaseModel, Field
 from assistant import __version__
 from assistant.analytics.metrics import prometheus_text
 from assistant.channels.body_limit import BodyLimit
-from assistant.core.pipeline import Assistant, Reply
+from assistant.core.pipeline import Assistant
 from assistant.core.settings import ApiKey
+from assistant.core.types import Reply
 from assistant.lifecycle.hot_reload import ModelWatcher
 from assistant.routing.suggestions import suggest
 from assistant.staff.access import (
@@ -40,7 +41,7 @@ from assistant.staff.access import (
     new_throttle,
 )
 from assistant.staff.accounts import check_api_key
-from assistant.storage.sqlite import UnknownConversation, UnknownTurn
+from assistant.storage.errors import UnknownConversation, UnknownTurn
 from assistant.text.normalise import MessageError
 
 

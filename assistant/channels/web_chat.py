@@ -16,13 +16,11 @@ from typing import Any
 import gradio as gr
 
 from assistant.channels.explain import explain
-from assistant.core.pipeline import Assistant, Reply
-from assistant.storage.sqlite import (
-    Author,
-    ConversationStatus,
-    ConversationStore,
-    UnknownConversation,
-)
+from assistant.core.pipeline import Assistant
+from assistant.core.records import Author, ConversationStatus
+from assistant.core.types import Reply
+from assistant.storage.errors import UnknownConversation
+from assistant.storage.sqlite import ConversationStore
 from assistant.text.normalise import MessageError
 
 TITLE = "Pebble & Pine support"

@@ -10,42 +10,27 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Generator, Iterator
-from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
+from assistant.core.records import ConversationState, ConversationStatus, TurnRecord
+from assistant.core.registry import Models
 from assistant.core.settings import Settings
-from assistant.datasets.loading import load_dataset
+from assistant.core.trace import build_trace
+from assistant.core.types import Decision, Reply, Route, TurnContext
 from assistant.generation.grounding import StreamGuard, Verdict, check_answer
 from assistant.generation.writer import AnswerGenerator
 from assistant.intents.classifier import IntentClassifier
-from assistant.intents.rejection import RejectionPolicy
-from assistant.lifecycle.build import load_templates, qa_checksum
 from assistant.lifecycle.releases import ModelVersions
-from assistant.retrieval.index import Retriever, load_index_version
-from assistant.routing.router import (
-    Decision,
-    IntentScore,
-    Route,
-    Router,
-    RoutingPolicy,
-    Source,
-    TurnContext,
-)
-from assistant.routing.templates import TemplateBook, extract_slots
-from assistant.storage.sqlite import (
-    AGENT_ROUTE,
-    HANDOFF_ROUTE,
-    ConversationState,
-    ConversationStatus,
-    ConversationStore,
-    TurnRecord,
-)
+from assistant.retrieval.index import Retriever
+from assistant.routing.router import Router
+from assistant.routing.templates import TemplateBook
+from assistant.storage.sqlite import ConversationStore
 from assistant.text.normalise import normalise_message
 from assistant.text.redaction import Redactor
+from assistant.text.slots import extract_slots
 
 # Slot values that are personal data are used within a turn but never remembered.
 PERSONAL_SLOTS = frozenset({"email"})
-WARM_UP_MESSAGE = "Where is my order?"
 T = TypeVar("T")
 WITH_PEOPLE_REPLIES = {
     ConversationStatus.WAITING: (
@@ -55,82 +40,6 @@ WITH_PEOPLE_REPLIES = {
         "A member of our support team has your conversation and will reply here."
     ),
 }
-
-
-@dataclass(frozen=True)
-class Reply:
-    text: str
-    route: str
-    intent: str | None
-    confidence: float
-    conversation_id: str
-    turn_id: int
-    trace: dict[str, Any]
-    latency_ms: float
-    model_version: str
-    status: str = ConversationStatus.BOT.value  # who answers next: see `ConversationStatus`
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"reply": self.text, **{k: v for k, v in asdict(self).items() if k != "text"}}
-
-
-@dataclass(frozen=True)
-class Models:
-    """One consistent set of loaded models. A reply uses one set from start to end, so a
-    switch to new versions mid-reply never mixes two."""
-
-    classifier: IntentClassifier
-    retriever: Retriever
-    router: Router
-    generator: AnswerGenerator | None = None
-
-    @classmethod
-    def assemble(
-        cls,
-        settings: Settings,
-        classifier: IntentClassifier,
-        retriever: Retriever,
-        templates: TemplateBook,
-        generator: AnswerGenerator | None = None,
-    ) -> Models:
-        policy = policy_from(settings, classifier.rejection, generator is not None)
-        return cls(classifier, retriever, Router(policy, templates), generator)
-
-    @classmethod
-    def load(
-        cls,
-        settings: Settings,
-        versions: ModelVersions | None = None,
-        templates: TemplateBook | None = None,
-        encoder: Any = None,
-    ) -> Models:
-        """Load `versions` (by default the live ones); raises `ArtifactError` saying how to
-        build what is missing. `encoder` reuses an already loaded sentence encoder."""
-        dataset = load_dataset(settings.data_dir)
-        classifier = IntentClassifier.load(
-            settings.intent_models_dir,
-            settings.device,
-            versions.intent if versions else None,
-            int8=settings.intent_int8,
-        )
-        index_version = versions.index if versions else None
-        retriever = load_index_version(settings, index_version, qa_checksum(dataset), encoder)
-        generator = load_generator(settings, versions.generator if versions else None)
-        return cls.assemble(
-            settings, classifier, retriever, templates or load_templates(settings), generator
-        )
-
-    @property
-    def versions(self) -> ModelVersions:
-        generator = self.generator.version if self.generator else None
-        return ModelVersions(self.classifier.version, self.retriever.version, generator)
-
-    def warm_up(self) -> None:
-        """Run each model once so the first customer does not pay for lazy initialisation."""
-        self.classifier.predict([WARM_UP_MESSAGE])
-        self.retriever.search([WARM_UP_MESSAGE])
-        if self.generator is not None:
-            self.generator.generate(WARM_UP_MESSAGE, [])
 
 
 class Assistant:
@@ -300,9 +209,7 @@ class Assistant:
                 models.retriever.encode,
                 generator.grounding_threshold,
             )
-        final = models.router.after_generation(
-            context, decision, answer, verdict.passed, verdict.reason
-        )
+        final = decision.settle(answer, verdict.passed, verdict.reason)
         return final, {"written": answer, "verdict": verdict.to_dict(), "used": final.route.value}
 
     def _log(
@@ -317,7 +224,7 @@ class Assistant:
         started: float,
     ) -> Reply:
         latency_ms = round((time.perf_counter() - started) * 1000, 2)
-        handoff = decision.route == HANDOFF_ROUTE
+        handoff = decision.route == Route.HANDOFF.value
         turn_id = self.store.log_turn(
             TurnRecord(
                 conversation_id=conversation_id,
@@ -361,7 +268,7 @@ class Assistant:
         reply = WITH_PEOPLE_REPLIES[status]
         reason = f"the conversation is {status.value.replace('_', ' ')}: the support team answers"
         trace = {
-            "route": AGENT_ROUTE,
+            "route": Route.AGENT.value,
             "reason": reason,
             "checks": [],
             "intents": [],
@@ -375,7 +282,7 @@ class Assistant:
                 conversation_id=conversation_id,
                 user_text=text,
                 reply_text=reply,
-                route=AGENT_ROUTE,
+                route=Route.AGENT.value,
                 intent=None,
                 confidence=0.0,
                 reason=reason,
@@ -388,7 +295,7 @@ class Assistant:
         )
         return Reply(
             reply,
-            AGENT_ROUTE,
+            Route.AGENT.value,
             None,
             0.0,
             conversation_id,
@@ -412,71 +319,7 @@ def drain(stream: Generator[Any, None, T]) -> T:
             return stop.value
 
 
-def load_generator(settings: Settings, version: str | None = None) -> AnswerGenerator | None:
-    """The live answer generator (or `version`), or None when it is turned off."""
-    if not settings.generator_enabled:
-        return None
-    return AnswerGenerator.load(
-        settings.generator_models_dir,
-        settings.device,
-        version,
-        int8=settings.generator_int8,
-        repeat_ngram=settings.generator_repeat_ngram,
-    )
-
-
-def policy_from(
-    settings: Settings, chosen: RejectionPolicy, can_generate: bool = False
-) -> RoutingPolicy:
-    """Routing thresholds: those set in the settings, else those chosen at training."""
-    threshold_set = settings.intent_threshold is not None
-    return RoutingPolicy(
-        intent_threshold=settings.intent_threshold if threshold_set else chosen.threshold,
-        ambiguity_margin=(
-            chosen.margin if settings.ambiguity_margin is None else settings.ambiguity_margin
-        ),
-        retrieval_threshold=settings.retrieval_threshold,
-        handoff_intents=frozenset(settings.handoff_intents),
-        out_of_scope_label=settings.out_of_scope_label,
-        intent_thresholds={} if threshold_set else chosen.per_intent,
-        generation_threshold=settings.generation_threshold if can_generate else None,
-        fallback_retrieval_threshold=settings.fallback_retrieval_threshold,
-    )
-
-
 def next_state(decision: Decision, slots: dict[str, str]) -> ConversationState:
     remembered = {name: value for name, value in slots.items() if name not in PERSONAL_SLOTS}
     pending = decision.intent if decision.asked_for else None
     return ConversationState(pending, remembered)
-
-
-def build_trace(
-    decision: Decision,
-    intents: list[IntentScore],
-    sources: list[Source],
-    slots_found: list[str],
-    policy: RoutingPolicy,
-) -> dict[str, Any]:
-    """Everything needed to see why this reply was given; read by the UI, API and reviews."""
-    return {
-        "route": decision.route.value,
-        "reason": decision.reason,
-        "checks": decision.checks,
-        "intents": [{"intent": s.intent, "probability": round(s.probability, 4)} for s in intents],
-        "sources": [
-            {
-                "question": s.question,
-                "answer": s.answer,
-                "intent": s.intent,
-                "score": round(s.score, 4),
-            }
-            for s in sources
-        ],
-        "slots_found": slots_found,
-        "asked_for": list(decision.asked_for),
-        "thresholds": {
-            "intent": policy.intent_threshold,
-            "ambiguity_margin": policy.ambiguity_margin,
-            "retrieval": policy.retrieval_threshold,
-        },
-    }

@@ -203,3 +203,8 @@ def checksum(records: Iterable[object]) -> str:
     for record in records:
         digest.update(json.dumps(asdict(record), sort_keys=True).encode())
     return digest.hexdigest()
+
+
+def qa_checksum(dataset: Dataset) -> str:
+    """What a Q&A index was built from: an index is stale when this changes."""
+    return checksum(dataset.qa_pairs)

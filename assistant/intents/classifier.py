@@ -18,11 +18,11 @@ from transformers import AutoTokenizer
 
 from assistant.core.files import ArtifactError
 from assistant.core.settings import pick_device
+from assistant.core.types import IntentScore
 from assistant.intents.calibration import softmax
 from assistant.intents.network import IntentModel, embed_texts
 from assistant.intents.rejection import RejectionPolicy
 from assistant.lifecycle.versions import read_version, version_path
-from assistant.routing.router import IntentScore
 
 METADATA_FILE = "classifier.json"
 WHAT = "intent model"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from assistant.core.files import ArtifactError, read_json
 from assistant.core.settings import Settings
 from assistant.datasets.corpus import dataset_splits, labelled_examples
-from assistant.datasets.loading import TEMPLATES_FILE, Dataset, checksum
+from assistant.datasets.loading import Dataset, checksum, qa_checksum
 from assistant.generation.training import RECIPE_FIELDS, train_generator
 from assistant.generation.writer import GENERATOR_FORMAT, generator_path
 from assistant.generation.writer import METADATA_FILE as GENERATOR_FILE
@@ -28,7 +28,6 @@ from assistant.retrieval.index import (
     load_index_version,
 )
 from assistant.retrieval.index import REBUILD_HINT as INDEX_HINT
-from assistant.routing.templates import TemplateBook
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +40,6 @@ class BuildStep:
 
 def intent_checksum(dataset: Dataset, settings: Settings) -> str:
     return checksum(labelled_examples(dataset, settings))
-
-
-def qa_checksum(dataset: Dataset) -> str:
-    return checksum(dataset.qa_pairs)
-
-
-def load_templates(settings: Settings) -> TemplateBook:
-    return TemplateBook.load(settings.data_dir / TEMPLATES_FILE)
 
 
 def train_intents(dataset: Dataset, settings: Settings) -> TrainingReport:

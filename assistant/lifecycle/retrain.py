@@ -27,12 +27,19 @@ from typing import Any
 from assistant.analytics.export import normalised
 from assistant.core.settings import Settings
 from assistant.datasets.corpus import IntentSplits, dataset_splits
-from assistant.datasets.loading import Dataset, IntentExample, QAPair, checksum, read_records
+from assistant.datasets.loading import (
+    Dataset,
+    IntentExample,
+    QAPair,
+    checksum,
+    qa_checksum,
+    read_records,
+)
 from assistant.evaluation.measures import RETRIEVAL_KS, evaluate_retrieval
 from assistant.generation.training import train_generator
 from assistant.intents.classifier import IntentClassifier
 from assistant.intents.training import fit_intent_classifier, measure, publish_fitted
-from assistant.lifecycle.build import intent_checksum, qa_checksum
+from assistant.lifecycle.build import intent_checksum
 from assistant.lifecycle.releases import ModelVersions, live_versions, promote
 from assistant.retrieval.index import Retriever, load_index_version
 

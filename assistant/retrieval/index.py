@@ -28,6 +28,7 @@ from assistant.core.files import (
     write_json,
 )
 from assistant.core.settings import Settings, model_unavailable, pick_device, resolve_model_path
+from assistant.core.types import Source
 from assistant.datasets.loading import QAPair, checksum
 from assistant.lifecycle.versions import (
     base_data_checksum,
@@ -35,7 +36,6 @@ from assistant.lifecycle.versions import (
     publish_version,
     version_path,
 )
-from assistant.routing.router import Source
 
 INDEX_FILE = "index.faiss"
 ROWS_FILE = "rows.jsonl"

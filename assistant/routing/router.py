@@ -1,17 +1,19 @@
 """Choosing how to answer one message: template, retrieval or handoff, with the reasons.
 
 Pure logic over the classifier's and retriever's outputs, so every branch is
-easy to test. Rules are tried in order; the first that applies decides. The
-generate route only says that an answer should be written; once it is written
-and checked, `after_generation` decides whether it stands or what replaces it.
+easy to test. Rules are tried in order; the first that applies decides, once.
+The generate route says that an answer should be written and, decided with it,
+what replaces the answer if it fails its checks (`Decision.fallback`): the
+closest past answer when it is close enough, else a handoff. The pipeline settles
+the decision once the answer is written (`Decision.settle`), without coming back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from enum import StrEnum
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
+from assistant.core.types import Decision, Fallback, IntentScore, Route, TurnContext
 from assistant.routing.templates import Template, TemplateBook
 
 DEFAULT_OUT_OF_SCOPE_REPLY = (
@@ -23,29 +25,6 @@ DEFAULT_LOW_CONFIDENCE_REPLY = (
     "our support team, who will reply here shortly."
 )
 DEFAULT_HUMAN_REPLY = "I'm connecting you with a member of our support team."
-
-
-class Route(StrEnum):
-    TEMPLATE = "template"
-    RETRIEVAL = "retrieval"
-    GENERATE = "generate"
-    HANDOFF = "handoff"
-
-
-@dataclass(frozen=True)
-class IntentScore:
-    intent: str
-    probability: float
-
-
-@dataclass(frozen=True)
-class Source:
-    """A historical Q&A pair found by the retriever."""
-
-    question: str
-    answer: str
-    intent: str
-    score: float
 
 
 @dataclass(frozen=True)
@@ -61,27 +40,6 @@ class RoutingPolicy:
 
     def threshold_for(self, intent: str) -> float:
         return self.intent_thresholds.get(intent, self.intent_threshold)
-
-
-@dataclass(frozen=True)
-class TurnContext:
-    """What the router knows about one message."""
-
-    intents: Sequence[IntentScore]  # best first
-    sources: Sequence[Source]  # best first
-    slots: dict[str, str]  # found in this message or remembered from the conversation
-    pending_intent: str | None = None  # the previous turn asked for a slot of this intent
-
-
-@dataclass(frozen=True)
-class Decision:
-    route: Route
-    reply: str
-    intent: str | None
-    confidence: float
-    reason: str
-    checks: list[str] = field(default_factory=list)  # the threshold comparisons made
-    asked_for: tuple[str, ...] = ()  # slots the reply asks the customer for
 
 
 Rule = Callable[[TurnContext, list[str]], Decision | None]
@@ -230,33 +188,23 @@ class Router:
             f"related past questions (cosine {best.score:.3f}) but none close enough to reuse; "
             "writing an answer from their answers",
             checks,
+            fallback=self._if_written_answer_fails(context),
         )
 
-    def after_generation(
-        self, context: TurnContext, written: Decision, answer: str, passed: bool, why: str
-    ) -> Decision:
-        """The written answer if it passed its checks; else the closest past answer or a handoff."""
-        checks = [*written.checks, f"generated answer: {why}"]
-        if passed:
-            return replace(written, reply=answer, checks=checks)
+    def _if_written_answer_fails(self, context: TurnContext) -> Fallback:
+        """The closest past answer if its question is close enough, else a handoff."""
         best = context.sources[0]
+        checks: list[str] = []
         threshold = self.policy.fallback_retrieval_threshold
         if _check(checks, "closest past question cosine (fallback)", best.score, threshold):
-            return replace(
-                written,
-                route=Route.RETRIEVAL,
-                reply=best.answer,
-                reason=f"the generated answer failed its check ({why}); reusing the closest "
-                "past answer instead",
-                checks=checks,
+            return Fallback(
+                Route.RETRIEVAL, best.answer, "; reusing the closest past answer instead", checks
             )
-        return replace(
-            written,
-            route=Route.HANDOFF,
-            reply=self.templates.messages.get("low_confidence", DEFAULT_LOW_CONFIDENCE_REPLY),
-            reason=f"the generated answer failed its check ({why}) and no past answer is "
-            "close enough to reuse",
-            checks=checks,
+        return Fallback(
+            Route.HANDOFF,
+            self.templates.messages.get("low_confidence", DEFAULT_LOW_CONFIDENCE_REPLY),
+            " and no past answer is close enough to reuse",
+            checks,
         )
 
     def _filled(

@@ -14,12 +14,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from assistant.routing.router import Decision, IntentScore, Route, Router, Source, TurnContext
-from assistant.routing.templates import extract_slots
+from assistant.core.types import Decision, IntentScore, Route, Source, TurnContext
+from assistant.routing.router import Router
 from assistant.text.normalise import normalise_message
+from assistant.text.slots import extract_slots
 
 if TYPE_CHECKING:
-    from assistant.core.pipeline import Assistant, Models
+    from assistant.core.pipeline import Assistant
+    from assistant.core.registry import Models
 
 CUSTOMER_ROLE = "customer"
 
@@ -59,7 +61,8 @@ def suggest(
     role "customer", "bot" or "agent"; the customer's details in it fill templates.
     `models` is the set to suggest with, by default the one serving now.
     """
-    from assistant.core.pipeline import build_trace, drain
+    from assistant.core.pipeline import drain
+    from assistant.core.trace import build_trace
 
     settings = assistant.settings
     text = normalise_message(message, settings.max_message_chars)

@@ -1,40 +1,15 @@
-"""Answer templates with slots, and extraction of slot values from messages."""
+"""Answer templates with slots: one per intent, filled from what the customer said."""
 
 from __future__ import annotations
 
 import json
 import string
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from assistant.datasets.loading import DataError
-from assistant.text.patterns import EMAIL, ORDER_ID
-
-
-def _order_id(text: str) -> str | None:
-    match = ORDER_ID.search(text)
-    if match is None:
-        return None
-    return f"PP-{match.group('prefixed') or match.group('bare')}"
-
-
-def _email(text: str) -> str | None:
-    match = EMAIL.search(text)
-    return match.group() if match else None
-
-
-# Each slot a template may use, and how its value is found in a message.
-SLOT_EXTRACTORS: dict[str, Callable[[str], str | None]] = {
-    "order_id": _order_id,
-    "email": _email,
-}
-
-
-def extract_slots(text: str) -> dict[str, str]:
-    """All slot values present in a message, normalised (order numbers as PP-123456)."""
-    found = {name: extract(text) for name, extract in SLOT_EXTRACTORS.items()}
-    return {name: value for name, value in found.items() if value is not None}
+from assistant.core.settings import Settings
+from assistant.datasets.loading import TEMPLATES_FILE, DataError
+from assistant.text.slots import SLOT_EXTRACTORS
 
 
 @dataclass(frozen=True)
@@ -112,3 +87,7 @@ def _parse_template(path: Path, intent: str, text: object, prompts: dict) -> Tem
         if not isinstance(prompts.get(name), str):
             raise DataError(path, f'slot {name!r} needs a question to ask under "slots"')
     return Template(intent, text.strip(), tuple(dict.fromkeys(fields)))
+
+
+def load_templates(settings: Settings) -> TemplateBook:
+    return TemplateBook.load(settings.data_dir / TEMPLATES_FILE)

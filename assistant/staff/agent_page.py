@@ -20,20 +20,18 @@ import gradio as gr
 import pandas as pd
 
 from assistant.core.pipeline import Assistant
-from assistant.core.settings import UserAccount
-from assistant.routing.suggestions import Suggestion, suggest
-from assistant.staff.access import AGENT_PATH, AccessDenied, require_role
-from assistant.storage.sqlite import (
+from assistant.core.records import (
     ActionKind,
     Author,
     Conversation,
     ConversationStatus,
-    HeldByAnotherAgent,
     QueueItem,
     QueueKind,
-    UnknownConversation,
-    UnknownTurn,
 )
+from assistant.core.settings import UserAccount
+from assistant.routing.suggestions import Suggestion, suggest
+from assistant.staff.access import AGENT_PATH, AccessDenied, require_role
+from assistant.storage.errors import HeldByAnotherAgent, UnknownConversation, UnknownTurn
 from assistant.text.normalise import MessageError
 
 TITLE = "Pebble & Pine: agent"

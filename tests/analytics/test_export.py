@@ -13,8 +13,9 @@ from assistant.analytics.export import (
     render,
     write_export,
 )
+from assistant.core.records import TurnRecord
 from assistant.datasets.loading import load_intent_examples
-from assistant.storage.sqlite import ConversationStore, TurnRecord
+from assistant.storage.sqlite import ConversationStore
 
 
 def turn(store, conversation, text, intent="order_status", confidence=0.9, route="template"):

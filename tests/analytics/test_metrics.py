@@ -10,7 +10,8 @@ from assistant.analytics.metrics import (
     prometheus_text,
     unanswered,
 )
-from assistant.storage.sqlite import ConversationStore, TurnRecord
+from assistant.core.records import TurnRecord
+from assistant.storage.sqlite import ConversationStore
 
 
 def log(

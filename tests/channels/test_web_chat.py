@@ -12,7 +12,7 @@ from assistant.channels.web_chat import (
     rate,
 )
 from assistant.channels.web_chat import respond as respond_stream
-from assistant.storage.sqlite import ConversationStatus
+from assistant.core.records import ConversationStatus
 
 
 def respond(*arguments):

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from assistant.storage.sqlite import UnknownConversation
+from assistant.storage.errors import UnknownConversation
 from assistant.text.normalise import MessageError
 from tests.conftest import with_settings, writing_assistant
 
@@ -70,7 +70,7 @@ def test_feedback_is_recorded(assistant):
 
 
 def test_thresholds_chosen_at_training_apply_unless_configured(assistant, built_settings):
-    from assistant.core.pipeline import policy_from
+    from assistant.core.registry import policy_from
     from assistant.intents.rejection import RejectionPolicy
 
     chosen = RejectionPolicy(0.42, 0.07, {"greeting": 0.9})
@@ -94,7 +94,7 @@ def cautious(assistant, built_settings):
 
 def test_a_handoff_leaves_the_conversation_to_the_support_team(cautious, eager):
     from assistant.core.pipeline import WITH_PEOPLE_REPLIES
-    from assistant.storage.sqlite import ConversationStatus
+    from assistant.core.records import ConversationStatus
 
     first = cautious.reply("Can you recommend a good pizza recipe for tonight?")
     assert (first.route, first.status) == ("handoff", "waiting")
@@ -122,8 +122,8 @@ def test_a_handoff_leaves_the_conversation_to_the_support_team(cautious, eager):
 
 
 def test_asking_for_a_human_enters_the_queue(eager, built_settings):
+    from assistant.core.records import ConversationStatus
     from assistant.datasets.loading import load_dataset
-    from assistant.storage.sqlite import ConversationStatus
 
     request = next(
         e.text for e in load_dataset(built_settings.data_dir).examples if e.intent == "human_agent"

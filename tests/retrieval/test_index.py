@@ -4,8 +4,7 @@ import shutil
 import pytest
 
 from assistant.core.files import ArtifactError
-from assistant.datasets.loading import load_dataset
-from assistant.lifecycle.build import qa_checksum
+from assistant.datasets.loading import load_dataset, qa_checksum
 from assistant.retrieval.index import (
     INDEX_FILE,
     META_FILE,

@@ -2,14 +2,8 @@ from dataclasses import replace
 
 import pytest
 
-from assistant.routing.router import (
-    IntentScore,
-    Route,
-    Router,
-    RoutingPolicy,
-    Source,
-    TurnContext,
-)
+from assistant.core.types import IntentScore, Route, Source, TurnContext
+from assistant.routing.router import Router, RoutingPolicy
 from assistant.routing.templates import Template, TemplateBook
 
 POLICY = RoutingPolicy(
@@ -139,15 +133,15 @@ def test_an_unrelated_message_is_not_written_for():
     assert decision.route is Route.HANDOFF
 
 
-def test_after_generation_keeps_a_passing_answer_or_falls_back():
+def test_a_written_answer_stands_or_its_fallback_decided_with_it():
     router = Router(WRITING, BOOK)
     context = TurnContext(scores(("shipping_cost", 0.3)), [RELATED], {})
     written = router.decide(context)
-    kept = router.after_generation(context, written, "We ship abroad.", True, "grounded")
+    kept = written.settle("We ship abroad.", True, "grounded")
     assert (kept.route, kept.reply) == (Route.GENERATE, "We ship abroad.")
-    fallback = router.after_generation(context, written, "x", False, "similarity 0.1 < 0.3")
+    fallback = written.settle("x", False, "similarity 0.1 < 0.3")
     assert (fallback.route, fallback.reply) == (Route.RETRIEVAL, RELATED.answer)
     assert "similarity 0.1 < 0.3" in fallback.reason
     weaker = TurnContext(context.intents, [Source(**{**RELATED.__dict__, "score": 0.6})], {})
-    handoff = router.after_generation(weaker, written, "x", False, "it named number:9")
+    handoff = router.decide(weaker).settle("x", False, "it named number:9")
     assert (handoff.route, handoff.reply) == (Route.HANDOFF, "Let me find someone.")

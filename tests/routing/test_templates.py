@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 
 from assistant.datasets.loading import DataError
-from assistant.routing.templates import TemplateBook, extract_slots
+from assistant.routing.templates import TemplateBook
+from assistant.text.slots import extract_slots
 
 
 @pytest.mark.parametrize(

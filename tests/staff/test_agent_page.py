@@ -2,6 +2,7 @@ import gradio as gr
 import pytest
 
 from assistant.channels.web_chat import IDLE_POLL_SECONDS, poll
+from assistant.core.records import ActionKind, ConversationStatus
 from assistant.staff.agent_page import (
     SUGGESTION_COUNT,
     VIEW_SIZE,
@@ -16,7 +17,6 @@ from assistant.staff.agent_page import (
     take_over,
     use_suggestion,
 )
-from assistant.storage.sqlite import ActionKind, ConversationStatus
 from tests.conftest import ADMIN_NAME, AGENT_NAME
 
 AS_AGENT = gr.Request(username=AGENT_NAME)

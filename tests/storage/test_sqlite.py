@@ -3,19 +3,17 @@ import sqlite3
 import pytest
 import sqlite_utils
 
-from assistant.storage.sqlite import (
-    AGENT_ROUTE,
-    MIGRATIONS,
+from assistant.core.records import (
     ActionKind,
     ConversationState,
     ConversationStatus,
-    ConversationStore,
-    HeldByAnotherAgent,
     QueueKind,
     TurnRecord,
-    UnknownConversation,
-    UnknownTurn,
 )
+from assistant.core.types import Route
+from assistant.storage.errors import HeldByAnotherAgent, UnknownConversation, UnknownTurn
+from assistant.storage.migrations import MIGRATIONS
+from assistant.storage.sqlite import ConversationStore
 from assistant.text.redaction import Redactor
 
 
@@ -137,7 +135,8 @@ def test_a_failed_write_leaves_earlier_turns_intact(store):
 WRITER = """
 import sys
 from pathlib import Path
-from assistant.storage.sqlite import ConversationStore, TurnRecord
+from assistant.core.records import TurnRecord
+from assistant.storage.sqlite import ConversationStore
 store = ConversationStore(Path(sys.argv[1]))
 conversation = store.start_conversation()
 print(conversation, flush=True)
@@ -387,7 +386,9 @@ def test_the_queue_lists_thumbs_down_and_low_confidence_turns_until_an_agent_act
     disliked = store.log_turn(record(conversation, "disliked", confidence=0.9))
     store.add_feedback(disliked, -1)
     store.add_feedback(fine, 1)
-    store.log_turn(record(conversation, "silent", route=AGENT_ROUTE, intent=None, confidence=0.0))
+    store.log_turn(
+        record(conversation, "silent", route=Route.AGENT.value, intent=None, confidence=0.0)
+    )
     items = store.queue(low_confidence_below=0.5)
     assert [(i.kind, i.turn_id or i.conversation_id) for i in items] == [
         (QueueKind.HANDOFF, store.turns(waiting)[0]["id"]),

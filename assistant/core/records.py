@@ -1,0 +1,94 @@
+"""The records of a conversation: who answers it, what it remembers, what was logged.
+
+These are the words the conversation log's seams speak (`assistant.core.seams`), so the
+pipeline, the agent desk and analytics share them whatever store sits behind them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class ConversationStatus(StrEnum):
+    """Who answers the customer: the bot, or (once handed off) a person."""
+
+    BOT = "bot"
+    WAITING = "waiting"  # handed off, no agent has taken it yet
+    WITH_AGENT = "with_agent"
+    RESOLVED = "resolved"  # an agent closed it; the bot answers again
+
+    @property
+    def with_people(self) -> bool:
+        return self in (ConversationStatus.WAITING, ConversationStatus.WITH_AGENT)
+
+
+class ActionKind(StrEnum):
+    TAKEN = "taken"
+    REPLY_SENT = "reply_sent"  # the agent's own words
+    SUGGESTION_USED = "suggestion_used"  # a suggested reply sent as it was
+    SUGGESTION_EDITED = "suggestion_edited"
+    INTENT_CORRECTED = "intent_corrected"
+    RESOLVED = "resolved"
+
+
+class Author(StrEnum):
+    CUSTOMER = "customer"
+    BOT = "bot"
+    AGENT = "agent"
+
+
+class QueueKind(StrEnum):
+    HANDOFF = "handoff"
+    THUMBS_DOWN = "thumbs_down"
+    LOW_CONFIDENCE = "low_confidence"
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: str
+    status: ConversationStatus
+    handoff_reason: str | None
+    handoff_at: str | None
+    assigned_to: str | None
+    resolved_at: str | None
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    """One thing for the support team to look at, and why it is in the queue."""
+
+    kind: QueueKind
+    why: str
+    conversation_id: str
+    turn_id: int | None
+    status: ConversationStatus
+    assigned_to: str | None
+    user_text: str | None
+    since: str  # when it entered the queue
+
+
+@dataclass(frozen=True)
+class ConversationState:
+    """What a conversation remembers between turns."""
+
+    pending_intent: str | None = None
+    slots: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TurnRecord:
+    conversation_id: str
+    user_text: str
+    reply_text: str
+    route: str
+    intent: str | None
+    confidence: float
+    reason: str
+    sources: list[dict[str, Any]]
+    trace: dict[str, Any]
+    latency_ms: float
+    model_version: str
+    next_state: ConversationState = field(default_factory=ConversationState)
+    handoff_reason: str | None = None  # set: the conversation joins the agent queue

@@ -1,0 +1,112 @@
+"""The vocabulary every concern speaks: intent scores, sources, routes, decisions and replies.
+
+A reply reaches a channel as a stream of events (`ReplyEvent`): zero or more text
+pieces (`str`) of an answer being written, then exactly one final `Reply`, which
+holds the text that stands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+from assistant.core.records import ConversationStatus
+
+
+class Route(StrEnum):
+    """How a customer message was answered; the log, metrics and export read the same names."""
+
+    TEMPLATE = "template"
+    RETRIEVAL = "retrieval"
+    GENERATE = "generate"
+    HANDOFF = "handoff"
+    AGENT = "agent"  # the conversation is with the support team: the bot only logs it
+
+
+@dataclass(frozen=True)
+class IntentScore:
+    intent: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class Source:
+    """A historical Q&A pair found by the retriever."""
+
+    question: str
+    answer: str
+    intent: str
+    score: float
+
+
+@dataclass(frozen=True)
+class TurnContext:
+    """What the router knows about one message."""
+
+    intents: Sequence[IntentScore]  # best first
+    sources: Sequence[Source]  # best first
+    slots: dict[str, str]  # found in this message or remembered from the conversation
+    pending_intent: str | None = None  # the previous turn asked for a slot of this intent
+
+
+@dataclass(frozen=True)
+class Fallback:
+    """What replaces a written answer that fails its checks, decided with the generate route."""
+
+    route: Route
+    reply: str
+    reason: str  # follows "the generated answer failed its check (why)"
+    checks: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Decision:
+    route: Route
+    reply: str
+    intent: str | None
+    confidence: float
+    reason: str
+    checks: list[str] = field(default_factory=list)  # the threshold comparisons made
+    asked_for: tuple[str, ...] = ()  # slots the reply asks the customer for
+    fallback: Fallback | None = None  # the generate route: what stands if the answer fails
+
+    def settle(self, answer: str, passed: bool, why: str) -> Decision:
+        """This generate decision once its answer is written and checked: the answer if it
+        passed, else the fallback decided with it. Nothing goes back to the router."""
+        if self.fallback is None:
+            raise ValueError("only a generate decision with a fallback can be settled")
+        checks = [*self.checks, f"generated answer: {why}"]
+        if passed:
+            return replace(self, reply=answer, checks=checks, fallback=None)
+        fallback = self.fallback
+        return replace(
+            self,
+            route=fallback.route,
+            reply=fallback.reply,
+            reason=f"the generated answer failed its check ({why}){fallback.reason}",
+            checks=[*checks, *fallback.checks],
+            fallback=None,
+        )
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    route: str
+    intent: str | None
+    confidence: float
+    conversation_id: str
+    turn_id: int
+    trace: dict[str, Any]
+    latency_ms: float
+    model_version: str
+    status: str = ConversationStatus.BOT.value  # who answers next: see `ConversationStatus`
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"reply": self.text, **{k: v for k, v in asdict(self).items() if k != "text"}}
+
+
+# One event of a reply stream: a provisional piece of a written answer, or the final reply.
+ReplyEvent = str | Reply

@@ -1,0 +1,314 @@
+"""What the agent desk does: the queue, the transcript, taking, replying, correcting, resolving.
+
+Every agent action is a row in `agent_actions`, linked to the turn it concerns.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import sqlite_utils
+
+from assistant.core.records import ActionKind, Author, ConversationStatus, QueueItem, QueueKind
+from assistant.core.types import Route
+from assistant.storage.connection import CORRECTION_SQL, SQLiteConnection, _now, _redacted
+from assistant.storage.errors import HeldByAnotherAgent, UnknownConversation, UnknownTurn
+from assistant.text.redaction import Redactor
+
+
+class SQLiteAgentDesk(SQLiteConnection):
+    """The support team's side of the log (`assistant.core.seams.AgentDesk`)."""
+
+    def handoff(self, conversation_id: str, reason: str) -> None:
+        """Put a conversation in the agent queue; the bot stops answering it."""
+        with self._write_lock, self._db.atomic():
+            self._require_conversation(conversation_id)
+            self._enter_queue(conversation_id, reason, _now())
+
+    def _act(
+        self,
+        conversation_id: str,
+        turn_id: int | None,
+        kind: ActionKind,
+        actor: str,
+        payload: dict[str, Any],
+        now: str,
+    ) -> int:
+        if not actor.strip():
+            raise ValueError("an agent action needs the agent's name")
+        row = self._db["agent_actions"].insert(
+            {
+                "conversation_id": conversation_id,
+                "turn_id": turn_id,
+                "kind": kind.value,
+                "actor": actor,
+                "created_at": now,
+                "payload": json.dumps(_redacted(payload, self._redact), ensure_ascii=False),
+            }
+        )
+        return int(row.last_pk)
+
+    def _assign(self, conversation_id: str, agent: str, now: str, *, take_over: bool) -> bool:
+        """Give the conversation to `agent` unless it is already theirs; True if it changed.
+        Without `take_over`, one another agent has is refused with `HeldByAnotherAgent`."""
+        row = self._require_conversation(conversation_id)
+        if row["status"] == ConversationStatus.WITH_AGENT:
+            holder = row["assigned_to"]
+            if holder == agent:
+                return False
+            if holder and not take_over:
+                raise HeldByAnotherAgent(conversation_id, holder)
+        self._db["conversations"].update(
+            conversation_id,
+            {
+                "status": ConversationStatus.WITH_AGENT.value,
+                "assigned_to": agent,
+                "resolved_at": None,
+                "updated_at": now,
+            },
+        )
+        previous = {"status": row["status"], "assigned_to": row["assigned_to"]}
+        self._act(
+            conversation_id,
+            self._last_turn_id(conversation_id),
+            ActionKind.TAKEN,
+            agent,
+            previous,
+            now,
+        )
+        return True
+
+    def take(self, conversation_id: str, agent: str) -> None:
+        """An agent takes a conversation, from another agent too: it is theirs until resolved."""
+        with self._write_lock, self._db.atomic():
+            self._assign(conversation_id, agent, _now(), take_over=True)
+
+    def agent_reply(
+        self,
+        conversation_id: str,
+        agent: str,
+        text: str,
+        suggestion: str | None = None,
+        turn_id: int | None = None,
+        suggestion_info: dict[str, Any] | None = None,
+    ) -> int:
+        """Send an agent's reply to the customer; returns the transcript message id.
+
+        `suggestion` is the suggested reply the agent started from, if any: the
+        action is then recorded as that suggestion used as it was, or edited, with
+        both texts and `suggestion_info` (its rank, route, intent, score). The reply
+        concerns `turn_id`, by default the latest customer turn. An agent who replies
+        takes the conversation, unless another agent has it (`HeldByAnotherAgent`).
+        """
+        if not text.strip():
+            raise ValueError("the reply is empty")
+        with self._write_lock, self._db.atomic():
+            now = _now()
+            self._assign(conversation_id, agent, now, take_over=False)
+            if turn_id is None:
+                turn_id = self._last_turn_id(conversation_id)
+            elif self._require_turn(turn_id)["conversation_id"] != conversation_id:
+                raise UnknownTurn(turn_id)
+            clean = self._redact(text.strip())
+            message = self._db["messages"].insert(
+                self._message(conversation_id, turn_id, Author.AGENT, clean, now, agent)
+            )
+            message_id = int(message.last_pk)
+            kind, payload = _reply_action(clean, suggestion, self._redact)
+            if suggestion_info:
+                payload["suggestion"] = suggestion_info
+            payload["message_id"] = message_id
+            self._act(conversation_id, turn_id, kind, agent, payload, now)
+            return message_id
+
+    def correct_intent(self, turn_id: int, agent: str, intent: str) -> int:
+        """Record the right intent of a customer turn; the latest correction counts."""
+        intent = intent.strip()
+        if not intent:
+            raise ValueError("the corrected intent is empty")
+        with self._write_lock, self._db.atomic():
+            turn = self._require_turn(turn_id)
+            previous = self._db.execute(
+                "SELECT json_extract(payload, '$.new') FROM agent_actions "
+                "WHERE turn_id = ? AND kind = ? ORDER BY id DESC LIMIT 1",
+                [turn_id, ActionKind.INTENT_CORRECTED.value],
+            ).fetchone()
+            old = previous[0] if previous else turn["intent"]
+            return self._act(
+                turn["conversation_id"],
+                turn_id,
+                ActionKind.INTENT_CORRECTED,
+                agent,
+                {"old": old, "new": intent, "model": turn["intent"]},
+                _now(),
+            )
+
+    def resolve(self, conversation_id: str, agent: str) -> None:
+        """Close the conversation for the support team; the bot answers it again."""
+        with self._write_lock, self._db.atomic():
+            row = self._require_conversation(conversation_id)
+            now = _now()
+            self._db["conversations"].update(
+                conversation_id,
+                {
+                    "status": ConversationStatus.RESOLVED.value,
+                    "resolved_at": now,
+                    "updated_at": now,
+                    "pending_intent": None,
+                },
+            )
+            self._act(
+                conversation_id,
+                self._last_turn_id(conversation_id),
+                ActionKind.RESOLVED,
+                agent,
+                {"previous_status": row["status"]},
+                now,
+            )
+
+    def messages_since(self, conversation_id: str, after_id: int = 0) -> list[dict[str, Any]]:
+        """Transcript lines newer than `after_id`, oldest first: what a chat page polls for."""
+        db = self._reader()
+        try:
+            if not db["conversations"].count_where("id = ?", [conversation_id]):
+                raise UnknownConversation(conversation_id)
+            return list(
+                db.query(
+                    "SELECT id, turn_id, author, agent, text, created_at FROM messages "
+                    "WHERE conversation_id = ? AND id > ? ORDER BY id",
+                    [conversation_id, after_id],
+                )
+            )
+        finally:
+            db.close()
+
+    def history(self, conversation_id: str) -> list[dict[str, Any]]:
+        """The whole transcript for an agent: each line with its turn's route and intents.
+
+        `intent` is the model's, `final_intent` the agent's correction if there is one.
+        """
+        db = self._reader()
+        try:
+            if not db["conversations"].count_where("id = ?", [conversation_id]):
+                raise UnknownConversation(conversation_id)
+            return list(
+                db.query(
+                    f"SELECT m.id, m.turn_id, m.author, m.agent, m.text, m.created_at, "
+                    f"t.route, t.intent, t.confidence, "
+                    f"COALESCE(({CORRECTION_SQL}), t.intent) AS final_intent "
+                    f"FROM messages m LEFT JOIN turns t ON t.id = m.turn_id "
+                    f"WHERE m.conversation_id = ? ORDER BY m.id",
+                    [conversation_id],
+                )
+            )
+        finally:
+            db.close()
+
+    def actions(self, conversation_id: str) -> list[dict[str, Any]]:
+        """The agents' actions on a conversation, oldest first, payloads decoded."""
+        db = self._reader()
+        try:
+            rows = db["agent_actions"].rows_where(
+                "conversation_id = ?", [conversation_id], order_by="id"
+            )
+            return [{**row, "payload": json.loads(row["payload"])} for row in rows]
+        finally:
+            db.close()
+
+    def queue(self, low_confidence_below: float = 0.5, limit: int = 100) -> list[QueueItem]:
+        """What the support team should look at, each item saying why.
+
+        Handed-off conversations still waiting or with an agent come first, oldest
+        first; then thumbs-down turns and turns the bot answered with an intent
+        probability under `low_confidence_below`, newest first. A turn leaves the
+        queue once an agent has acted on its conversation since it was logged.
+        """
+        db = self._reader()
+        try:
+            return self._handed_off(db, limit) + self._to_review(db, low_confidence_below, limit)
+        finally:
+            db.close()
+
+    @staticmethod
+    def _handed_off(db: sqlite_utils.Database, limit: int) -> list[QueueItem]:
+        rows = db.query(
+            "SELECT c.id, c.status, c.handoff_reason, c.handoff_at, c.assigned_to, "
+            "  (SELECT MAX(id) FROM turns WHERE conversation_id = c.id) AS turn_id, "
+            "  (SELECT text FROM messages WHERE conversation_id = c.id AND author = ? "
+            "   ORDER BY id DESC LIMIT 1) AS user_text "
+            "FROM conversations c WHERE c.status IN (?, ?) ORDER BY c.handoff_at LIMIT ?",
+            [
+                Author.CUSTOMER.value,
+                ConversationStatus.WAITING.value,
+                ConversationStatus.WITH_AGENT.value,
+                limit,
+            ],
+        )
+        return [
+            QueueItem(
+                QueueKind.HANDOFF,
+                f"handed off: {row['handoff_reason']}",
+                row["id"],
+                row["turn_id"],
+                ConversationStatus(row["status"]),
+                row["assigned_to"],
+                row["user_text"],
+                row["handoff_at"],
+            )
+            for row in rows
+        ]
+
+    @staticmethod
+    def _to_review(db: sqlite_utils.Database, below: float, limit: int) -> list[QueueItem]:
+        rows = db.query(
+            "SELECT t.id, t.conversation_id, t.user_text, t.created_at, t.confidence, "
+            "  t.route, t.intent, c.status, c.assigned_to, "
+            "  (SELECT rating FROM feedback f WHERE f.turn_id = t.id "
+            "   ORDER BY f.id DESC LIMIT 1) AS rating "
+            "FROM turns t JOIN conversations c ON c.id = t.conversation_id "
+            "WHERE c.status NOT IN (?, ?) AND t.route NOT IN (?, ?) "
+            "  AND NOT EXISTS (SELECT 1 FROM agent_actions a "
+            "    WHERE a.conversation_id = t.conversation_id AND a.created_at >= t.created_at) "
+            "  AND (t.confidence < ? OR rating = -1) "
+            "ORDER BY t.id DESC LIMIT ?",
+            [
+                ConversationStatus.WAITING.value,
+                ConversationStatus.WITH_AGENT.value,
+                Route.HANDOFF.value,
+                Route.AGENT.value,
+                below,
+                limit,
+            ],
+        )
+        items = []
+        for row in rows:
+            if row["rating"] == -1:
+                kind, why = QueueKind.THUMBS_DOWN, "the customer gave this reply a thumbs down"
+            else:
+                kind = QueueKind.LOW_CONFIDENCE
+                why = f"answered with low confidence ({row['intent']} p={row['confidence']:.2f})"
+            items.append(
+                QueueItem(
+                    kind,
+                    why,
+                    row["conversation_id"],
+                    row["id"],
+                    ConversationStatus(row["status"]),
+                    row["assigned_to"],
+                    row["user_text"],
+                    row["created_at"],
+                )
+            )
+        return sorted(items, key=lambda item: item.kind != QueueKind.THUMBS_DOWN)
+
+
+def _reply_action(
+    text: str, suggestion: str | None, redact: Redactor
+) -> tuple[ActionKind, dict[str, Any]]:
+    if suggestion is None:
+        return ActionKind.REPLY_SENT, {"text": text}
+    original = redact(suggestion.strip())
+    if original == text:
+        return ActionKind.SUGGESTION_USED, {"text": text}
+    return ActionKind.SUGGESTION_EDITED, {"original": original, "edited": text}

@@ -1,0 +1,154 @@
+"""The SQLite connection the log's roles share: one writer, fresh readers, the schema.
+
+SQLite runs in WAL mode: one writer connection, serialised by a lock, and a fresh
+connection per read, so readers never wait on the writer. Personal data is
+redacted here, at the only door into storage, so no caller can forget it (the
+business's own contacts, `public_contacts`, are kept).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from assistant.core.records import Author, Conversation, ConversationStatus
+from assistant.storage.errors import UnknownConversation, UnknownTurn
+from assistant.storage.migrations import MIGRATIONS
+from assistant.text.redaction import Redactor
+
+# The latest intent an agent gave turn `t`, for queries over turns.
+CORRECTION_SQL = (
+    "SELECT json_extract(a.payload, '$.new') FROM agent_actions a "
+    "WHERE a.turn_id = t.id AND a.kind = 'intent_corrected' ORDER BY a.id DESC LIMIT 1"
+)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class SQLiteConnection:
+    """The database file, its writer lock and the helpers every role of the log uses."""
+
+    def __init__(self, path: Path, redact: Redactor | None = None) -> None:
+        self.path = path
+        self._redact = redact or Redactor()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(path, check_same_thread=False, timeout=30)
+        self._db = sqlite_utils.Database(connection)
+        self._write_lock = threading.Lock()
+        self._db.enable_wal()
+        self._db.execute("PRAGMA foreign_keys = ON")
+        self._migrate()
+
+    @property
+    def schema_version(self) -> int:
+        return self._db.execute("PRAGMA user_version").fetchone()[0]
+
+    def _migrate(self) -> None:
+        with self._write_lock:
+            version = self.schema_version
+            if version > len(MIGRATIONS):
+                raise RuntimeError(
+                    f"{self.path} has schema version {version}, newer than this program "
+                    f"knows ({len(MIGRATIONS)}); upgrade the assistant to open it"
+                )
+            for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
+                with self._db.atomic():
+                    migration(self._db)
+                    self._db.execute(f"PRAGMA user_version = {number}")
+
+    def _reader(self) -> sqlite_utils.Database:
+        return sqlite_utils.Database(sqlite3.connect(self.path, timeout=30))
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _conversation_row(self, conversation_id: str) -> dict[str, Any]:
+        db = self._reader()
+        try:
+            return db["conversations"].get(conversation_id)
+        except sqlite_utils.db.NotFoundError as error:
+            raise UnknownConversation(conversation_id) from error
+        finally:
+            db.close()
+
+    def conversation(self, conversation_id: str) -> Conversation:
+        row = self._conversation_row(conversation_id)
+        return Conversation(
+            row["id"],
+            ConversationStatus(row["status"]),
+            row["handoff_reason"],
+            row["handoff_at"],
+            row["assigned_to"],
+            row["resolved_at"],
+        )
+
+    def _enter_queue(self, conversation_id: str, reason: str, now: str) -> None:
+        """Waiting for an agent, unless one is already waited for or has it."""
+        self._db.execute(
+            "UPDATE conversations SET status = ?, handoff_reason = ?, handoff_at = ?, "
+            "assigned_to = NULL, resolved_at = NULL, updated_at = ? "
+            "WHERE id = ? AND status NOT IN (?, ?)",
+            [
+                ConversationStatus.WAITING.value,
+                self._redact(reason),
+                now,
+                now,
+                conversation_id,
+                ConversationStatus.WAITING.value,
+                ConversationStatus.WITH_AGENT.value,
+            ],
+        )
+
+    def _require_conversation(self, conversation_id: str) -> dict[str, Any]:
+        try:
+            return self._db["conversations"].get(conversation_id)
+        except sqlite_utils.db.NotFoundError as error:
+            raise UnknownConversation(conversation_id) from error
+
+    def _require_turn(self, turn_id: int) -> dict[str, Any]:
+        try:
+            return self._db["turns"].get(turn_id)
+        except sqlite_utils.db.NotFoundError as error:
+            raise UnknownTurn(turn_id) from error
+
+    def _last_turn_id(self, conversation_id: str) -> int | None:
+        row = self._db.execute(
+            "SELECT MAX(id) FROM turns WHERE conversation_id = ?", [conversation_id]
+        ).fetchone()
+        return row[0]
+
+    @staticmethod
+    def _message(
+        conversation_id: str,
+        turn_id: int | None,
+        author: Author,
+        text: str,
+        created_at: str,
+        agent: str | None = None,
+    ) -> dict[str, Any]:
+        return {
+            "conversation_id": conversation_id,
+            "turn_id": turn_id,
+            "author": author.value,
+            "agent": agent,
+            "text": text,
+            "created_at": created_at,
+        }
+
+
+def _redacted(value: Any, redact: Redactor) -> Any:
+    """Redact every string in a JSON-like payload: personal data never reaches storage."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: _redacted(item, redact) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_redacted(item, redact) for item in value]
+    return value

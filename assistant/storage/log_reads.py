@@ -1,0 +1,91 @@
+"""What analytics, export and reviews read: turns, feedback, and facts per turn and conversation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlite_utils
+
+from assistant.core.records import ActionKind, Author
+from assistant.storage.connection import CORRECTION_SQL, SQLiteConnection
+from assistant.storage.errors import UnknownTurn
+
+
+class SQLiteLogReader(SQLiteConnection):
+    """The readers' side of the log (`assistant.core.seams.LogReader`)."""
+
+    def turns(self, conversation_id: str) -> list[dict[str, Any]]:
+        db = self._reader()
+        try:
+            return list(
+                db["turns"].rows_where(
+                    "conversation_id = ?", [conversation_id], order_by="position"
+                )
+            )
+        finally:
+            db.close()
+
+    def turn(self, turn_id: int) -> dict[str, Any]:
+        db = self._reader()
+        try:
+            return db["turns"].get(turn_id)
+        except sqlite_utils.db.NotFoundError as error:
+            raise UnknownTurn(turn_id) from error
+        finally:
+            db.close()
+
+    def feedback(self, turn_id: int) -> list[dict[str, Any]]:
+        db = self._reader()
+        try:
+            return list(db["feedback"].rows_where("turn_id = ?", [turn_id], order_by="id"))
+        finally:
+            db.close()
+
+    def turn_facts(self, since: str | None = None) -> list[dict[str, Any]]:
+        """Every turn since an ISO date or time, oldest first, with what people added to it.
+
+        Besides the turn's own columns: `corrected_intent` (the latest agent
+        correction), `agent_reply` (the first agent reply to it) and `rating` (the
+        latest feedback, 1 or -1).
+        """
+        db = self._reader()
+        try:
+            return list(
+                db.query(
+                    f"SELECT t.id, t.conversation_id, t.created_at, t.user_text, t.reply_text, "
+                    f"t.route, t.intent, t.confidence, t.latency_ms, "
+                    f"({CORRECTION_SQL}) AS corrected_intent, "
+                    f"(SELECT m.text FROM messages m WHERE m.turn_id = t.id AND m.author = ? "
+                    f" ORDER BY m.id LIMIT 1) AS agent_reply, "
+                    f"(SELECT f.rating FROM feedback f WHERE f.turn_id = t.id "
+                    f" ORDER BY f.id DESC LIMIT 1) AS rating "
+                    f"FROM turns t WHERE t.created_at >= ? ORDER BY t.id",
+                    [Author.AGENT.value, since or ""],
+                )
+            )
+        finally:
+            db.close()
+
+    def conversation_facts(self, since: str | None = None) -> list[dict[str, Any]]:
+        """Each conversation started since an ISO date or time, and whether a person took part.
+
+        `human` is 1 when it was ever handed off, taken or answered by an agent; an
+        agent only correcting intents afterwards does not count.
+        """
+        db = self._reader()
+        try:
+            return list(
+                db.query(
+                    "SELECT c.id, c.created_at, c.status, c.handoff_at, "
+                    "  (c.handoff_at IS NOT NULL "
+                    "   OR EXISTS (SELECT 1 FROM messages m "
+                    "              WHERE m.conversation_id = c.id AND m.author = ?) "
+                    "   OR EXISTS (SELECT 1 FROM agent_actions a "
+                    "              WHERE a.conversation_id = c.id AND a.kind = ?)) AS human, "
+                    "  (SELECT COUNT(*) FROM turns t WHERE t.conversation_id = c.id) AS turns "
+                    "FROM conversations c WHERE c.created_at >= ? ORDER BY c.created_at",
+                    [Author.AGENT.value, ActionKind.TAKEN.value, since or ""],
+                )
+            )
+        finally:
+            db.close()

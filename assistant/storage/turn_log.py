@@ -1,0 +1,102 @@
+"""What the pipeline writes: conversations, turns with their transcript lines, feedback."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from assistant.core.records import Author, ConversationState, ConversationStatus, TurnRecord
+from assistant.storage.connection import SQLiteConnection, _now
+from assistant.storage.errors import UnknownTurn
+
+
+class SQLiteTurnLog(SQLiteConnection):
+    """The pipeline's side of the log (`assistant.core.seams.TurnLog`)."""
+
+    def start_conversation(self, channel: str = "chat") -> str:
+        conversation_id = uuid.uuid4().hex
+        now = _now()
+        with self._write_lock, self._db.atomic():
+            self._db["conversations"].insert(
+                {
+                    "id": conversation_id,
+                    "channel": channel,
+                    "created_at": now,
+                    "updated_at": now,
+                    "pending_intent": None,
+                    "slots": "{}",
+                }
+            )
+        return conversation_id
+
+    def state(self, conversation_id: str) -> ConversationState:
+        row = self._conversation_row(conversation_id)
+        return ConversationState(row["pending_intent"], json.loads(row["slots"] or "{}"))
+
+    def status(self, conversation_id: str) -> ConversationStatus:
+        return self.conversation(conversation_id).status
+
+    def log_turn(self, record: TurnRecord) -> int:
+        """Write one turn, its transcript lines and the conversation's new state at once.
+
+        A turn with a `handoff_reason` puts the conversation in the agent queue.
+        """
+        with self._write_lock, self._db.atomic():
+            position = self._db.execute(
+                "SELECT COALESCE(MAX(position), 0) + 1 FROM turns WHERE conversation_id = ?",
+                [record.conversation_id],
+            ).fetchone()[0]
+            now = _now()
+            user_text, reply_text = self._redact(record.user_text), self._redact(record.reply_text)
+            turn = self._db["turns"].insert(
+                {
+                    "conversation_id": record.conversation_id,
+                    "position": position,
+                    "created_at": now,
+                    "user_text": user_text,
+                    "reply_text": reply_text,
+                    "route": record.route,
+                    "intent": record.intent,
+                    "confidence": record.confidence,
+                    "reason": record.reason,
+                    "sources": json.dumps(record.sources),
+                    "trace": json.dumps(record.trace),
+                    "latency_ms": record.latency_ms,
+                    "model_version": record.model_version,
+                }
+            )
+            turn_id = int(turn.last_pk)
+            self._db["messages"].insert_all(
+                [
+                    self._message(record.conversation_id, turn_id, Author.CUSTOMER, user_text, now),
+                    self._message(record.conversation_id, turn_id, Author.BOT, reply_text, now),
+                ]
+            )
+            self._db["conversations"].update(
+                record.conversation_id,
+                {
+                    "updated_at": now,
+                    "pending_intent": record.next_state.pending_intent,
+                    "slots": json.dumps(record.next_state.slots),
+                },
+            )
+            if record.handoff_reason is not None:
+                self._enter_queue(record.conversation_id, record.handoff_reason, now)
+            return turn_id
+
+    def add_feedback(self, turn_id: int, rating: int, comment: str | None = None) -> int:
+        """Record thumbs up (+1) or down (-1) on a turn."""
+        if rating not in (1, -1):
+            raise ValueError("rating must be 1 (thumbs up) or -1 (thumbs down)")
+        with self._write_lock, self._db.atomic():
+            if not self._db["turns"].count_where("id = ?", [turn_id]):
+                raise UnknownTurn(turn_id)
+            row = self._db["feedback"].insert(
+                {
+                    "turn_id": turn_id,
+                    "rating": rating,
+                    "comment": self._redact(comment) if comment else None,
+                    "created_at": _now(),
+                }
+            )
+            return int(row.last_pk)
