@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import itertools
 import json
 import sys
 from collections import Counter
@@ -249,11 +248,10 @@ def _print_streamed_reply(assistant, line: str, conversation_id: str | None):
     """Print a reply as it is written; a written answer that fails its checks is withdrawn."""
     from assistant.core.types import Reply
 
-    events = assistant.reply_stream(line, conversation_id)
-    first = next(events)  # a bad message is refused here, before anything is printed
+    stream = assistant.reply_stream(line, conversation_id)  # a bad message is refused here
     shown = ""
     print("assistant: ", end="", flush=True)
-    for event in itertools.chain([first], events):
+    for event in stream:
         if isinstance(event, Reply):
             break
         print(event, end="", flush=True)

@@ -11,7 +11,6 @@ and the admin page at `/admin`, each behind a sign-in.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -30,6 +29,7 @@ from assistant.analytics.metrics import prometheus_text
 from assistant.channels.body_limit import BodyLimit
 from assistant.core.pipeline import Assistant
 from assistant.core.settings import ApiKey
+from assistant.core.stream import ReplyStream
 from assistant.core.types import Reply
 from assistant.lifecycle.hot_reload import ModelWatcher
 from assistant.routing.suggestions import suggest
@@ -97,13 +97,16 @@ class MissingApiKey(Exception):
     """No valid `X-API-Key` header."""
 
 
-def _server_sent_events(stream: Iterator[str | Reply]) -> Iterator[bytes]:
+def _server_sent_events(stream: ReplyStream) -> Iterator[bytes]:
     """A written answer's pieces as "delta" events; the final reply, which stands, as "reply"."""
-    for event in stream:
-        if isinstance(event, Reply):
-            yield format_sse_event(event="reply", data_str=json.dumps(event.to_dict()))
-        else:
-            yield format_sse_event(event="delta", data_str=json.dumps({"text": event}))
+    try:
+        for event in stream:
+            if isinstance(event, Reply):
+                yield format_sse_event(event="reply", data_str=json.dumps(event.to_dict()))
+            else:
+                yield format_sse_event(event="delta", data_str=json.dumps({"text": event}))
+    finally:
+        stream.close()  # a client that hung up: the answer is finished unseen and logged
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -179,17 +182,15 @@ def create_app(assistant: Assistant, with_ui: bool = True) -> FastAPI:
 
     @app.post("/api/chat", response_model=ChatResponse)
     def chat(request: ChatRequest) -> Any:
-        events = assistant.reply_stream(request.message, request.conversation_id)
         try:
-            first = next(events)  # bad input fails here, before any event is sent
+            stream = assistant.reply_stream(request.message, request.conversation_id)
         except MessageError as error:
             return _error(422, str(error))
         except UnknownConversation:
             return _error(404, "Unknown conversation_id; leave it out to start a new conversation.")
-        stream = itertools.chain([first], events)
         if request.stream:
             return EventSourceResponse(_server_sent_events(stream))
-        return next(event for event in stream if isinstance(event, Reply)).to_dict()
+        return stream.final().to_dict()
 
     @app.post("/api/feedback")
     def feedback(request: FeedbackRequest) -> Any:

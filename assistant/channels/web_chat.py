@@ -8,7 +8,6 @@ answer a message from the review queue).
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from functools import partial
 from typing import Any
@@ -62,9 +61,8 @@ def respond(
     Yields the cleared box, the history, the conversation and the turn ids; the
     last yield holds the reply that stands.
     """
-    events = assistant.reply_stream(message, conversation_id)
     try:
-        first = next(events)
+        stream = assistant.reply_stream(message, conversation_id)
     except MessageError as error:
         gr.Warning(str(error))
         yield message, history, conversation_id, turn_ids
@@ -75,7 +73,7 @@ def respond(
         return
     asked = [*history, {"role": "user", "content": message}]
     written = ""
-    for event in itertools.chain([first], events):
+    for event in stream:
         if isinstance(event, Reply):
             reply = event
             break

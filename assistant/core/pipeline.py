@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Generator
 from typing import Any, TypeVar
 
 from assistant.core.records import ConversationState, ConversationStatus, TurnRecord
 from assistant.core.registry import Models
 from assistant.core.settings import Settings
+from assistant.core.stream import ReplyStream
 from assistant.core.trace import build_trace
-from assistant.core.types import Decision, Reply, Route, TurnContext
+from assistant.core.types import Decision, Reply, ReplyEvent, Route, TurnContext
 from assistant.generation.grounding import StreamGuard, Verdict, check_answer
 from assistant.generation.writer import AnswerGenerator
 from assistant.intents.classifier import IntentClassifier
@@ -116,21 +117,21 @@ class Assistant:
 
     def reply(self, message: object, conversation_id: str | None = None) -> Reply:
         """Answer one message; raises `MessageError` or `UnknownConversation` for bad input."""
-        for event in self.reply_stream(message, conversation_id):
-            if isinstance(event, Reply):
-                return event
-        raise AssertionError("reply_stream ended without a reply")
+        return self.reply_stream(message, conversation_id).final()
 
-    def reply_stream(
-        self, message: object, conversation_id: str | None = None
-    ) -> Iterator[str | Reply]:
-        """Answer one message, yielding a written answer's text as it is generated.
+    def reply_stream(self, message: object, conversation_id: str | None = None) -> ReplyStream:
+        """Answer one message as a stream of events: a written answer's text as it is
+        generated, then the final `Reply` (see `assistant.core.stream`).
 
-        The pieces are provisional: the final `Reply`, always the last item, holds the
-        text that stands (a written answer that fails its checks is replaced).
-        A reader who stops listening (closes the stream) mid-answer loses nothing from
-        the log: the answer is finished and checked unseen, and the turn logged as usual.
+        Bad input raises here, before any event. A reader who stops listening (closes
+        the stream) mid-answer loses nothing from the log: the answer is finished and
+        checked unseen, and the turn logged as usual.
         """
+        return ReplyStream(self._events(message, conversation_id))
+
+    def _events(
+        self, message: object, conversation_id: str | None
+    ) -> Generator[ReplyEvent, None, None]:
         started = time.perf_counter()
         models = self.models
         text = normalise_message(message, self.settings.max_message_chars)
