@@ -158,10 +158,10 @@ def summarise_metrics(metrics: dict) -> str:
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from assistant.evaluation.measures import embedding_map, evaluate_classifier, evaluate_retrieval
     from assistant.evaluation.report import write_report
-    from assistant.intents.classifier import IntentClassifier
+    from assistant.intents.classifier import BertIntentClassifier
 
     settings = settings_for(args, settings)
-    classifier = IntentClassifier.load(
+    classifier = BertIntentClassifier.load(
         settings.intent_models_dir, settings.device, args.version, int8=args.int8
     )
     examples = _evaluation_examples(args, settings)

@@ -48,8 +48,8 @@ from assistant.core.settings import Settings  # noqa: E402
 from assistant.datasets.loading import QAPair, checksum  # noqa: E402
 from assistant.generation.grounding import check_answer  # noqa: E402
 from assistant.generation.training import train_generator  # noqa: E402
-from assistant.generation.writer import AnswerGenerator, prompt_ids, quantize_gpt2  # noqa: E402
-from assistant.retrieval.index import Retriever  # noqa: E402
+from assistant.generation.writer import Gpt2AnswerWriter, prompt_ids, quantize_gpt2  # noqa: E402
+from assistant.retrieval.index import FaissRetriever  # noqa: E402
 from assistant.text.identifiers import invented_identifiers  # noqa: E402
 
 HELD_OUT_SHARE = 0.1
@@ -98,14 +98,14 @@ def score(
     }
 
 
-def run_quality(settings: Settings, epochs: int) -> tuple[dict[str, Any], AnswerGenerator, list]:
+def run_quality(settings: Settings, epochs: int) -> tuple[dict[str, Any], Gpt2AnswerWriter, list]:
     train, held_out = split_by_question(load_pairs())
     print(f"{len(train)} training pairs, {len(held_out)} held-out questions")
-    retriever = Retriever.build(train, settings)
+    retriever = FaissRetriever.build(train, settings)
     started = time.perf_counter()
     report = train_generator(train, settings, checksum(train), retriever, fresh=True)
     train_minutes = (time.perf_counter() - started) / 60
-    generator = AnswerGenerator.load(settings.generator_models_dir, "cpu")
+    generator = Gpt2AnswerWriter.load(settings.generator_models_dir, "cpu")
     encode = retriever.encode
     questions = [pair.question for pair in held_out]
     references = [pair.answer for pair in held_out]
@@ -260,7 +260,7 @@ def main() -> int:
     result: dict[str, Any] = {"machine": platform.platform(), "threads": torch.get_num_threads()}
     prompt_length = 150
     if args.skip_quality:
-        generator = AnswerGenerator.load(settings.generator_models_dir, "cpu")
+        generator = Gpt2AnswerWriter.load(settings.generator_models_dir, "cpu")
     else:
         result["quality"], generator, prompts = run_quality(settings, args.epochs)
         prompt_length = int(statistics.median(prompts))

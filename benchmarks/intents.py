@@ -37,7 +37,7 @@ from assistant.core.settings import Settings, resolve_model_path  # noqa: E402
 from assistant.datasets.corpus import IntentFiles, file_splits  # noqa: E402
 from assistant.datasets.loading import IntentExample, checksum  # noqa: E402
 from assistant.intents.calibration import fit_temperature, softmax  # noqa: E402
-from assistant.intents.classifier import IntentClassifier  # noqa: E402
+from assistant.intents.classifier import BertIntentClassifier  # noqa: E402
 from assistant.intents.rejection import choose_policy, outcome, target_indices  # noqa: E402
 from assistant.intents.training import train_intent_classifier  # noqa: E402
 
@@ -101,7 +101,7 @@ def figures(
 
 def run_ours(splits: Splits, settings: Settings, reuse: bool) -> dict[str, Any]:
     if reuse and (settings.intent_models_dir / "CURRENT").is_file():
-        metadata = IntentClassifier.load(settings.intent_models_dir, "cpu").metadata
+        metadata = BertIntentClassifier.load(settings.intent_models_dir, "cpu").metadata
         print(f"Reusing model {metadata['version']}")
     else:
         report = train_intent_classifier(
@@ -112,7 +112,7 @@ def run_ours(splits: Splits, settings: Settings, reuse: bool) -> dict[str, Any]:
     texts = [e.text for e in splits.test]
     rows = {}
     for int8 in (False, True):
-        classifier = IntentClassifier.load(settings.intent_models_dir, "cpu", int8=int8)
+        classifier = BertIntentClassifier.load(settings.intent_models_dir, "cpu", int8=int8)
         speed = measure_speed(classifier, texts)
         probabilities = classifier.probabilities(texts)
         rows["int8" if int8 else "fp32"] = {
@@ -139,7 +139,7 @@ def run_ours(splits: Splits, settings: Settings, reuse: bool) -> dict[str, Any]:
     }
 
 
-def measure_speed(classifier: IntentClassifier, texts: list[str]) -> dict[str, float]:
+def measure_speed(classifier: BertIntentClassifier, texts: list[str]) -> dict[str, float]:
     """Batched throughput over the test set and one-message-at-a-time latency."""
     classifier.probabilities(texts[:64])  # warm up
     started = time.perf_counter()

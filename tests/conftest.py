@@ -21,7 +21,7 @@ import uvicorn
 from assistant.core.pipeline import Assistant
 from assistant.core.settings import Settings, UserAccount
 from assistant.datasets.loading import load_dataset
-from assistant.generation.writer import AnswerGenerator
+from assistant.generation.writer import Gpt2AnswerWriter
 from assistant.lifecycle.build import ensure_artifacts
 from assistant.staff.accounts import hash_password
 
@@ -134,7 +134,7 @@ def staffed(eager: Assistant, staff: list[UserAccount]) -> Assistant:
 
 
 def with_settings(
-    assistant: Assistant, settings: Settings, generator: AnswerGenerator | None = None
+    assistant: Assistant, settings: Settings, generator: Gpt2AnswerWriter | None = None
 ) -> Assistant:
     """The session's loaded models and log behind a router made from `settings`."""
     return Assistant(

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from assistant.core.files import atomic_write_text
+from assistant.core.seams import LogReader
 from assistant.core.types import Route
-from assistant.storage.sqlite import ConversationStore
 
 COLUMNS = (
     "text",
@@ -71,7 +71,7 @@ def normalised(text: str) -> str:
 
 
 def training_rows(turns: Iterable[dict[str, Any]], min_confidence: float) -> Export:
-    """Rows from `ConversationStore.turn_facts`, oldest first; the first of duplicates is kept."""
+    """Rows from `LogReader.turn_facts`, oldest first; the first of duplicates is kept."""
     export = Export()
     seen: set[tuple[str, str]] = set()
     for turn in turns:
@@ -119,7 +119,7 @@ def _row(turn: dict[str, Any], intent: str) -> dict[str, Any]:
 
 
 def export_log(
-    store: ConversationStore,
+    store: LogReader,
     since: str | None = None,
     min_confidence: float = DEFAULT_MIN_CONFIDENCE,
 ) -> Export:

@@ -19,8 +19,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from assistant.analytics.export import normalised
+from assistant.core.seams import LogReader
 from assistant.core.types import Route
-from assistant.storage.sqlite import ConversationStore
 
 Embed = Callable[[Sequence[str]], np.ndarray]  # texts -> one vector per text
 
@@ -79,7 +79,7 @@ def summarise(
     turns: Sequence[dict[str, Any]],
     human_intents: Iterable[str] = ("human_agent",),
 ) -> Metrics:
-    """Metrics from `ConversationStore.conversation_facts` and `turn_facts` rows."""
+    """Metrics from `LogReader.conversation_facts` and `turn_facts` rows."""
     humans = set(human_intents)
     outcomes = Counter(bool(c["human"]) for c in conversations)
     bot_turns = [t for t in turns if t["route"] != Route.AGENT]
@@ -104,7 +104,7 @@ def summarise(
 
 
 def compute_metrics(
-    store: ConversationStore, since: str | None = None, human_intents: Iterable[str] = ()
+    store: LogReader, since: str | None = None, human_intents: Iterable[str] = ()
 ) -> Metrics:
     """Metrics over conversations and turns logged since an ISO date or time."""
     return summarise(
@@ -197,7 +197,7 @@ class RememberedEmbed:
 
 
 def frequent_unanswered(
-    store: ConversationStore,
+    store: LogReader,
     embed: Embed,
     since: str | None = None,
     low_confidence_below: float = 0.5,
@@ -212,7 +212,7 @@ def frequent_unanswered(
 class LogCollector(Collector):
     """Prometheus gauges computed from the log at each scrape."""
 
-    def __init__(self, store: ConversationStore, human_intents: Iterable[str] = ()) -> None:
+    def __init__(self, store: LogReader, human_intents: Iterable[str] = ()) -> None:
         self.store = store
         self.human_intents = tuple(human_intents)
 
@@ -250,7 +250,7 @@ def _labelled(name: str, text: str, label: str, counts: dict[str, int]) -> Gauge
     return family
 
 
-def prometheus_text(store: ConversationStore, human_intents: Iterable[str] = ()) -> bytes:
+def prometheus_text(store: LogReader, human_intents: Iterable[str] = ()) -> bytes:
     """The Prometheus exposition text; a registry per call, so no state is shared."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(LogCollector(store, human_intents))

@@ -17,9 +17,9 @@ import gradio as gr
 from assistant.channels.explain import explain
 from assistant.core.pipeline import Assistant
 from assistant.core.records import Author, ConversationStatus
+from assistant.core.seams import AgentDesk
 from assistant.core.types import Reply
 from assistant.storage.errors import UnknownConversation
-from assistant.storage.sqlite import ConversationStore
 from assistant.text.normalise import MessageError
 
 TITLE = "Pebble & Pine support"
@@ -104,9 +104,7 @@ def rate(assistant: Assistant, turn_ids: dict[int, int], event: gr.LikeData) -> 
     return feedback_id
 
 
-def agent_lines_since(
-    store: ConversationStore, conversation_id: str, after_id: int
-) -> tuple[History, int]:
+def agent_lines_since(store: AgentDesk, conversation_id: str, after_id: int) -> tuple[History, int]:
     """The agents' replies newer than transcript line `after_id`, as chat messages, and the
     id of the newest line looked at (the customer's and the bot's are already shown)."""
     lines = store.messages_since(conversation_id, after_id)

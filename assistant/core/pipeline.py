@@ -1,8 +1,11 @@
-"""One customer message in, one traced reply out: the flow in DESIGN.md.
+"""One customer message in, one traced reply out.
 
-validate -> classify intent -> retrieve past answers -> route -> log (redacted).
-A handoff puts the conversation in the agent queue; while it waits for or is with
-an agent, the bot only logs the customer's messages and says a person has it.
+message -> validate -> classify -> retrieve -> route -> (write) -> reply -> log,
+with no return to an earlier step: the router decides once, and a written answer
+that fails its checks is replaced by the fallback decided with it. The pipeline
+talks to each concern through its seam (`assistant.core.seams`). A handoff puts the
+conversation in the agent queue; while it waits for or is with an agent, the bot only
+logs the customer's messages and says a person has it.
 """
 
 from __future__ import annotations
@@ -12,22 +15,19 @@ import time
 from collections.abc import Generator
 from typing import Any, TypeVar
 
+from assistant.core.components import build_component
 from assistant.core.records import ConversationState, ConversationStatus, TurnRecord
 from assistant.core.registry import Models
+from assistant.core.seams import AnswerWriter, ConversationLog, IntentClassifier, Retriever
 from assistant.core.settings import Settings
 from assistant.core.stream import ReplyStream
 from assistant.core.trace import build_trace
 from assistant.core.types import Decision, Reply, ReplyEvent, Route, TurnContext
 from assistant.generation.grounding import StreamGuard, Verdict, check_answer
-from assistant.generation.writer import AnswerGenerator
-from assistant.intents.classifier import IntentClassifier
 from assistant.lifecycle.releases import ModelVersions
-from assistant.retrieval.index import Retriever
 from assistant.routing.router import Router
 from assistant.routing.templates import TemplateBook
-from assistant.storage.sqlite import ConversationStore
 from assistant.text.normalise import normalise_message
-from assistant.text.redaction import Redactor
 from assistant.text.slots import extract_slots
 
 # Slot values that are personal data are used within a turn but never remembered.
@@ -52,8 +52,8 @@ class Assistant:
         classifier: IntentClassifier,
         retriever: Retriever,
         templates: TemplateBook,
-        store: ConversationStore,
-        generator: AnswerGenerator | None = None,
+        store: ConversationLog,
+        generator: AnswerWriter | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -69,7 +69,7 @@ class Assistant:
             models.classifier,
             models.retriever,
             models.router.templates,
-            ConversationStore(settings.database_path, Redactor(settings.public_contacts)),
+            build_component(settings, "conversation_log"),
             models.generator,
         )
 
@@ -87,7 +87,7 @@ class Assistant:
         return self.models.router
 
     @property
-    def generator(self) -> AnswerGenerator | None:
+    def generator(self) -> AnswerWriter | None:
         return self.models.generator
 
     @property
@@ -108,9 +108,7 @@ class Assistant:
             if versions == self.models.versions:
                 return False
             current = self.models
-            models = Models.load(
-                self.settings, versions, current.router.templates, current.retriever.encoder
-            )
+            models = Models.load(self.settings, versions, current.router.templates, current)
             models.warm_up()
             self.models = models  # one reference assignment: atomic for readers
             return True

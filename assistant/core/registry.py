@@ -1,22 +1,20 @@
 """The loaded models as one registry object: one consistent set, swapped whole.
 
 A reply uses one set from start to end, so a switch to new versions mid-reply
-never mixes two. The routing policy is assembled here from the settings and the
-thresholds chosen when the classifier was trained.
+never mixes two. Every model is built by the class the `[components]` settings
+name (`assistant.core.components`), at start-up and at each switch alike. The
+routing policy is assembled here from the settings and the thresholds chosen when
+the classifier was trained.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
+from assistant.core.components import build_component
+from assistant.core.seams import AnswerWriter, IntentClassifier, Retriever, Thresholds
 from assistant.core.settings import Settings
-from assistant.datasets.loading import load_dataset, qa_checksum
-from assistant.generation.writer import AnswerGenerator
-from assistant.intents.classifier import IntentClassifier
-from assistant.intents.rejection import RejectionPolicy
 from assistant.lifecycle.releases import ModelVersions
-from assistant.retrieval.index import Retriever, load_index_version
 from assistant.routing.router import Router, RoutingPolicy
 from assistant.routing.templates import TemplateBook, load_templates
 
@@ -31,7 +29,7 @@ class Models:
     classifier: IntentClassifier
     retriever: Retriever
     router: Router
-    generator: AnswerGenerator | None = None
+    generator: AnswerWriter | None = None
 
     @classmethod
     def assemble(
@@ -40,7 +38,7 @@ class Models:
         classifier: IntentClassifier,
         retriever: Retriever,
         templates: TemplateBook,
-        generator: AnswerGenerator | None = None,
+        generator: AnswerWriter | None = None,
     ) -> Models:
         policy = policy_from(settings, classifier.rejection, generator is not None)
         return cls(classifier, retriever, Router(policy, templates), generator)
@@ -51,20 +49,31 @@ class Models:
         settings: Settings,
         versions: ModelVersions | None = None,
         templates: TemplateBook | None = None,
-        encoder: Any = None,
+        previous: Models | None = None,
     ) -> Models:
-        """Load `versions` (by default the live ones); raises `ArtifactError` saying how to
-        build what is missing. `encoder` reuses an already loaded sentence encoder."""
-        dataset = load_dataset(settings.data_dir)
-        classifier = IntentClassifier.load(
-            settings.intent_models_dir,
-            settings.device,
+        """Load `versions` (by default the live ones) with the configured classes; raises
+        `ArtifactError` saying how to build what is missing. `previous`, the set being
+        replaced, lets a component reuse what it already loaded (the sentence encoder)."""
+        classifier = build_component(
+            settings,
+            "intent_classifier",
             versions.intent if versions else None,
-            int8=settings.intent_int8,
+            previous.classifier if previous else None,
         )
-        index_version = versions.index if versions else None
-        retriever = load_index_version(settings, index_version, qa_checksum(dataset), encoder)
-        generator = load_generator(settings, versions.generator if versions else None)
+        retriever = build_component(
+            settings,
+            "retriever",
+            versions.index if versions else None,
+            previous.retriever if previous else None,
+        )
+        generator = None
+        if settings.generator_enabled:
+            generator = build_component(
+                settings,
+                "answer_writer",
+                versions.generator if versions else None,
+                previous.generator if previous else None,
+            )
         return cls.assemble(
             settings, classifier, retriever, templates or load_templates(settings), generator
         )
@@ -82,21 +91,8 @@ class Models:
             self.generator.generate(WARM_UP_MESSAGE, [])
 
 
-def load_generator(settings: Settings, version: str | None = None) -> AnswerGenerator | None:
-    """The live answer generator (or `version`), or None when it is turned off."""
-    if not settings.generator_enabled:
-        return None
-    return AnswerGenerator.load(
-        settings.generator_models_dir,
-        settings.device,
-        version,
-        int8=settings.generator_int8,
-        repeat_ngram=settings.generator_repeat_ngram,
-    )
-
-
 def policy_from(
-    settings: Settings, chosen: RejectionPolicy, can_generate: bool = False
+    settings: Settings, chosen: Thresholds, can_generate: bool = False
 ) -> RoutingPolicy:
     """Routing thresholds: those set in the settings, else those chosen at training."""
     threshold_set = settings.intent_threshold is not None

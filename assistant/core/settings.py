@@ -59,6 +59,18 @@ class ApiKey(BaseModel):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")  # from `assistant add-api-key`
 
 
+class Components(BaseModel):
+    """Which class plays each role, as "module:Class" or an entry point's name (see
+    assistant/core/components.py); each needs `from_settings(settings, version, previous)`."""
+
+    model_config = {"extra": "forbid", "frozen": True}
+
+    intent_classifier: str = "assistant.intents.classifier:BertIntentClassifier"
+    retriever: str = "assistant.retrieval.index:FaissRetriever"
+    answer_writer: str = "assistant.generation.writer:Gpt2AnswerWriter"
+    conversation_log: str = "assistant.storage.sqlite:ConversationStore"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ASSISTANT_", extra="forbid")
 
@@ -146,6 +158,9 @@ class Settings(BaseSettings):
     # The business's own support emails and phone numbers: kept when the log is redacted, so
     # an agent's reply that gives them reaches the customer (and the training data) intact.
     public_contacts: list[str] = ["help@pebbleandpine.example", "+1 555 0142"]
+
+    # Which class plays each role (the `[components]` section).
+    components: Components = Components()
 
     @field_validator("public_contacts")
     @classmethod

@@ -16,9 +16,9 @@ from sklearn.metrics import classification_report, confusion_matrix
 
 from assistant.datasets.loading import IntentExample
 from assistant.intents.calibration import expected_calibration_error, reliability_bins, softmax
-from assistant.intents.classifier import IntentClassifier, classification_metrics
+from assistant.intents.classifier import BertIntentClassifier, classification_metrics
 from assistant.intents.rejection import outcome, target_indices
-from assistant.retrieval.index import Retriever
+from assistant.retrieval.index import FaissRetriever
 
 RETRIEVAL_KS = (1, 3, 5, 10)
 MAP_POINTS = 3000  # t-SNE beyond this is slow and the picture no clearer
@@ -26,7 +26,7 @@ TOP_CONFUSIONS = 20
 
 
 def evaluate_classifier(
-    classifier: IntentClassifier,
+    classifier: BertIntentClassifier,
     examples: Sequence[IntentExample],
     out_of_scope_label: str | None,
 ) -> dict[str, Any]:
@@ -146,7 +146,7 @@ def _name(labels: list[str], index: int) -> str:
 
 
 def evaluate_retrieval(
-    retriever: Retriever, questions: Sequence[IntentExample], ks: Sequence[int] = RETRIEVAL_KS
+    retriever: FaissRetriever, questions: Sequence[IntentExample], ks: Sequence[int] = RETRIEVAL_KS
 ) -> dict[str, Any]:
     """Recall@k and MRR@max(k) on held-out questions; a hit is a past pair of the same intent."""
     depth = max(ks)
@@ -173,7 +173,7 @@ def _share(flags: Any) -> float:
 
 
 def embedding_map(
-    classifier: IntentClassifier, examples: Sequence[IntentExample], seed: int = 0
+    classifier: BertIntentClassifier, examples: Sequence[IntentExample], seed: int = 0
 ) -> dict[str, Any]:
     """2-D t-SNE coordinates of the classifier's sentence embeddings, with their intents."""
     from sklearn.manifold import TSNE

@@ -54,7 +54,7 @@ from assistant.generation.writer import (
 )
 from assistant.lifecycle.runs import resume_point, run_directory, trainer_arguments
 from assistant.lifecycle.versions import new_version, publish_version
-from assistant.retrieval.index import Retriever
+from assistant.retrieval.index import FaissRetriever
 
 VALIDATION_SHARE = 0.1
 WARMUP_SHARE = 0.05  # a float below 1 is a share of the training steps
@@ -95,7 +95,7 @@ def prompt_limits(settings: Settings) -> PromptLimits:
 
 
 def leave_one_out_contexts(
-    retriever: Retriever, pairs: Sequence[QAPair], k: int
+    retriever: FaissRetriever, pairs: Sequence[QAPair], k: int
 ) -> list[list[str]]:
     """For each pair, the answers of the `k` closest other questions, closest first."""
     results = retriever.search([pair.question for pair in pairs], k + 1)
@@ -112,7 +112,7 @@ def train_generator(
     pairs: Sequence[QAPair],
     settings: Settings,
     data_checksum: str,
-    retriever: Retriever | None = None,
+    retriever: FaissRetriever | None = None,
     fresh: bool = False,
     callbacks: Sequence[TrainerCallback] = (),
     make_current: bool = True,
@@ -128,7 +128,7 @@ def train_generator(
     started = time.perf_counter()
     set_seed(settings.seed)
     limits = prompt_limits(settings)
-    retriever = retriever or Retriever.build(pairs, settings)
+    retriever = retriever or FaissRetriever.build(pairs, settings)
     contexts = leave_one_out_contexts(retriever, pairs, limits.context_answers)
     tokenizer, model = _load_or_create(pairs, settings, limits)
     run_dir = run_directory(

@@ -30,7 +30,7 @@ from transformers import (
 from transformers.pytorch_utils import Conv1D
 
 from assistant.core.files import ArtifactError
-from assistant.core.settings import pick_device
+from assistant.core.settings import Settings, pick_device
 from assistant.lifecycle.versions import read_version, version_path
 
 CONTEXT = "<|context|>"
@@ -129,7 +129,7 @@ class StopWhenSet(StoppingCriteria):
         return self.event.is_set()
 
 
-class AnswerGenerator:
+class Gpt2AnswerWriter:
     """A loaded generator; `stream` may be called from several threads at once."""
 
     def __init__(
@@ -202,6 +202,22 @@ class AnswerGenerator:
         self.metadata = {**self.metadata, "int8": True}
 
     @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        version: str | None = None,
+        previous: Gpt2AnswerWriter | None = None,
+    ) -> Gpt2AnswerWriter:
+        """The configured answer writer at `version` (None: the live one)."""
+        return cls.load(
+            settings.generator_models_dir,
+            settings.device,
+            version,
+            int8=settings.generator_int8,
+            repeat_ngram=settings.generator_repeat_ngram,
+        )
+
+    @classmethod
     def load(
         cls,
         models_dir: Path,
@@ -209,7 +225,7 @@ class AnswerGenerator:
         version: str | None = None,
         int8: bool = False,
         repeat_ngram: int = 4,
-    ) -> AnswerGenerator:
+    ) -> Gpt2AnswerWriter:
         """Load the current version (or `version`), refusing one that is incomplete."""
         path, metadata = read_version(
             models_dir, version, METADATA_FILE, GENERATOR_FORMAT, WHAT, REBUILD_HINT

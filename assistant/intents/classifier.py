@@ -17,7 +17,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from transformers import AutoTokenizer
 
 from assistant.core.files import ArtifactError
-from assistant.core.settings import pick_device
+from assistant.core.settings import Settings, pick_device
 from assistant.core.types import IntentScore
 from assistant.intents.calibration import softmax
 from assistant.intents.network import IntentModel, embed_texts
@@ -32,7 +32,7 @@ INFERENCE_BATCH = 64
 NO_FALLBACK = RejectionPolicy(0.0, 0.0)
 
 
-class IntentClassifier:
+class BertIntentClassifier:
     """A loaded classifier; `predict` is safe to call from several threads."""
 
     def __init__(
@@ -107,13 +107,25 @@ class IntentClassifier:
         self.metadata = {**self.metadata, "int8": True}
 
     @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        version: str | None = None,
+        previous: BertIntentClassifier | None = None,
+    ) -> BertIntentClassifier:
+        """The configured classifier at `version` (None: the live one)."""
+        return cls.load(
+            settings.intent_models_dir, settings.device, version, int8=settings.intent_int8
+        )
+
+    @classmethod
     def load(
         cls,
         models_dir: Path,
         device: str = "auto",
         version: str | None = None,
         int8: bool = False,
-    ) -> IntentClassifier:
+    ) -> BertIntentClassifier:
         """Load the version named in `CURRENT` (or `version`), checking it is complete."""
         path, metadata = read_version(
             models_dir, version, METADATA_FILE, MODEL_FORMAT, WHAT, REBUILD_HINT

@@ -42,7 +42,7 @@ from assistant.intents.calibration import expected_calibration_error, fit_temper
 from assistant.intents.classifier import (
     METADATA_FILE,
     MODEL_FORMAT,
-    IntentClassifier,
+    BertIntentClassifier,
     checkpoint_metrics,
     classification_metrics,
 )
@@ -65,7 +65,7 @@ class TrainingReport:
 class FittedModel:
     """A fine-tuned, calibrated classifier not yet published, with its validation figures."""
 
-    classifier: IntentClassifier
+    classifier: BertIntentClassifier
     metrics: dict[str, Any]
 
 
@@ -136,7 +136,7 @@ def fit_intent_classifier(
     epochs_run = _fine_tune(
         model, tokenizer, (train, validation), label_ids, settings, run_dir, resume_from, callbacks
     )
-    classifier = IntentClassifier(
+    classifier = BertIntentClassifier(
         model,
         tokenizer,
         labels,
@@ -291,7 +291,7 @@ def _training_metadata(
 
 
 def calibrate(
-    classifier: IntentClassifier, validation: Sequence[IntentExample], settings: Settings
+    classifier: BertIntentClassifier, validation: Sequence[IntentExample], settings: Settings
 ) -> dict[str, Any]:
     """Fit the temperature and the fallback policy on validation data; return its figures."""
     oos_label = settings.out_of_scope_label
@@ -327,7 +327,7 @@ def calibrate(
 
 
 def measure(
-    classifier: IntentClassifier, examples: Sequence[IntentExample], oos_label: str | None
+    classifier: BertIntentClassifier, examples: Sequence[IntentExample], oos_label: str | None
 ) -> dict[str, Any]:
     """Accuracy and macro-F1 (every label) and the fallback outcome on labelled examples."""
     classifier.check_known([e.intent for e in examples], oos_label)
@@ -343,7 +343,7 @@ def measure(
     }
 
 
-def publish(classifier: IntentClassifier, models_dir: Path, make_current: bool = True) -> Path:
+def publish(classifier: BertIntentClassifier, models_dir: Path, make_current: bool = True) -> Path:
     """Write a version folder atomically and (unless told not to) point `CURRENT` at it."""
 
     def write(folder: Path) -> None:

@@ -22,7 +22,7 @@ from assistant.intents.training import TrainingReport, train_intent_classifier
 from assistant.lifecycle.versions import base_data_checksum
 from assistant.retrieval.index import (
     META_FILE,
-    Retriever,
+    FaissRetriever,
     check_index_metadata,
     index_path,
     load_index_version,
@@ -49,8 +49,8 @@ def train_intents(dataset: Dataset, settings: Settings) -> TrainingReport:
     )
 
 
-def build_index(dataset: Dataset, settings: Settings) -> Retriever:
-    retriever = Retriever.build(dataset.qa_pairs, settings)
+def build_index(dataset: Dataset, settings: Settings) -> FaissRetriever:
+    retriever = FaissRetriever.build(dataset.qa_pairs, settings)
     retriever.publish(settings.qa_index_dir)
     return retriever
 

@@ -37,11 +37,11 @@ from assistant.datasets.loading import (
 )
 from assistant.evaluation.measures import RETRIEVAL_KS, evaluate_retrieval
 from assistant.generation.training import train_generator
-from assistant.intents.classifier import IntentClassifier
+from assistant.intents.classifier import BertIntentClassifier
 from assistant.intents.training import fit_intent_classifier, measure, publish_fitted
 from assistant.lifecycle.build import intent_checksum
 from assistant.lifecycle.releases import ModelVersions, live_versions, promote
-from assistant.retrieval.index import Retriever, load_index_version
+from assistant.retrieval.index import FaissRetriever, load_index_version
 
 LOG_COLUMNS = ("text", "intent", "answer", "intent_source", "answer_source")
 HELD_OUT_ONE_IN = 5
@@ -164,7 +164,9 @@ def train_candidate(
         fitted, settings, splits.checksum, splits.test, started, base, make_current=False
     )
     announce(f"Indexing {len(merged.qa_pairs)} Q&A pairs...")
-    retriever = Retriever.build(merged.qa_pairs, settings, base_checksum=merged.base_qa_checksum)
+    retriever = FaissRetriever.build(
+        merged.qa_pairs, settings, base_checksum=merged.base_qa_checksum
+    )
     retriever.publish(settings.qa_index_dir, make_current=False)
     generator = None
     if settings.generator_enabled:
@@ -185,7 +187,9 @@ RETRIEVAL_FIGURE = f"retrieval_mrr@{max(RETRIEVAL_KS)}"
 
 def score(settings: Settings, versions: ModelVersions, held_out: Sequence[IntentExample]) -> dict:
     """A release's figures on the held-out set: its intent model's and its index's."""
-    classifier = IntentClassifier.load(settings.intent_models_dir, settings.device, versions.intent)
+    classifier = BertIntentClassifier.load(
+        settings.intent_models_dir, settings.device, versions.intent
+    )
     figures = measure(classifier, held_out, settings.out_of_scope_label)
     retrieval = evaluate_retrieval(load_index_version(settings, versions.index), held_out)
     return {

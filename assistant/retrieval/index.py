@@ -29,7 +29,7 @@ from assistant.core.files import (
 )
 from assistant.core.settings import Settings, model_unavailable, pick_device, resolve_model_path
 from assistant.core.types import Source
-from assistant.datasets.loading import QAPair, checksum
+from assistant.datasets.loading import QAPair, checksum, load_dataset, qa_checksum
 from assistant.lifecycle.versions import (
     base_data_checksum,
     new_version,
@@ -59,7 +59,7 @@ def gpu_available() -> bool:
     return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
 
 
-class Retriever:
+class FaissRetriever:
     def __init__(
         self,
         encoder: SentenceTransformer,
@@ -122,7 +122,7 @@ class Retriever:
         settings: Settings,
         encoder: SentenceTransformer | None = None,
         base_checksum: str | None = None,
-    ) -> Retriever:
+    ) -> FaissRetriever:
         """Embed and index `pairs`; `base_checksum` is the dataset folder's part of them when
         they also hold answers from the conversation log."""
         if not pairs:
@@ -168,13 +168,26 @@ class Retriever:
         write_json(folder / META_FILE, self.metadata)
 
     @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        version: str | None = None,
+        previous: FaissRetriever | None = None,
+    ) -> FaissRetriever:
+        """The configured index at `version` (None: the live one), refused if it was built
+        from other Q&A pairs than the dataset's; reuses `previous`'s encoder."""
+        expected = qa_checksum(load_dataset(settings.data_dir))
+        encoder = previous.encoder if isinstance(previous, FaissRetriever) else None
+        return load_index_version(settings, version, expected, encoder)
+
+    @classmethod
     def load(
         cls,
         directory: Path,
         settings: Settings,
         expected_source_checksum: str | None = None,
         encoder: SentenceTransformer | None = None,
-    ) -> Retriever:
+    ) -> FaissRetriever:
         """Load a saved index, refusing one that is corrupt or does not match the config."""
         metadata = read_json(directory / META_FILE, REBUILD_HINT)
         check_index_metadata(directory, metadata, settings, expected_source_checksum)
@@ -205,10 +218,10 @@ def load_index_version(
     version: str | None = None,
     expected_source_checksum: str | None = None,
     encoder: SentenceTransformer | None = None,
-) -> Retriever:
+) -> FaissRetriever:
     """The configured index's live version (or `version`)."""
     directory = index_path(settings.qa_index_dir, version)
-    return Retriever.load(directory, settings, expected_source_checksum, encoder)
+    return FaissRetriever.load(directory, settings, expected_source_checksum, encoder)
 
 
 def check_index_metadata(

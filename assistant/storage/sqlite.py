@@ -10,10 +10,19 @@ its own module over the shared connection.
 
 from __future__ import annotations
 
+from assistant.core.settings import Settings
 from assistant.storage.agent_desk import SQLiteAgentDesk
 from assistant.storage.log_reads import SQLiteLogReader
 from assistant.storage.turn_log import SQLiteTurnLog
+from assistant.text.redaction import Redactor
 
 
 class ConversationStore(SQLiteTurnLog, SQLiteAgentDesk, SQLiteLogReader):
     """The log in one SQLite file (WAL mode), for the pipeline, the agent desk and analytics."""
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, version: str | None = None, previous: object = None
+    ) -> ConversationStore:
+        """The log at `database_path`, redacting all but the business's public contacts."""
+        return cls(settings.database_path, Redactor(settings.public_contacts))

@@ -9,7 +9,7 @@ from assistant.generation.training import (
     train_generator,
     train_tokenizer,
 )
-from assistant.generation.writer import END, PAD, SPECIAL_TOKENS, AnswerGenerator
+from assistant.generation.writer import END, PAD, SPECIAL_TOKENS, Gpt2AnswerWriter
 from assistant.lifecycle.runs import RUNS_DIR
 from assistant.retrieval.index import load_index_version
 
@@ -75,7 +75,7 @@ def test_a_stopped_run_resumes_and_publishes(built_settings, pairs, retriever, t
     report = train_generator(pairs, settings, "sum", retriever)
     assert "Resuming" in capsys.readouterr().out
     assert not any((settings.generator_models_dir / RUNS_DIR).iterdir())
-    loaded = AnswerGenerator.load(settings.generator_models_dir, "cpu")
+    loaded = Gpt2AnswerWriter.load(settings.generator_models_dir, "cpu")
     assert loaded.version == report.version
     assert loaded.grounding_threshold == report.metrics["grounding_threshold"]
     assert -1.0 <= loaded.grounding_threshold <= 1.0
@@ -90,7 +90,7 @@ def test_a_pretrained_gpt2_folder_is_fine_tuned(built_settings, pairs, retriever
     ).save_pretrained(base)
     settings = _settings(built_settings, tmp_path / "models", generator_base_model=str(base))
     report = train_generator(pairs, settings, "sum", retriever)
-    generator = AnswerGenerator.load(settings.generator_models_dir, "cpu")
+    generator = Gpt2AnswerWriter.load(settings.generator_models_dir, "cpu")
     assert generator.metadata["base_model"] == str(base)
     assert report.metrics["parameters"] == sum(p.numel() for p in generator.model.parameters())
     assert isinstance(generator.generate("how much is delivery?", [pairs[0].answer]), str)

@@ -14,7 +14,7 @@ from assistant.generation.writer import (
     END,
     METADATA_FILE,
     QUESTION,
-    AnswerGenerator,
+    Gpt2AnswerWriter,
     NoRepeatInAnswer,
     PromptLimits,
     answer_ids,
@@ -29,7 +29,7 @@ PAST = ["Standard delivery takes 3 to 5 working days.", "Express delivery arrive
 
 @pytest.fixture(scope="module")
 def generator(built_settings):
-    return AnswerGenerator.load(built_settings.generator_models_dir, "cpu")
+    return Gpt2AnswerWriter.load(built_settings.generator_models_dir, "cpu")
 
 
 def _id(generator, token):
@@ -104,16 +104,16 @@ def test_a_generator_from_another_format_is_refused(built_settings, tmp_path):
     metadata = json.loads((folder / METADATA_FILE).read_text())
     (folder / METADATA_FILE).write_text(json.dumps({**metadata, "format": 0}))
     with pytest.raises(ArtifactError, match="another version"):
-        AnswerGenerator.load(tmp_path, "cpu")
+        Gpt2AnswerWriter.load(tmp_path, "cpu")
 
 
 def test_missing_weights_are_refused_with_a_hint(built_settings, tmp_path):
     folder = _copy_current(built_settings, tmp_path)
     (folder / "model.safetensors").unlink()
     with pytest.raises(ArtifactError, match="train-generator"):
-        AnswerGenerator.load(tmp_path, "cpu")
+        Gpt2AnswerWriter.load(tmp_path, "cpu")
 
 
 def test_no_generator_says_how_to_train_one(tmp_path):
     with pytest.raises(ArtifactError, match="no answer generator"):
-        AnswerGenerator.load(tmp_path, "cpu")
+        Gpt2AnswerWriter.load(tmp_path, "cpu")

@@ -7,7 +7,7 @@ import pytest
 from assistant.core.files import ArtifactError
 from assistant.intents.classifier import (
     METADATA_FILE,
-    IntentClassifier,
+    BertIntentClassifier,
     checkpoint_metrics,
     intent_model_path,
 )
@@ -18,7 +18,7 @@ from tests.conftest import SLICE_INTENTS
 
 @pytest.fixture(scope="module")
 def classifier(built_settings):
-    return IntentClassifier.load(built_settings.intent_models_dir)
+    return BertIntentClassifier.load(built_settings.intent_models_dir)
 
 
 def _copy_live_version(built_settings, target):
@@ -64,7 +64,7 @@ def test_embeddings_are_unit_length(classifier):
 
 
 def test_int8_model_agrees_with_the_full_precision_one(built_settings, classifier):
-    quantized = IntentClassifier.load(built_settings.intent_models_dir, "cpu", int8=True)
+    quantized = BertIntentClassifier.load(built_settings.intent_models_dir, "cpu", int8=True)
     texts = ["where is my parcel PP-123456", "can I talk to a person", "how much is shipping"]
     assert quantized.metadata["int8"] is True
     agree = classifier.probabilities(texts).argmax(1) == quantized.probabilities(texts).argmax(1)
@@ -73,7 +73,7 @@ def test_int8_model_agrees_with_the_full_precision_one(built_settings, classifie
 
 def test_missing_model_says_how_to_train(tmp_path):
     with pytest.raises(ArtifactError, match="assistant train"):
-        IntentClassifier.load(tmp_path)
+        BertIntentClassifier.load(tmp_path)
 
 
 def test_label_count_mismatch_is_refused(built_settings, tmp_path):
@@ -82,7 +82,7 @@ def test_label_count_mismatch_is_refused(built_settings, tmp_path):
     metadata["labels"] = metadata["labels"][:-1]
     (version / METADATA_FILE).write_text(json.dumps(metadata))
     with pytest.raises(ArtifactError, match="outputs but"):
-        IntentClassifier.load(tmp_path)
+        BertIntentClassifier.load(tmp_path)
 
 
 def test_model_saved_in_an_older_format_is_refused(built_settings, tmp_path):
@@ -91,21 +91,21 @@ def test_model_saved_in_an_older_format_is_refused(built_settings, tmp_path):
     metadata["format"] = 1
     (version / METADATA_FILE).write_text(json.dumps(metadata))
     with pytest.raises(ArtifactError, match="another version"):
-        IntentClassifier.load(tmp_path)
+        BertIntentClassifier.load(tmp_path)
 
 
 def test_missing_head_weights_are_refused(built_settings, tmp_path):
     version = _copy_live_version(built_settings, tmp_path)
     (version / HEAD_FILE).unlink()
     with pytest.raises(ArtifactError, match="cannot be loaded"):
-        IntentClassifier.load(tmp_path)
+        BertIntentClassifier.load(tmp_path)
 
 
 def test_corrupt_metadata_is_refused(built_settings, tmp_path):
     version = _copy_live_version(built_settings, tmp_path)
     (version / METADATA_FILE).write_text("{not json")
     with pytest.raises(ArtifactError, match="corrupt"):
-        IntentClassifier.load(tmp_path)
+        BertIntentClassifier.load(tmp_path)
 
 
 def test_an_epoch_is_chosen_by_accuracy_and_ties_by_the_lower_loss():

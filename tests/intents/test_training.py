@@ -5,7 +5,7 @@ from transformers import TrainerCallback
 from assistant.core.files import ArtifactError
 from assistant.datasets.corpus import dataset_splits
 from assistant.datasets.loading import IntentExample, load_dataset
-from assistant.intents.classifier import IntentClassifier
+from assistant.intents.classifier import BertIntentClassifier
 from assistant.intents.training import fit_intent_classifier, train_intent_classifier
 from assistant.lifecycle.runs import RUNS_DIR
 
@@ -64,7 +64,7 @@ def test_published_version_is_measured_on_test_and_loadable(built_settings, spli
     report = train_intent_classifier(
         splits.train, splits.validation, settings, "sum", test=splits.test
     )
-    loaded = IntentClassifier.load(settings.intent_models_dir)
+    loaded = BertIntentClassifier.load(settings.intent_models_dir)
     assert loaded.version == report.version
     assert report.metrics["test"]["accuracy"] > 0.6
     validation = report.metrics["validation"]

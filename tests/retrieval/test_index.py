@@ -8,7 +8,7 @@ from assistant.datasets.loading import load_dataset, qa_checksum
 from assistant.retrieval.index import (
     INDEX_FILE,
     META_FILE,
-    Retriever,
+    FaissRetriever,
     gpu_available,
     index_path,
     load_index_version,
@@ -56,29 +56,29 @@ def test_corrupt_index_is_refused_with_rebuild_hint(built_settings, index_copy):
         file.seek(200)
         file.write(b"\x00garbage\x00")
     with pytest.raises(ArtifactError, match=r"corrupt.*assistant index"):
-        Retriever.load(index_copy, built_settings)
+        FaissRetriever.load(index_copy, built_settings)
 
 
 def test_truncated_metadata_is_refused(built_settings, index_copy):
     (index_copy / META_FILE).write_text('{"rows": ')
     with pytest.raises(ArtifactError, match="assistant index"):
-        Retriever.load(index_copy, built_settings)
+        FaissRetriever.load(index_copy, built_settings)
 
 
 def test_index_from_another_model_is_refused(built_settings, index_copy):
     other = built_settings.model_copy(update={"embedding_model": "bert-base-uncased"})
     with pytest.raises(ArtifactError, match="built with embedding model"):
-        Retriever.load(index_copy, other)
+        FaissRetriever.load(index_copy, other)
 
 
 def test_index_from_other_data_is_refused(built_settings, index_copy):
     with pytest.raises(ArtifactError, match="other Q&A data"):
-        Retriever.load(index_copy, built_settings, expected_source_checksum="0" * 64)
+        FaissRetriever.load(index_copy, built_settings, expected_source_checksum="0" * 64)
 
 
 def test_missing_index_says_how_to_rebuild(built_settings, tmp_path):
     with pytest.raises(ArtifactError, match=r"missing.*assistant index"):
-        Retriever.load(tmp_path / "none", built_settings)
+        FaissRetriever.load(tmp_path / "none", built_settings)
 
 
 @pytest.mark.skipif(gpu_available(), reason="checks the CPU fallback")

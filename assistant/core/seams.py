@@ -1,0 +1,159 @@
+"""The declared seams: what the pipeline needs of each concern, and nothing more.
+
+Each is a `typing.Protocol`, so any class with these members fits; the concrete
+class serving each role is named in the `[components]` settings section (see
+`assistant.core.components`). A class named there is built with
+`from_settings(settings, version, previous)`: `version` is the model version to
+load (None: the live one) and `previous` the instance it replaces on a hot
+reload, whose heavy parts (an encoder, say) it may reuse.
+
+The conversation log is split by role: what the pipeline writes (`TurnLog`),
+what the agent desk does (`AgentDesk`) and what analytics and export read
+(`LogReader`). The SQLite store plays all three.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from assistant.core.records import (
+    Conversation,
+    ConversationState,
+    ConversationStatus,
+    QueueItem,
+    TurnRecord,
+)
+from assistant.core.types import IntentScore, Source
+
+
+class Thresholds(Protocol):
+    """The fallback chosen on validation data when a classifier was trained."""
+
+    threshold: float  # the top intent's probability must reach this...
+    margin: float  # ...and lead the runner-up by this much
+    per_intent: dict[str, float]  # thresholds that differ by intent
+
+
+@runtime_checkable
+class IntentClassifier(Protocol):
+    """Scores a message's intents, best first, with calibrated probabilities."""
+
+    labels: list[str]  # every intent it knows (the agent page offers them as corrections)
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def rejection(self) -> Thresholds:
+        """The fallback threshold and margin chosen when it was trained."""
+        ...
+
+    def predict(self, texts: Sequence[str], top_k: int = 3) -> list[list[IntentScore]]: ...
+
+
+@runtime_checkable
+class Retriever(Protocol):
+    """Finds past questions close to a message, and embeds texts for the grounding check."""
+
+    @property
+    def version(self) -> str: ...
+
+    def search(self, texts: Sequence[str], k: int = 3) -> list[list[Source]]: ...
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-length sentence embeddings, one row per text."""
+        ...
+
+
+class WritingLimits(Protocol):
+    context_answers: int  # how many past answers the prompt holds
+
+
+@runtime_checkable
+class AnswerWriter(Protocol):
+    """Writes an answer from the closest past answers, a piece at a time."""
+
+    limits: WritingLimits
+    grounding_threshold: float  # how close to a past answer a written one must be
+
+    @property
+    def version(self) -> str: ...
+
+    def stream(
+        self, question: str, contexts: Sequence[str], stop: threading.Event | None = None
+    ) -> Iterator[str]: ...
+
+    def generate(self, question: str, contexts: Sequence[str]) -> str: ...
+
+
+@runtime_checkable
+class TurnLog(Protocol):
+    """What the pipeline writes: conversations, their state, turns and feedback."""
+
+    def start_conversation(self, channel: str = "chat") -> str: ...
+
+    def state(self, conversation_id: str) -> ConversationState: ...
+
+    def status(self, conversation_id: str) -> ConversationStatus: ...
+
+    def log_turn(self, record: TurnRecord) -> int: ...
+
+    def add_feedback(self, turn_id: int, rating: int, comment: str | None = None) -> int: ...
+
+
+@runtime_checkable
+class AgentDesk(Protocol):
+    """What the support team does: the queue, the transcript, and acting on a conversation."""
+
+    def queue(self, low_confidence_below: float = 0.5, limit: int = 100) -> list[QueueItem]: ...
+
+    def conversation(self, conversation_id: str) -> Conversation: ...
+
+    def history(self, conversation_id: str) -> list[dict[str, Any]]: ...
+
+    def messages_since(self, conversation_id: str, after_id: int = 0) -> list[dict[str, Any]]: ...
+
+    def actions(self, conversation_id: str) -> list[dict[str, Any]]: ...
+
+    def handoff(self, conversation_id: str, reason: str) -> None: ...
+
+    def take(self, conversation_id: str, agent: str) -> None: ...
+
+    def agent_reply(
+        self,
+        conversation_id: str,
+        agent: str,
+        text: str,
+        suggestion: str | None = None,
+        turn_id: int | None = None,
+        suggestion_info: dict[str, Any] | None = None,
+    ) -> int: ...
+
+    def correct_intent(self, turn_id: int, agent: str, intent: str) -> int: ...
+
+    def resolve(self, conversation_id: str, agent: str) -> None: ...
+
+
+@runtime_checkable
+class LogReader(Protocol):
+    """What analytics, export and reviews read."""
+
+    def turns(self, conversation_id: str) -> list[dict[str, Any]]: ...
+
+    def turn(self, turn_id: int) -> dict[str, Any]: ...
+
+    def feedback(self, turn_id: int) -> list[dict[str, Any]]: ...
+
+    def turn_facts(self, since: str | None = None) -> list[dict[str, Any]]: ...
+
+    def conversation_facts(self, since: str | None = None) -> list[dict[str, Any]]: ...
+
+
+class ConversationLog(TurnLog, AgentDesk, LogReader, Protocol):
+    """A store that plays every role of the log, as the configured `conversation_log` must."""
+
+    def close(self) -> None: ...
