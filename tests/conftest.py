@@ -35,6 +35,16 @@ AGENT_NAME, AGENT_PASSWORD = "ana", "ana-knows-parcels"
 ADMIN_NAME, ADMIN_PASSWORD = "sam", "sam-reads-figures"
 
 
+# Fixtures that train or load real models; a test using any of them is marked `models`.
+MODEL_FIXTURES = frozenset({"built_settings", "assistant", "eager", "staffed"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.models)
+
+
 def _rows(path: Path) -> list[dict[str, str]]:
     with path.open(encoding="utf-8", newline="") as file:
         return list(csv.DictReader(file))

@@ -2,9 +2,11 @@ import json
 
 import pytest
 
+from assistant.core.pipeline import Assistant
 from assistant.storage.errors import UnknownConversation
 from assistant.text.normalise import MessageError
 from tests.conftest import with_settings, writing_assistant
+from tests.fakes import fake_settings
 
 
 def test_reply_carries_its_trace_and_is_logged(assistant):
@@ -187,3 +189,31 @@ def test_a_failed_check_with_no_close_past_answer_hands_off(assistant, built_set
     )
     assert (reply.route, reply.status) == ("handoff", "waiting")
     assert reply.trace["generation"]["used"] == "handoff"
+
+
+# Without trained models: the pipeline over the fakes in tests/fakes.py.
+
+
+@pytest.fixture
+def plain(demo_slice):
+    return Assistant.load(fake_settings(demo_slice))
+
+
+def test_a_missing_slot_is_asked_for_then_filled_next_turn(plain):
+    asked = plain.reply("I want to track my order")
+    assert (asked.route, asked.trace["asked_for"]) == ("template", ["order_id"])
+    filled = plain.reply("It is PP-204817", asked.conversation_id)
+    assert filled.route == "template" and "PP-204817" in filled.text
+
+
+def test_a_handed_off_conversation_is_left_to_the_support_team(plain):
+    handed = plain.reply("I want to talk to a human")
+    assert (handed.route, handed.status) == ("handoff", "waiting")
+    later = plain.reply("Hello?", handed.conversation_id)
+    assert (later.route, later.status) == ("agent", "waiting")
+
+
+def test_a_bad_message_is_refused_before_any_event(plain):
+    with pytest.raises(MessageError):
+        plain.reply_stream("   ")
+    assert plain.store.records == []

@@ -1,0 +1,191 @@
+"""Small stand-ins for the seams (`assistant.core.seams`), for tests that are not about them.
+
+Each fits its seam by shape and can be named in the `[components]` settings like a
+real class (`"tests.fakes:KeywordClassifier"`), so the router, the pipeline, the
+API and the pages can be exercised without training a model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from assistant.core.records import ConversationState, ConversationStatus, TurnRecord
+from assistant.core.settings import Settings
+from assistant.core.types import IntentScore, Source
+from assistant.storage.errors import UnknownConversation, UnknownTurn
+
+# Which words point at which intent, for `KeywordClassifier`.
+KEYWORDS: Mapping[str, tuple[str, ...]] = {
+    "order_status": ("order", "parcel", "package", "track"),
+    "shipping_cost": ("shipping", "delivery", "postage"),
+    "return_policy": ("return", "refund", "send back"),
+    "greeting": ("hello", "hi", "hey"),
+    "human_agent": ("human", "person", "agent"),
+}
+PAST_ANSWERS = (
+    Source("How much is shipping?", "Standard shipping is free over $50.", "shipping_cost", 0.0),
+    Source("Do you offer gift wrapping?", "Yes, gift wrapping is $3.", "gift_wrap", 0.0),
+)
+
+
+@dataclass(frozen=True)
+class FixedThresholds:
+    threshold: float = 0.5
+    margin: float = 0.1
+    per_intent: dict[str, float] = field(default_factory=dict)
+
+
+class KeywordClassifier:
+    """An intent classifier that counts keywords: sure when one intent's words appear,
+    unsure of everything when none does."""
+
+    def __init__(self, version: str = "keywords-1") -> None:
+        self.labels = [*KEYWORDS, "out_of_scope"]
+        self._version = version
+        self.rejection = FixedThresholds()
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, version: str | None = None, previous: object = None
+    ) -> KeywordClassifier:
+        return cls(version or "keywords-1")
+
+    @property
+    def version(self) -> str:
+        return self._version
+
+    def predict(self, texts: Sequence[str], top_k: int = 3) -> list[list[IntentScore]]:
+        return [self._scores(text)[:top_k] for text in texts]
+
+    def _scores(self, text: str) -> list[IntentScore]:
+        words = text.lower()
+        hits = {intent: sum(w in words for w in ws) for intent, ws in KEYWORDS.items()}
+        total = sum(hits.values())
+        if total == 0:  # no idea: every label equally likely
+            return [IntentScore(label, 1 / len(self.labels)) for label in self.labels]
+        scores = [IntentScore(intent, 0.9 * hits[intent] / total + 0.02) for intent in KEYWORDS]
+        return sorted(scores, key=lambda s: -s.probability)
+
+
+class WordOverlapRetriever:
+    """A retriever over a few past answers, scored by shared words (Jaccard)."""
+
+    def __init__(self, sources: Sequence[Source] = PAST_ANSWERS, version: str = "overlap-1"):
+        self.sources = list(sources)
+        self._version = version
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, version: str | None = None, previous: object = None
+    ) -> WordOverlapRetriever:
+        return cls(version=version or "overlap-1")
+
+    @property
+    def version(self) -> str:
+        return self._version
+
+    def search(self, texts: Sequence[str], k: int = 3) -> list[list[Source]]:
+        return [self._closest(text)[:k] for text in texts]
+
+    def _closest(self, text: str) -> list[Source]:
+        words = _words(text)
+        scored = [
+            replace(s, score=len(words & _words(s.question)) / len(words | _words(s.question)))
+            for s in self.sources
+        ]
+        return sorted(scored, key=lambda s: -s.score)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Hashed bags of words, unit length."""
+        vectors = np.zeros((len(texts), 64), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in _words(text):
+                vectors[row, int(hashlib.sha256(word.encode()).hexdigest(), 16) % 64] += 1
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.maximum(norms, 1e-9)
+
+
+class MemoryLog:
+    """The pipeline's side of the log (`TurnLog`) in memory, with the turns to read back."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.states: dict[str, ConversationState] = {}
+        self.statuses: dict[str, ConversationStatus] = {}
+        self.records: list[tuple[int, TurnRecord]] = []
+        self.ratings: dict[int, list[int]] = {}
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, version: str | None = None, previous: object = None
+    ) -> MemoryLog:
+        return cls()
+
+    def start_conversation(self, channel: str = "chat") -> str:
+        conversation_id = uuid.uuid4().hex
+        with self._lock:
+            self.states[conversation_id] = ConversationState()
+            self.statuses[conversation_id] = ConversationStatus.BOT
+        return conversation_id
+
+    def state(self, conversation_id: str) -> ConversationState:
+        try:
+            return self.states[conversation_id]
+        except KeyError as error:
+            raise UnknownConversation(conversation_id) from error
+
+    def status(self, conversation_id: str) -> ConversationStatus:
+        self.state(conversation_id)
+        return self.statuses[conversation_id]
+
+    def log_turn(self, record: TurnRecord) -> int:
+        with self._lock:
+            turn_id = len(self.records) + 1
+            self.records.append((turn_id, record))
+            self.states[record.conversation_id] = record.next_state
+            if record.handoff_reason is not None:
+                self.statuses[record.conversation_id] = ConversationStatus.WAITING
+        return turn_id
+
+    def add_feedback(self, turn_id: int, rating: int, comment: str | None = None) -> int:
+        if not 0 < turn_id <= len(self.records):
+            raise UnknownTurn(turn_id)
+        self.ratings.setdefault(turn_id, []).append(rating)
+        return sum(len(r) for r in self.ratings.values())
+
+    def turns(self, conversation_id: str) -> list[dict[str, Any]]:
+        return [
+            {"id": turn_id, "user_text": r.user_text, "reply_text": r.reply_text, "route": r.route}
+            for turn_id, r in self.records
+            if r.conversation_id == conversation_id
+        ]
+
+    def close(self) -> None:
+        pass
+
+
+def fake_settings(data_dir: Any, **overrides: Any) -> Settings:
+    """Settings that serve from the fakes above: nothing is trained or loaded from disk."""
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "generator_enabled": False,
+        "reload_check_seconds": 0,
+        "components": {
+            "intent_classifier": "tests.fakes:KeywordClassifier",
+            "retriever": "tests.fakes:WordOverlapRetriever",
+            "conversation_log": "tests.fakes:MemoryLog",
+        },
+        **overrides,
+    }
+    return Settings(**values)
+
+
+def _words(text: str) -> set[str]:
+    return {w.strip(".,?!").lower() for w in text.split() if w.strip(".,?!")}
