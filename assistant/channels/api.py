@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
 import gradio as gr
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.sse import EventSourceResponse, format_sse_event
@@ -155,6 +155,7 @@ def watching_for_new_models(assistant: Assistant):
 
 
 def create_app(assistant: Assistant, with_ui: bool = True) -> FastAPI:
+    """The JSON API, and with `with_ui` the web chat and the staff pages, on one app."""
     app = FastAPI(
         title="Pebble & Pine assistant",
         version=__version__,
@@ -162,7 +163,19 @@ def create_app(assistant: Assistant, with_ui: bool = True) -> FastAPI:
     )
     app.state.assistant = assistant
     app.add_middleware(BodyLimit, limit=assistant.settings.max_request_bytes)
+    _add_error_handlers(app)
+    app.include_router(customer_routes(assistant))
+    app.include_router(tool_routes(assistant))
+    if with_ui:
+        from assistant.channels.web_chat import build_ui
 
+        # Before "/": a mount at the root would take every path.
+        mount_staff_pages(app, assistant)
+        app = gr.mount_gradio_app(app, build_ui(assistant), path="/")
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
         problems = "; ".join(
@@ -179,6 +192,11 @@ def create_app(assistant: Assistant, with_ui: bool = True) -> FastAPI:
             "(or, for /metrics, as a bearer token). "
             "An administrator creates keys with `assistant add-api-key NAME`.",
         )
+
+
+def customer_routes(assistant: Assistant) -> APIRouter:
+    """What a customer-facing client calls: chat, feedback, and polling for agent replies."""
+    app = APIRouter()
 
     @app.post("/api/chat", response_model=ChatResponse)
     def chat(request: ChatRequest) -> Any:
@@ -210,6 +228,13 @@ def create_app(assistant: Assistant, with_ui: bool = True) -> FastAPI:
             return _error(404, "Unknown conversation_id.")
         return {"messages": lines, "status": status.value}
 
+    return app
+
+
+def tool_routes(assistant: Assistant) -> APIRouter:
+    """What other tools call: suggestions for help desks, metrics for scrapers, health."""
+    app = APIRouter()
+
     @app.post("/api/suggest", response_model=SuggestResponse)
     def suggest_replies(
         request: SuggestRequest, _: Annotated[ApiKey, Depends(require_api_key)]
@@ -234,12 +259,6 @@ def create_app(assistant: Assistant, with_ui: bool = True) -> FastAPI:
     def health() -> dict[str, str]:
         return {"status": "ok", "model_version": assistant.model_version}
 
-    if with_ui:
-        from assistant.channels.web_chat import build_ui
-
-        # Before "/": a mount at the root would take every path.
-        mount_staff_pages(app, assistant)
-        app = gr.mount_gradio_app(app, build_ui(assistant), path="/")
     return app
 
 
