@@ -10,9 +10,9 @@ import argparse
 import sys
 import time
 
-from assistant.core.files import ArtifactError
+from assistant.core.errors import ArtifactError, DataError
 from assistant.core.settings import load_settings
-from assistant.datasets.loading import DataError, load_dataset
+from assistant.datasets.loading import load_dataset
 from assistant.lifecycle.build import ensure_artifacts
 
 

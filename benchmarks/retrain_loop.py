@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from assistant.analytics.export import export_log
-from assistant.cli import retrain_summary
+from assistant.cli.releases import retrain_summary
 from assistant.core.pipeline import Assistant
 from assistant.core.settings import Settings, load_settings
 from assistant.datasets.loading import load_dataset, load_intent_examples

@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from assistant.core.errors import UnknownConversation, UnknownTurn
 from assistant.core.records import ConversationState, ConversationStatus, TurnRecord
 from assistant.core.settings import Settings
 from assistant.core.types import IntentScore, Source
-from assistant.storage.errors import UnknownConversation, UnknownTurn
 
 # Which words point at which intent, for `KeywordClassifier`.
 KEYWORDS: Mapping[str, tuple[str, ...]] = {

@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field
 from assistant import __version__
 from assistant.analytics.metrics import prometheus_text
 from assistant.channels.body_limit import BodyLimit
+from assistant.core.errors import MessageError, MissingApiKey, UnknownConversation, UnknownTurn
 from assistant.core.pipeline import Assistant
 from assistant.core.settings import ApiKey
 from assistant.core.stream import ReplyStream
@@ -41,8 +42,6 @@ from assistant.staff.access import (
     new_throttle,
 )
 from assistant.staff.accounts import check_api_key
-from assistant.storage.errors import UnknownConversation, UnknownTurn
-from assistant.text.normalise import MessageError
 
 
 class ChatRequest(BaseModel):
@@ -91,10 +90,6 @@ class SuggestionOut(BaseModel):
 class SuggestResponse(BaseModel):
     suggestions: list[SuggestionOut]
     model_version: str
-
-
-class MissingApiKey(Exception):
-    """No valid `X-API-Key` header."""
 
 
 def _server_sent_events(stream: ReplyStream) -> Iterator[bytes]:

@@ -15,12 +15,11 @@ from typing import Any
 import gradio as gr
 
 from assistant.channels.explain import explain
+from assistant.core.errors import MessageError, UnknownConversation
 from assistant.core.pipeline import Assistant
 from assistant.core.records import Author, ConversationStatus
 from assistant.core.seams import AgentDesk
 from assistant.core.types import Reply
-from assistant.storage.errors import UnknownConversation
-from assistant.text.normalise import MessageError
 
 TITLE = "Pebble & Pine support"
 INTRO = (

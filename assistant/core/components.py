@@ -13,7 +13,7 @@ import importlib
 from importlib.metadata import entry_points
 from typing import Any
 
-from assistant.core.files import ArtifactError
+from assistant.core.errors import ArtifactError
 from assistant.core.settings import Settings
 
 ENTRY_POINT_GROUP = "pebble_assistant.{role}"

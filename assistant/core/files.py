@@ -10,9 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-
-class ArtifactError(RuntimeError):
-    """A built model or index is missing, corrupt or mismatched; the text says how to rebuild."""
+from assistant.core.errors import ArtifactError
 
 
 def atomic_write_text(path: Path, text: str) -> None:

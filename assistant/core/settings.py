@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -19,7 +19,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from assistant.core.files import ArtifactError
+from assistant.core.errors import ArtifactError, ConfigError, HardwareError
 from assistant.text.redaction import Redactor
 
 DEFAULT_CONFIG_FILE = Path("assistant.toml")
@@ -196,16 +196,25 @@ class Settings(BaseSettings):
 
 
 def load_settings(config_path: Path | None = None, **overrides: Any) -> Settings:
-    """Read settings; `config_path` replaces the default TOML file."""
-    if config_path is None:
-        return Settings(**overrides)
-    if not config_path.is_file():
-        raise FileNotFoundError(f"config file not found: {config_path}")
+    """Read settings; `config_path` replaces the default TOML file. Raises `ConfigError`
+    naming each setting that is wrong."""
+    settings_class = Settings
+    if config_path is not None:
+        if not config_path.is_file():
+            raise ConfigError(f"config file not found: {config_path}")
 
-    class FileSettings(Settings):
-        model_config = SettingsConfigDict(toml_file=config_path)
+        class FileSettings(Settings):
+            model_config = SettingsConfigDict(toml_file=config_path)
 
-    return FileSettings(**overrides)
+        settings_class = FileSettings
+    try:
+        return settings_class(**overrides)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in e['loc']) or 'settings'}: {e['msg']}"
+            for e in error.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from error
 
 
 def resolve_model_path(name: str) -> str:
@@ -257,5 +266,5 @@ def pick_device(preference: str) -> str:
     if preference == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if preference == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' was configured but PyTorch sees no CUDA GPU")
+        raise HardwareError("device 'cuda' was configured but PyTorch sees no CUDA GPU")
     return preference

@@ -17,21 +17,13 @@ from pathlib import Path
 
 from sklearn.model_selection import train_test_split
 
+from assistant.core.errors import DataError
+
 INTENTS_FILE = "intents.csv"
 OUT_OF_SCOPE_FILE = "out_of_scope.csv"
 QA_FILE = "qa_pairs.csv"
 TEMPLATES_FILE = "templates.json"
 MIN_EXAMPLES_PER_INTENT = 2
-
-
-class DataError(ValueError):
-    """A dataset problem, with the file and line where it was found."""
-
-    def __init__(self, path: Path, message: str, line: int | None = None) -> None:
-        self.path = path
-        self.line = line
-        where = f"{path}, line {line}" if line is not None else str(path)
-        super().__init__(f"{where}: {message}")
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from transformers import (
     set_seed,
 )
 
+from assistant.core.errors import TrainingError
 from assistant.core.files import write_json
 from assistant.core.settings import Settings, load_base_model, pick_device
 from assistant.datasets.loading import QAPair
@@ -124,7 +125,7 @@ def train_generator(
     answers from the conversation log; `make_current` False saves a candidate.
     """
     if len(pairs) < 2:
-        raise ValueError("the generator needs at least two Q&A pairs to learn from")
+        raise TrainingError("the generator needs at least two Q&A pairs to learn from")
     started = time.perf_counter()
     set_seed(settings.seed)
     limits = prompt_limits(settings)
@@ -213,7 +214,7 @@ def _load_or_create(
     )
     model.resize_token_embeddings(len(tokenizer))
     if length > model.config.n_positions:
-        raise ValueError(
+        raise TrainingError(
             f"prompts of up to {length} tokens do not fit the base model's "
             f"{model.config.n_positions} positions; lower the generator_*_tokens settings"
         )

@@ -29,7 +29,7 @@ from transformers import (
 )
 from transformers.pytorch_utils import Conv1D
 
-from assistant.core.files import ArtifactError
+from assistant.core.errors import ArtifactError, ConfigError
 from assistant.core.settings import Settings, pick_device
 from assistant.lifecycle.versions import read_version, version_path
 
@@ -197,7 +197,7 @@ class Gpt2AnswerWriter:
     def quantize(self) -> None:
         """int8 dynamic quantization of every linear layer (CPU only)."""
         if self.device != "cpu":
-            raise ValueError("int8 dynamic quantization runs on the CPU; set device = 'cpu'")
+            raise ConfigError("int8 dynamic quantization runs on the CPU; set device = 'cpu'")
         self.model = quantize_gpt2(self.model)
         self.metadata = {**self.metadata, "int8": True}
 

@@ -16,7 +16,7 @@ import torch
 from sklearn.metrics import accuracy_score, f1_score
 from transformers import AutoTokenizer
 
-from assistant.core.files import ArtifactError
+from assistant.core.errors import ArtifactError, ConfigError, TrainingError
 from assistant.core.settings import Settings, pick_device
 from assistant.core.types import IntentScore
 from assistant.intents.calibration import softmax
@@ -91,7 +91,7 @@ class BertIntentClassifier:
         """Refuse labelled data with intents this model has no class for."""
         unknown = set(intents) - set(self.labels) - {out_of_scope_label}
         if unknown:
-            raise ValueError(f"intents the model was not trained on: {sorted(unknown)}")
+            raise TrainingError(f"intents the model was not trained on: {sorted(unknown)}")
 
     def embeddings(self, texts: Sequence[str]) -> np.ndarray:
         """The unit-length sentence embeddings the head classifies."""
@@ -100,7 +100,7 @@ class BertIntentClassifier:
     def quantize(self) -> None:
         """Swap the linear layers for int8 ones (dynamic quantization, CPU only)."""
         if self.device != "cpu":
-            raise ValueError("int8 dynamic quantization runs on the CPU; set device = 'cpu'")
+            raise ConfigError("int8 dynamic quantization runs on the CPU; set device = 'cpu'")
         self.model = torch.ao.quantization.quantize_dynamic(
             self.model, {torch.nn.Linear}, dtype=torch.qint8
         )

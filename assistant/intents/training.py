@@ -33,6 +33,7 @@ from transformers import (
     set_seed,
 )
 
+from assistant.core.errors import TrainingError
 from assistant.core.files import (
     write_json,
 )
@@ -123,7 +124,9 @@ def fit_intent_classifier(
     labels = sorted({example.intent for example in train})
     unknown = {example.intent for example in validation} - set(labels)
     if unknown:
-        raise ValueError(f"intents in the validation data but not in training: {sorted(unknown)}")
+        raise TrainingError(
+            f"intents in the validation data but not in training: {sorted(unknown)}"
+        )
     set_seed(settings.seed)
     tokenizer, model = _load_base(settings, len(labels))
     label_ids = {label: index for index, label in enumerate(labels)}

@@ -10,7 +10,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from assistant.core.files import ArtifactError, read_json
+from assistant.core.errors import ArtifactError
+from assistant.core.files import read_json
 from assistant.core.settings import Settings
 from assistant.datasets.corpus import dataset_splits, labelled_examples
 from assistant.datasets.loading import Dataset, checksum, qa_checksum

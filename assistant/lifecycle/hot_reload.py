@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from assistant.core.files import ArtifactError
+from assistant.core.errors import ArtifactError
 from assistant.core.pipeline import Assistant
 from assistant.lifecycle.releases import ModelVersions, live_versions
 

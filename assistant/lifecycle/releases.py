@@ -17,16 +17,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from assistant.core.files import ArtifactError, read_json, write_json
+from assistant.core.errors import ArtifactError, ConfigError, RollbackError
+from assistant.core.files import read_json, write_json
 from assistant.core.settings import Settings
 from assistant.lifecycle.versions import current_version, make_version_current
 
 RELEASES_FILE = "releases.json"
 NOT_BUILT_HINT = "Build the models first with `python launch.py`."
-
-
-class RollbackError(RuntimeError):
-    """There is no earlier release to return to."""
 
 
 @dataclass(frozen=True)
@@ -143,7 +140,7 @@ def prunable(settings: Settings, keep: int) -> list[Path]:
     `rollback` can return to), and not among the newest `keep` of their kind (recent
     builds and candidates not promoted)."""
     if keep < 1:
-        raise ValueError("keep at least one release")
+        raise ConfigError("keep at least one release")
     recent = release_history(settings)["releases"][-keep:]
     doomed = []
     for part, folder in version_folders(settings).items():

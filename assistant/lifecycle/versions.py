@@ -11,13 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from assistant.core.files import (
-    ArtifactError,
-    atomic_write_text,
-    publish_directory,
-    read_json,
-    staging_directory,
-)
+from assistant.core.errors import ArtifactError
+from assistant.core.files import atomic_write_text, publish_directory, read_json, staging_directory
 
 CURRENT_FILE = "CURRENT"
 

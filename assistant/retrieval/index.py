@@ -21,12 +21,8 @@ import faiss
 import numpy as np
 from sentence_transformers import SentenceTransformer
 
-from assistant.core.files import (
-    ArtifactError,
-    file_sha256,
-    read_json,
-    write_json,
-)
+from assistant.core.errors import ArtifactError, HardwareError, TrainingError
+from assistant.core.files import file_sha256, read_json, write_json
 from assistant.core.settings import Settings, model_unavailable, pick_device, resolve_model_path
 from assistant.core.types import Source
 from assistant.datasets.loading import QAPair, checksum, load_dataset, qa_checksum
@@ -79,7 +75,7 @@ class FaissRetriever:
         if use_gpu == "off" or (use_gpu == "auto" and not gpu_available()):
             return index
         if not gpu_available():
-            raise RuntimeError("faiss_gpu is 'on' but FAISS sees no GPU (install faiss-gpu)")
+            raise HardwareError("faiss_gpu is 'on' but FAISS sees no GPU (install faiss-gpu)")
         try:
             self._gpu_resources = faiss.StandardGpuResources()
             return faiss.index_cpu_to_gpu(self._gpu_resources, 0, index)
@@ -126,7 +122,7 @@ class FaissRetriever:
         """Embed and index `pairs`; `base_checksum` is the dataset folder's part of them when
         they also hold answers from the conversation log."""
         if not pairs:
-            raise ValueError("cannot build a retrieval index from no Q&A pairs")
+            raise TrainingError("cannot build a retrieval index from no Q&A pairs")
         encoder = encoder or load_encoder(settings)
         vectors = np.ascontiguousarray(
             encoder.encode(

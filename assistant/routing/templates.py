@@ -7,8 +7,9 @@ import string
 from dataclasses import dataclass
 from pathlib import Path
 
+from assistant.core.errors import DataError
 from assistant.core.settings import Settings
-from assistant.datasets.loading import TEMPLATES_FILE, DataError
+from assistant.datasets.loading import TEMPLATES_FILE
 from assistant.text.slots import SLOT_EXTRACTORS
 
 

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 import gradio as gr
 from fastapi import FastAPI
 
+from assistant.core.errors import AccessDenied
 from assistant.core.settings import Settings, UserAccount
 from assistant.staff.accounts import Role, allowed, authenticate
 
@@ -34,10 +35,6 @@ NO_USERS_HINT = (
 
 
 log = logging.getLogger(__name__)
-
-
-class AccessDenied(PermissionError):
-    """The request comes from no configured account with the role the page needs."""
 
 
 class SignInThrottle:

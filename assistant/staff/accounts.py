@@ -19,6 +19,7 @@ from typing import Literal
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from assistant.core.errors import ConfigError
 from assistant.core.settings import ApiKey, Settings, UserAccount
 
 Role = Literal["agent", "admin"]
@@ -40,7 +41,7 @@ def _decoy_hash() -> str:
 
 def hash_password(password: str) -> str:
     if len(password) < MIN_PASSWORD_CHARS:
-        raise ValueError(f"the password needs at least {MIN_PASSWORD_CHARS} characters")
+        raise ConfigError(f"the password needs at least {MIN_PASSWORD_CHARS} characters")
     return _hasher().hash(password)
 
 

@@ -26,12 +26,13 @@ from assistant.analytics.metrics import (
     compute_metrics,
     frequent_unanswered,
 )
-from assistant.core.files import ArtifactError, read_json
+from assistant.core.errors import AccessDenied, ArtifactError
+from assistant.core.files import read_json
 from assistant.core.pipeline import Assistant
 from assistant.core.settings import Settings
 from assistant.intents.classifier import METADATA_FILE
 from assistant.lifecycle.releases import ModelVersions, live_or_none, release_history
-from assistant.staff.access import AccessDenied, require_role
+from assistant.staff.access import require_role
 
 TITLE = "Pebble & Pine: admin"
 INTENT_COLUMNS = ["intent", "turns"]

@@ -19,6 +19,13 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from assistant.core.errors import (
+    AccessDenied,
+    HeldByAnotherAgent,
+    MessageError,
+    UnknownConversation,
+    UnknownTurn,
+)
 from assistant.core.pipeline import Assistant
 from assistant.core.records import (
     ActionKind,
@@ -30,9 +37,7 @@ from assistant.core.records import (
 )
 from assistant.core.settings import UserAccount
 from assistant.routing.suggestions import Suggestion, suggest
-from assistant.staff.access import AGENT_PATH, AccessDenied, require_role
-from assistant.storage.errors import HeldByAnotherAgent, UnknownConversation, UnknownTurn
-from assistant.text.normalise import MessageError
+from assistant.staff.access import AGENT_PATH, require_role
 
 TITLE = "Pebble & Pine: agent"
 SUGGESTION_COUNT = 3

@@ -10,10 +10,10 @@ from typing import Any
 
 import sqlite_utils
 
+from assistant.core.errors import HeldByAnotherAgent, MessageError, UnknownConversation, UnknownTurn
 from assistant.core.records import ActionKind, Author, ConversationStatus, QueueItem, QueueKind
 from assistant.core.types import Route
 from assistant.storage.connection import CORRECTION_SQL, SQLiteConnection, _now, _redacted
-from assistant.storage.errors import HeldByAnotherAgent, UnknownConversation, UnknownTurn
 from assistant.text.redaction import Redactor
 
 
@@ -102,7 +102,7 @@ class SQLiteAgentDesk(SQLiteConnection):
         takes the conversation, unless another agent has it (`HeldByAnotherAgent`).
         """
         if not text.strip():
-            raise ValueError("the reply is empty")
+            raise MessageError("the reply is empty")
         with self._write_lock, self._db.atomic():
             now = _now()
             self._assign(conversation_id, agent, now, take_over=False)
@@ -126,7 +126,7 @@ class SQLiteAgentDesk(SQLiteConnection):
         """Record the right intent of a customer turn; the latest correction counts."""
         intent = intent.strip()
         if not intent:
-            raise ValueError("the corrected intent is empty")
+            raise MessageError("the corrected intent is empty")
         with self._write_lock, self._db.atomic():
             turn = self._require_turn(turn_id)
             previous = self._db.execute(

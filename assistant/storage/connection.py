@@ -16,8 +16,8 @@ from typing import Any
 
 import sqlite_utils
 
+from assistant.core.errors import ArtifactError, UnknownConversation, UnknownTurn
 from assistant.core.records import Author, Conversation, ConversationStatus
-from assistant.storage.errors import UnknownConversation, UnknownTurn
 from assistant.storage.migrations import MIGRATIONS
 from assistant.text.redaction import Redactor
 
@@ -54,7 +54,7 @@ class SQLiteConnection:
         with self._write_lock:
             version = self.schema_version
             if version > len(MIGRATIONS):
-                raise RuntimeError(
+                raise ArtifactError(
                     f"{self.path} has schema version {version}, newer than this program "
                     f"knows ({len(MIGRATIONS)}); upgrade the assistant to open it"
                 )

@@ -6,9 +6,9 @@ from typing import Any
 
 import sqlite_utils
 
+from assistant.core.errors import UnknownTurn
 from assistant.core.records import ActionKind, Author
 from assistant.storage.connection import CORRECTION_SQL, SQLiteConnection
-from assistant.storage.errors import UnknownTurn
 
 
 class SQLiteLogReader(SQLiteConnection):

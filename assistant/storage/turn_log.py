@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import uuid
 
+from assistant.core.errors import UnknownTurn
 from assistant.core.records import Author, ConversationState, ConversationStatus, TurnRecord
 from assistant.storage.connection import SQLiteConnection, _now
-from assistant.storage.errors import UnknownTurn
 
 
 class SQLiteTurnLog(SQLiteConnection):

@@ -5,11 +5,9 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from assistant.core.errors import MessageError
+
 _WHITESPACE = re.compile(r"\s+")
-
-
-class MessageError(ValueError):
-    """A message the assistant refuses; the text says what the user can do."""
 
 
 def normalise_message(raw: object, max_chars: int) -> str:

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from assistant.channels.api import create_app
 from assistant.core.components import component_class
-from assistant.core.files import ArtifactError
+from assistant.core.errors import ArtifactError
 from assistant.core.pipeline import Assistant
 from assistant.core.seams import AgentDesk, IntentClassifier, LogReader, Retriever, TurnLog
 from assistant.lifecycle.releases import ModelVersions

@@ -1,7 +1,7 @@
 import pytest
 
+from assistant.core.errors import ArtifactError
 from assistant.core.files import (
-    ArtifactError,
     atomic_write_text,
     file_sha256,
     publish_directory,

@@ -2,9 +2,8 @@ import json
 
 import pytest
 
+from assistant.core.errors import MessageError, UnknownConversation
 from assistant.core.pipeline import Assistant
-from assistant.storage.errors import UnknownConversation
-from assistant.text.normalise import MessageError
 from tests.conftest import with_settings, writing_assistant
 from tests.fakes import fake_settings
 

@@ -3,9 +3,10 @@ from collections import Counter
 
 import pytest
 
+from assistant.core.errors import DataError
 from assistant.core.settings import Settings
 from assistant.datasets.corpus import IntentFiles, dataset_splits, file_splits
-from assistant.datasets.loading import DataError, load_dataset
+from assistant.datasets.loading import load_dataset
 
 
 def _write_csv(path, rows, header=("utterance", "label")):

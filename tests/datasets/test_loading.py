@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from assistant.core.errors import DataError
 from assistant.datasets.loading import (
-    DataError,
     IntentExample,
     load_dataset,
     load_intent_examples,

@@ -7,7 +7,7 @@ import torch
 from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 from transformers.pytorch_utils import Conv1D
 
-from assistant.core.files import ArtifactError
+from assistant.core.errors import ArtifactError
 from assistant.generation.writer import (
     ANSWER,
     CONTEXT,

@@ -4,7 +4,7 @@ import shutil
 import numpy as np
 import pytest
 
-from assistant.core.files import ArtifactError
+from assistant.core.errors import ArtifactError
 from assistant.intents.classifier import (
     METADATA_FILE,
     BertIntentClassifier,

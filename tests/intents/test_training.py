@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from transformers import TrainerCallback
 
-from assistant.core.files import ArtifactError
+from assistant.core.errors import ArtifactError
 from assistant.datasets.corpus import dataset_splits
 from assistant.datasets.loading import IntentExample, load_dataset
 from assistant.intents.classifier import BertIntentClassifier

@@ -1,10 +1,9 @@
 import pytest
 
-from assistant.core.files import ArtifactError
+from assistant.core.errors import ArtifactError, RollbackError
 from assistant.core.settings import Settings
 from assistant.lifecycle.releases import (
     ModelVersions,
-    RollbackError,
     live_versions,
     promote,
     prunable,

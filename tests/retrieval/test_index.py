@@ -3,7 +3,7 @@ import shutil
 
 import pytest
 
-from assistant.core.files import ArtifactError
+from assistant.core.errors import ArtifactError
 from assistant.datasets.loading import load_dataset, qa_checksum
 from assistant.retrieval.index import (
     INDEX_FILE,

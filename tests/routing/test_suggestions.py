@@ -1,8 +1,8 @@
 import pytest
 
+from assistant.core.errors import MessageError
 from assistant.datasets.loading import load_dataset
 from assistant.routing.suggestions import history_slots, suggest
-from assistant.text.normalise import MessageError
 
 
 def test_three_ranked_suggestions_with_their_traces(eager, built_settings):

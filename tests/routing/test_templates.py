@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.datasets.loading import DataError
+from assistant.core.errors import DataError
 from assistant.routing.templates import TemplateBook
 from assistant.text.slots import extract_slots
 

@@ -5,7 +5,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from assistant.channels.api import create_app
-from assistant.staff.access import AccessDenied, SignInThrottle, require_role, sign_in_check
+from assistant.core.errors import AccessDenied
+from assistant.staff.access import SignInThrottle, require_role, sign_in_check
 from tests.conftest import (
     ADMIN_NAME,
     ADMIN_PASSWORD,

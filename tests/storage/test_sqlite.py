@@ -3,6 +3,7 @@ import sqlite3
 import pytest
 import sqlite_utils
 
+from assistant.core.errors import HeldByAnotherAgent, UnknownConversation, UnknownTurn
 from assistant.core.records import (
     ActionKind,
     ConversationState,
@@ -11,7 +12,6 @@ from assistant.core.records import (
     TurnRecord,
 )
 from assistant.core.types import Route
-from assistant.storage.errors import HeldByAnotherAgent, UnknownConversation, UnknownTurn
 from assistant.storage.migrations import MIGRATIONS
 from assistant.storage.sqlite import ConversationStore
 from assistant.text.redaction import Redactor

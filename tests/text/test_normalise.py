@@ -1,6 +1,7 @@
 import pytest
 
-from assistant.text.normalise import MessageError, normalise_message
+from assistant.core.errors import MessageError
+from assistant.text.normalise import normalise_message
 
 
 def test_keeps_ordinary_text_and_collapses_whitespace():

@@ -201,3 +201,29 @@ def test_prune_dry_run_lists_and_removes_nothing(tmp_path, monkeypatch, capsys):
     assert len(list(intent.iterdir())) == 4  # three versions and CURRENT
     assert main(["prune", "--keep", "1"]) == 0
     assert sorted(p.name for p in intent.iterdir()) == ["CURRENT", "v3"]
+
+
+def test_a_user_error_is_one_clean_line_and_exit_2(tmp_path, capsys):
+    code = main(["data", "validate", str(tmp_path / "missing")])
+    error = capsys.readouterr().err
+    assert code == 2
+    assert error.startswith("error: ") and error.count("\n") == 1
+    assert "Traceback" not in error
+
+
+def test_bad_settings_are_a_user_error(tmp_path, capsys):
+    config = tmp_path / "assistant.toml"
+    config.write_text("retrieval_threshold = 7\n", encoding="utf-8")
+    assert main(["--config", str(config), "data", "validate"]) == 2
+    assert "retrieval_threshold" in capsys.readouterr().err
+
+
+def test_a_bug_is_not_passed_off_as_a_user_error(monkeypatch):
+    import assistant.cli.data
+
+    def broken(args, settings):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(assistant.cli.data, "validate_data", lambda path: broken(None, None))
+    with pytest.raises(ZeroDivisionError):
+        main(["data", "validate"])
