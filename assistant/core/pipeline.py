@@ -1,6 +1,10 @@
-"""One customer message in, one traced reply out: the flow in DESIGN.md.
+"""One customer message in, one traced reply out.
 
-validate -> classify intent -> retrieve past answers -> route -> log (redacted).
+message -> validate -> classify -> retrieve -> route -> (write) -> reply -> log:
+the message is validated and normalised, its intents are scored and past answers
+retrieved; the router decides the route once; on the generate route the answer
+writer streams an answer, which is checked and, if it fails, replaced by the
+decision's fallback; the reply is given and the turn logged (redacted).
 A handoff puts the conversation in the agent queue; while it waits for or is with
 an agent, the bot only logs the customer's messages and says a person has it.
 """
