@@ -126,7 +126,7 @@ class Settings(BaseSettings):
     generator_question_tokens: int = Field(32, ge=8)
     generator_answer_tokens: int = Field(160, ge=8)  # training cut-off and generation cap
     generator_repeat_ngram: int = Field(4, ge=0)  # no n-gram twice in one answer; 0 turns off
-    grounding_quantile: float = Field(0.05, ge=0, lt=1)  # see generator_training.py
+    grounding_quantile: float = Field(0.05, ge=0, lt=1)  # see generation/training.py
     generator_int8: bool = False
 
     # Routing.
@@ -148,7 +148,7 @@ class Settings(BaseSettings):
     # How often a running server looks for newly promoted models (0: never; restart instead).
     reload_check_seconds: float = Field(2.0, ge=0)
 
-    # Access: the support team's accounts and the API keys of other tools (see assistant/auth.py).
+    # Access: the support team's accounts and other tools' API keys (see staff/accounts.py).
     users: list[UserAccount] = []
     api_keys: list[ApiKey] = []
     metrics_need_api_key: bool = False  # /metrics asks for an API key (X-API-Key or Bearer)

@@ -5,7 +5,7 @@ The prompt is built by `prompt_ids` for training and serving alike:
     <|context|> past answer 1 <|context|> past answer 2 ... <|question|> question <|answer|>
 
 and the model writes the answer, ending it with `<|endofanswer|>`. Training is in
-`generator_training.py`; checking what it wrote is in `grounding.py`.
+`generation/training.py`; checking what it wrote is in `generation/grounding.py`.
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@
    embeddings gives the head its starting weights.
 2. Fine-tune the encoder and head together with the Hugging Face `Trainer`
    (label smoothing, a small learning rate for the encoder, linear decay),
-   early-stopped on validation loss. Checkpoints are kept per run, so a stopped
-   run continues where it left off when the same command is given again.
+   early-stopped on validation accuracy, ties broken by the lower validation
+   loss; the epoch best by that measure is kept. Checkpoints are kept per run, so
+   a stopped run continues where it left off when the same command is given again.
 3. Temperature scaling and the fallback threshold and margin, both fitted on
    the validation split; the test split, when given, is only measured.
 """

@@ -2,7 +2,7 @@
 
 1. Merge: the dataset folder's intent examples plus the exported log rows (the
    customer's text and its final intent, the agent's correction when there is
-   one; see export.py), and its Q&A pairs plus the questions agents answered.
+   one; see analytics/export.py), and its Q&A pairs plus the questions agents answered.
 2. Hold out: the dataset folder's test split, plus the log rows whose text
    hashes into a fixed one-in-five share. A row is held out at every retraining
    or at none, so the held-out set only grows and is never trained on.

@@ -7,7 +7,7 @@ import uuid
 
 from assistant.core.errors import UnknownTurn
 from assistant.core.records import Author, ConversationState, ConversationStatus, TurnRecord
-from assistant.storage.connection import SQLiteConnection, _now
+from assistant.storage.connection import SQLiteConnection, _now, _redacted
 
 
 class SQLiteTurnLog(SQLiteConnection):
@@ -39,7 +39,8 @@ class SQLiteTurnLog(SQLiteConnection):
     def log_turn(self, record: TurnRecord) -> int:
         """Write one turn, its transcript lines and the conversation's new state at once.
 
-        A turn with a `handoff_reason` puts the conversation in the agent queue.
+        A turn with a `handoff_reason` puts the conversation in the agent queue. The texts,
+        the reason, the sources and the trace are all redacted: each can quote the customer.
         """
         with self._write_lock, self._db.atomic():
             position = self._db.execute(
@@ -58,9 +59,9 @@ class SQLiteTurnLog(SQLiteConnection):
                     "route": record.route,
                     "intent": record.intent,
                     "confidence": record.confidence,
-                    "reason": record.reason,
-                    "sources": json.dumps(record.sources),
-                    "trace": json.dumps(record.trace),
+                    "reason": self._redact(record.reason),
+                    "sources": json.dumps(_redacted(record.sources, self._redact)),
+                    "trace": json.dumps(_redacted(record.trace, self._redact)),
                     "latency_ms": record.latency_ms,
                     "model_version": record.model_version,
                 }
