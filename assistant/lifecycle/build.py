@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from assistant.core.errors import ArtifactError
 from assistant.core.files import read_json
@@ -19,13 +20,14 @@ from assistant.generation.training import RECIPE_FIELDS, train_generator
 from assistant.generation.writer import GENERATOR_FORMAT, generator_path
 from assistant.generation.writer import METADATA_FILE as GENERATOR_FILE
 from assistant.intents.classifier import METADATA_FILE, MODEL_FORMAT, intent_model_path
-from assistant.intents.training import TrainingReport, train_intent_classifier
+from assistant.intents.training import TRAINING_FIELDS, TrainingReport, train_intent_classifier
 from assistant.lifecycle.versions import base_data_checksum
 from assistant.retrieval.index import (
     META_FILE,
     FaissRetriever,
     check_index_metadata,
     index_path,
+    index_recipe,
     load_index_version,
 )
 from assistant.retrieval.index import REBUILD_HINT as INDEX_HINT
@@ -67,6 +69,10 @@ def intent_model_staleness(dataset: Dataset, settings: Settings) -> str | None:
     if metadata.get("base_model") != settings.intent_base_model:
         trained_from = metadata.get("base_model")
         return f"trained from {trained_from!r}, configured {settings.intent_base_model!r}"
+    if "search" not in metadata:  # a searched recipe differs from the settings on purpose
+        recipe = settings.model_dump(include=TRAINING_FIELDS, mode="json")
+        if recipe_changed(metadata, recipe, "intent model"):
+            return "the intent model settings changed since it was trained"
     if base_data_checksum(metadata, "data_checksum") != intent_checksum(dataset, settings):
         return "the intent examples changed since it was trained"
     return None
@@ -82,7 +88,9 @@ def generator_staleness(dataset: Dataset, settings: Settings) -> str | None:
         return "no trained answer generator"
     if metadata.get("format") != GENERATOR_FORMAT:
         return "the saved generator is in an older format"
-    if metadata.get("recipe") != settings.model_dump(include=RECIPE_FIELDS, mode="json"):
+    if recipe_changed(
+        metadata, settings.model_dump(include=RECIPE_FIELDS, mode="json"), "generator"
+    ):
         return "the generator settings changed since it was trained"
     if base_data_checksum(metadata, "data_checksum") != qa_checksum(dataset):
         return "the Q&A pairs changed since it was trained"
@@ -94,10 +102,38 @@ def index_staleness(dataset: Dataset, settings: Settings) -> str | None:
     try:
         directory = index_path(settings.qa_index_dir)
         metadata = read_json(directory / META_FILE, INDEX_HINT)
+        if recipe_changed(metadata, index_recipe(settings), "index"):
+            return "the index settings changed since it was built"
         check_index_metadata(directory, metadata, settings, qa_checksum(dataset))
     except ArtifactError as error:
         return str(error).removesuffix(f" {INDEX_HINT}").rstrip(".")
     return None
+
+
+def recipe_changed(metadata: dict[str, Any], current: dict[str, Any], what: str) -> bool:
+    """Whether an artifact's recorded recipe differs from the settings; logs how. The one
+    comparison for the intent model, the index and the generator alike."""
+    change = recipe_change(metadata, current)
+    if change:
+        log.info("the %s was %s", what, change)
+    return change is not None
+
+
+def recipe_change(metadata: dict[str, Any], current: dict[str, Any]) -> str | None:
+    """How the settings differ from the recipe an artifact recorded when it was built, as
+    "trained with epochs=7; the settings say epochs=3", or None when they agree. Settings
+    the artifact recorded nothing about (it predates them) are not held against it."""
+    recorded = metadata.get("recipe")
+    if not isinstance(recorded, dict):
+        return None
+    changed = sorted(
+        name for name in current if name in recorded and recorded[name] != current[name]
+    )
+    if not changed:
+        return None
+    before = ", ".join(f"{name}={recorded[name]!r}" for name in changed)
+    now = ", ".join(f"{name}={current[name]!r}" for name in changed)
+    return f"built with {before}; the settings say {now}"
 
 
 def ensure_artifacts(

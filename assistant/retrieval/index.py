@@ -42,6 +42,9 @@ WHAT = "retrieval index"
 log = logging.getLogger(__name__)
 
 
+INDEX_RECIPE_FIELDS = {"embedding_model"}
+
+
 def load_encoder(settings: Settings) -> SentenceTransformer:
     try:
         return SentenceTransformer(
@@ -138,6 +141,7 @@ class FaissRetriever:
         index.add(vectors)
         source_checksum = checksum(pairs)
         metadata = {
+            "recipe": index_recipe(settings),
             "embedding_model": settings.embedding_model,
             "dimension": int(vectors.shape[1]),
             "rows": len(pairs),
@@ -207,6 +211,11 @@ class FaissRetriever:
                 f"{dimension}. {REBUILD_HINT}"
             )
         return cls(encoder, index, rows, metadata, settings.faiss_gpu)
+
+
+def index_recipe(settings: Settings) -> dict[str, Any]:
+    """The settings an index is built from; a change to any of them means a rebuild."""
+    return settings.model_dump(include=INDEX_RECIPE_FIELDS, mode="json")
 
 
 def load_index_version(

@@ -6,6 +6,7 @@ from assistant.lifecycle.build import (
     generator_staleness,
     index_staleness,
     intent_model_staleness,
+    recipe_change,
 )
 from assistant.retrieval.index import INDEX_FILE, index_path
 
@@ -63,3 +64,34 @@ def test_the_generator_is_stale_when_its_data_or_settings_change(built_settings,
     assert generator_staleness(dataset, turned_off) is None
     elsewhere = built_settings.model_copy(update={"models_dir": tmp_path})
     assert generator_staleness(dataset, elsewhere) == "no trained answer generator"
+
+
+def test_a_changed_training_recipe_makes_each_artifact_stale_alike(built_settings):
+    dataset = load_dataset(built_settings.data_dir)
+    epochs = built_settings.epochs
+    other_epochs = built_settings.model_copy(update={"epochs": epochs + 1})
+    assert intent_model_staleness(dataset, other_epochs) == (
+        "the intent model settings changed since it was trained"
+    )
+    layers = built_settings.generator_layers
+    deeper = built_settings.model_copy(update={"generator_layers": layers + 1})
+    assert generator_staleness(dataset, deeper) == (
+        "the generator settings changed since it was trained"
+    )
+    embedded = built_settings.model_copy(update={"embedding_model": "other-encoder"})
+    assert index_staleness(dataset, embedded) == "the index settings changed since it was built"
+    # Settings outside every recipe, such as routing thresholds, rebuild nothing.
+    stricter = built_settings.model_copy(update={"retrieval_threshold": 0.9})
+    assert intent_model_staleness(dataset, stricter) is None
+    assert generator_staleness(dataset, stricter) is None
+    assert index_staleness(dataset, stricter) is None
+
+
+def test_a_recipe_says_what_changed_and_ignores_what_it_never_recorded():
+    """The detail goes to the log (`recipe_changed`), the reason stays one sentence."""
+    recorded = {"recipe": {"epochs": 7, "seed": 13}}
+    assert recipe_change(recorded, {"epochs": 7, "seed": 13, "bf16": False}) is None
+    assert recipe_change(recorded, {"epochs": 3, "seed": 13}) == (
+        "built with epochs=7; the settings say epochs=3"
+    )
+    assert recipe_change({}, {"epochs": 3}) is None  # built before recipes were recorded
