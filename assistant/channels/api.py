@@ -125,7 +125,7 @@ def metrics_access(
 ) -> None:
     """With `metrics_need_api_key`, an API key as `X-API-Key` or as a bearer token (what
     Prometheus's `authorization` scrape setting sends)."""
-    if not request.app.state.assistant.settings.metrics_need_api_key:
+    if not request.app.state.assistant.settings.access.metrics_need_api_key:
         return
     scheme, _, bearer = (authorization or "").partition(" ")
     if scheme.lower() == "bearer" and bearer:
@@ -138,7 +138,7 @@ def watching_for_new_models(assistant: Assistant):
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        interval = assistant.settings.reload_check_seconds
+        interval = assistant.settings.serving.reload_check_seconds
         watcher = ModelWatcher(assistant, interval) if interval > 0 else None
         if watcher is not None:
             watcher.start()
@@ -157,7 +157,7 @@ def create_app(assistant: Assistant, with_ui: bool = True) -> FastAPI:
         lifespan=watching_for_new_models(assistant),
     )
     app.state.assistant = assistant
-    app.add_middleware(BodyLimit, limit=assistant.settings.max_request_bytes)
+    app.add_middleware(BodyLimit, limit=assistant.settings.serving.max_request_bytes)
     _add_error_handlers(app)
     app.include_router(customer_routes(assistant))
     app.include_router(tool_routes(assistant))
@@ -247,7 +247,7 @@ def tool_routes(assistant: Assistant) -> APIRouter:
 
     @app.get("/metrics", dependencies=[Depends(metrics_access)])
     def metrics() -> Response:
-        text = prometheus_text(assistant.store, assistant.settings.handoff_intents)
+        text = prometheus_text(assistant.store, assistant.settings.routing.handoff_intents)
         return Response(text, media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/api/health")
@@ -262,7 +262,7 @@ def mount_staff_pages(app: FastAPI, assistant: Assistant) -> None:
     to add one."""
     for path in (AGENT_PATH, ADMIN_PATH):
         app.add_api_route(path, _to_slash(path), include_in_schema=False)
-    if not assistant.settings.users:
+    if not assistant.settings.access.users:
         for path in (AGENT_PATH, ADMIN_PATH):
             app.add_api_route(path + "/", _no_users_page, include_in_schema=False)
         return

@@ -15,7 +15,7 @@ from assistant.staff.access import ADMIN_PATH, AGENT_PATH, NO_USERS_HINT
 def page_urls(settings: Settings, base_url: str) -> str:
     """Where each page is, for the start-up message."""
     lines = [f"Chat: {base_url}/  API: POST {base_url}/api/chat"]
-    if settings.users:
+    if settings.access.users:
         lines.append(f"Agent page: {base_url}{AGENT_PATH}/  Admin page: {base_url}{ADMIN_PATH}/")
     else:
         lines.append(f"Agent and admin pages are off. {NO_USERS_HINT}")
@@ -26,7 +26,7 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
     started = time.perf_counter()
     assistant = Assistant.load(settings)
     assistant.warm_up()
-    host, port = host or settings.host, port or settings.port
+    host, port = host or settings.serving.host, port or settings.serving.port
     print(
         f"Models loaded and warmed up in {time.perf_counter() - started:.1f} s "
         f"({assistant.model_version}).\n{page_urls(settings, f'http://{host}:{port}')}",

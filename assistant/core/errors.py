@@ -33,6 +33,10 @@ class ConfigError(AssistantError, ValueError):
     """The settings or a command's arguments are wrong; the text says which and how."""
 
 
+class MissingConfigFile(ConfigError, FileNotFoundError):
+    """The configuration file named does not exist."""
+
+
 class TrainingError(AssistantError, ValueError):
     """Training cannot start with this data: too little of it, or labels that do not match."""
 

@@ -132,7 +132,7 @@ class Assistant:
     ) -> Generator[ReplyEvent, None, None]:
         started = time.perf_counter()
         models = self.models
-        text = normalise_message(message, self.settings.max_message_chars)
+        text = normalise_message(message, self.settings.serving.max_message_chars)
         if conversation_id is None:
             conversation_id = self.store.start_conversation()
             state, status = ConversationState(), ConversationStatus.BOT
@@ -143,8 +143,8 @@ class Assistant:
                 version = models.versions.describe()
                 yield self._leave_to_agent(text, conversation_id, state, status, version, started)
                 return
-        intents = models.classifier.predict([text], self.settings.top_k_intents)[0]
-        sources = models.retriever.search([text], self.settings.top_k_sources)[0]
+        intents = models.classifier.predict([text], self.settings.routing.top_k_intents)[0]
+        sources = models.retriever.search([text], self.settings.routing.top_k_sources)[0]
         found_slots = extract_slots(text)
         slots = {**state.slots, **found_slots}
         context = TurnContext(intents, sources, slots, state.pending_intent)

@@ -10,6 +10,7 @@ the classifier was trained.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from assistant.core.components import build_component
 from assistant.core.seams import AnswerWriter, IntentClassifier, Retriever, Thresholds
@@ -40,7 +41,9 @@ class Models:
         templates: TemplateBook,
         generator: AnswerWriter | None = None,
     ) -> Models:
-        policy = policy_from(settings, classifier.rejection, generator is not None)
+        policy = policy_from(
+            settings.routing, settings.intents, classifier.rejection, generator is not None
+        )
         return cls(classifier, retriever, Router(policy, templates), generator)
 
     @classmethod
@@ -67,7 +70,7 @@ class Models:
             previous.retriever if previous else None,
         )
         generator = None
-        if settings.generator_enabled:
+        if settings.generator.enabled:
             generator = build_component(
                 settings,
                 "answer_writer",
@@ -92,19 +95,19 @@ class Models:
 
 
 def policy_from(
-    settings: Settings, chosen: Thresholds, can_generate: bool = False
+    routing: Any, intents: Any, chosen: Thresholds, can_generate: bool = False
 ) -> RoutingPolicy:
-    """Routing thresholds: those set in the settings, else those chosen at training."""
-    threshold_set = settings.intent_threshold is not None
+    """Routing thresholds from the `routing` and `intents` settings sections; the fallback
+    threshold and margin are those chosen at training unless the settings set them."""
+    threshold_set = intents.intent_threshold is not None
+    margin_set = intents.ambiguity_margin is not None
     return RoutingPolicy(
-        intent_threshold=settings.intent_threshold if threshold_set else chosen.threshold,
-        ambiguity_margin=(
-            chosen.margin if settings.ambiguity_margin is None else settings.ambiguity_margin
-        ),
-        retrieval_threshold=settings.retrieval_threshold,
-        handoff_intents=frozenset(settings.handoff_intents),
-        out_of_scope_label=settings.out_of_scope_label,
+        intent_threshold=intents.intent_threshold if threshold_set else chosen.threshold,
+        ambiguity_margin=intents.ambiguity_margin if margin_set else chosen.margin,
+        retrieval_threshold=routing.retrieval_threshold,
+        handoff_intents=frozenset(routing.handoff_intents),
+        out_of_scope_label=intents.out_of_scope_label,
         intent_thresholds={} if threshold_set else chosen.per_intent,
-        generation_threshold=settings.generation_threshold if can_generate else None,
-        fallback_retrieval_threshold=settings.fallback_retrieval_threshold,
+        generation_threshold=routing.generation_threshold if can_generate else None,
+        fallback_retrieval_threshold=routing.fallback_retrieval_threshold,
     )

@@ -7,11 +7,12 @@ environment variables, a TOML file (`assistant.toml`, or the path in
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -19,7 +20,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from assistant.core.errors import ArtifactError, ConfigError, HardwareError
+from assistant.core.errors import ArtifactError, ConfigError, HardwareError, MissingConfigFile
 from assistant.text.redaction import Redactor
 
 DEFAULT_CONFIG_FILE = Path("assistant.toml")
@@ -180,7 +181,24 @@ class Settings(BaseSettings):
         toml_path = settings_cls.model_config.get("toml_file") or Path(
             os.environ.get("ASSISTANT_CONFIG", DEFAULT_CONFIG_FILE)
         )
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_path))
+        return (
+            init_settings,
+            env_settings,
+            SectionedEnvironment(settings_cls),
+            SectionedToml(settings_cls, toml_path),
+        )
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**flatten_sections(values))
+
+    # Each component's section (see SECTIONS).
+    paths = property(lambda self: section(self, "paths"))
+    models = property(lambda self: section(self, "models"))
+    intents = property(lambda self: section(self, "intents"))
+    generator = property(lambda self: section(self, "generator"))
+    routing = property(lambda self: section(self, "routing"))
+    serving = property(lambda self: section(self, "serving"))
+    access = property(lambda self: section(self, "access"))
 
     @property
     def intent_models_dir(self) -> Path:
@@ -195,13 +213,124 @@ class Settings(BaseSettings):
         return self.index_dir / "qa"
 
 
+# Each component reads its own section: a view of the settings it uses, named here. The
+# flat names (`retrieval_threshold = 0.82`) and the sectioned ones (`[routing]` then
+# `retrieval_threshold = 0.82`; `ASSISTANT_ROUTING__RETRIEVAL_THRESHOLD`) are both accepted.
+SECTIONS: dict[str, dict[str, str]] = {
+    "paths": {name: name for name in ("data_dir", "models_dir", "index_dir", "database_path")},
+    "models": {
+        name: name for name in ("intent_base_model", "embedding_model", "device", "faiss_gpu")
+    },
+    "intents": {
+        name: name
+        for name in (
+            "epochs", "batch_size", "learning_rate", "head_learning_rate", "weight_decay",
+            "warmup_ratio", "label_smoothing", "probe_regularisation", "freeze_word_embeddings",
+            "bf16", "early_stopping_patience", "validation_fraction", "max_length", "seed",
+            "out_of_scope_label", "intent_threshold", "ambiguity_margin", "max_accuracy_loss",
+            "per_intent_thresholds", "intent_int8",
+        )
+    },
+    "generator": {
+        **{
+            name: f"generator_{name}"
+            for name in (
+                "enabled", "base_model", "layers", "hidden_size", "heads", "vocab_size",
+                "epochs", "batch_size", "learning_rate", "context_answers", "context_tokens",
+                "question_tokens", "answer_tokens", "repeat_ngram", "int8",
+            )
+        },
+        "grounding_quantile": "grounding_quantile",
+    },
+    "routing": {
+        name: name
+        for name in (
+            "retrieval_threshold", "generation_threshold", "fallback_retrieval_threshold",
+            "handoff_intents", "top_k_intents", "top_k_sources", "low_confidence_below",
+        )
+    },
+    "serving": {
+        name: name
+        for name in (
+            "max_message_chars", "max_request_bytes", "host", "port", "reload_check_seconds",
+        )
+    },
+    "access": {
+        name: name
+        for name in (
+            "users", "api_keys", "metrics_need_api_key", "sign_in_attempts",
+            "sign_in_window_seconds",
+        )
+    },
+}  # fmt: skip
+
+
+def flatten_sections(values: dict[str, Any]) -> dict[str, Any]:
+    """Sectioned settings (`{"routing": {"retrieval_threshold": 0.8}}`) as flat names; a
+    flat name given beside its section wins."""
+    flat = {key: value for key, value in values.items() if key not in SECTIONS}
+    for section, names in SECTIONS.items():
+        given = values.get(section)
+        if given is None:
+            continue
+        if not isinstance(given, dict):
+            raise ConfigError(f"settings section {section!r} must be a table of settings")
+        for name, value in given.items():
+            if name not in names:
+                raise ConfigError(f"unknown setting {section}.{name}; see the README")
+            flat.setdefault(names[name], value)
+    return flat
+
+
+class SectionedToml(TomlConfigSettingsSource):
+    """The TOML file, where settings may stand at the top or in their section's table."""
+
+    def __call__(self) -> dict[str, Any]:
+        return flatten_sections(super().__call__())
+
+
+class SectionedEnvironment(PydanticBaseSettingsSource):
+    """`ASSISTANT_<SECTION>__<NAME>` variables; lists and tables are given as JSON."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for section, names in SECTIONS.items():
+            for name, flat in names.items():
+                raw = os.environ.get(f"ASSISTANT_{section.upper()}__{name.upper()}")
+                if raw is not None:
+                    complex_value = raw.lstrip().startswith(("[", "{"))
+                    found[flat] = json.loads(raw) if complex_value else raw
+        return found
+
+
+def _section_model(section: str) -> type[BaseModel]:
+    fields = {
+        name: (Settings.model_fields[flat].annotation, Settings.model_fields[flat])
+        for name, flat in SECTIONS[section].items()
+    }
+    title = f"{section.title()}Settings"
+    return create_model(title, __config__=ConfigDict(frozen=True), **fields)
+
+
+SECTION_MODELS = {section: _section_model(section) for section in SECTIONS}
+
+
+def section(settings: Settings, name: str) -> Any:
+    """The `name` section of `settings` as its own frozen model."""
+    values = {field: getattr(settings, flat) for field, flat in SECTIONS[name].items()}
+    return SECTION_MODELS[name].model_construct(**values)
+
+
 def load_settings(config_path: Path | None = None, **overrides: Any) -> Settings:
     """Read settings; `config_path` replaces the default TOML file. Raises `ConfigError`
     naming each setting that is wrong."""
     settings_class = Settings
     if config_path is not None:
         if not config_path.is_file():
-            raise ConfigError(f"config file not found: {config_path}")
+            raise MissingConfigFile(f"config file not found: {config_path}")
 
         class FileSettings(Settings):
             model_config = SettingsConfigDict(toml_file=config_path)

@@ -211,10 +211,10 @@ class Gpt2AnswerWriter:
         """The configured answer writer at `version` (None: the live one)."""
         return cls.load(
             settings.generator_models_dir,
-            settings.device,
+            settings.models.device,
             version,
-            int8=settings.generator_int8,
-            repeat_ngram=settings.generator_repeat_ngram,
+            int8=settings.generator.int8,
+            repeat_ngram=settings.generator.repeat_ngram,
         )
 
     @classmethod

@@ -115,7 +115,10 @@ class BertIntentClassifier:
     ) -> BertIntentClassifier:
         """The configured classifier at `version` (None: the live one)."""
         return cls.load(
-            settings.intent_models_dir, settings.device, version, int8=settings.intent_int8
+            settings.intent_models_dir,
+            settings.models.device,
+            version,
+            int8=settings.intents.intent_int8,
         )
 
     @classmethod

@@ -65,10 +65,10 @@ def suggest(
     from assistant.core.trace import build_trace
 
     settings = assistant.settings
-    text = normalise_message(message, settings.max_message_chars)
+    text = normalise_message(message, settings.serving.max_message_chars)
     models = models or assistant.models  # one set throughout, even across a switch
-    intents = models.classifier.predict([text], settings.top_k_intents)[0]
-    sources = models.retriever.search([text], settings.top_k_sources)[0]
+    intents = models.classifier.predict([text], settings.routing.top_k_intents)[0]
+    sources = models.retriever.search([text], settings.routing.top_k_sources)[0]
     found = extract_slots(text)
     slots = {**history_slots(history), **found}
     router = models.router

@@ -91,4 +91,4 @@ def _parse_template(path: Path, intent: str, text: object, prompts: dict) -> Tem
 
 
 def load_templates(settings: Settings) -> TemplateBook:
-    return TemplateBook.load(settings.data_dir / TEMPLATES_FILE)
+    return TemplateBook.load(settings.paths.data_dir / TEMPLATES_FILE)

@@ -87,7 +87,7 @@ def sign_in_check(
 
 
 def new_throttle(settings: Settings) -> SignInThrottle:
-    return SignInThrottle(settings.sign_in_attempts, settings.sign_in_window_seconds)
+    return SignInThrottle(settings.access.sign_in_attempts, settings.access.sign_in_window_seconds)
 
 
 def sign_in_message(role: Role) -> str:
@@ -100,7 +100,7 @@ def require_role(settings: Settings, request: gr.Request | None, role: Role) -> 
     name = getattr(request, "username", None)
     if not name:
         raise AccessDenied("You are not signed in; reload the page and sign in.")
-    user = next((u for u in settings.users if u.name == name), None)
+    user = next((u for u in settings.access.users if u.name == name), None)
     if user is None:
         raise AccessDenied(f"The account {name!r} is no longer configured; ask an admin.")
     if not allowed(user, role):

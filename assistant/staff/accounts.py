@@ -54,7 +54,7 @@ def verify_password(password_hash: str, password: str) -> bool:
 
 def authenticate(settings: Settings, name: str, password: str) -> UserAccount | None:
     """The configured account for `name` if `password` is right, else None."""
-    user = next((u for u in settings.users if u.name == name), None)
+    user = next((u for u in settings.access.users if u.name == name), None)
     valid = verify_password(user.password_hash if user else _decoy_hash(), password)
     return user if user is not None and valid else None
 
@@ -78,7 +78,7 @@ def check_api_key(settings: Settings, key: str | None) -> ApiKey | None:
         return None
     digest = hash_api_key(key)
     match = None
-    for entry in settings.api_keys:  # no early exit: the time does not say which key matched
+    for entry in settings.access.api_keys:  # no early exit: the time does not say which key matched
         if hmac.compare_digest(entry.sha256, digest):
             match = entry
     return match

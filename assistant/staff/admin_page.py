@@ -127,13 +127,13 @@ def load_figures(
     settings = assistant.settings
     acting_admin(settings, request)
     since = parse_since(since_text)
-    metrics = compute_metrics(assistant.store, since, settings.handoff_intents)
+    metrics = compute_metrics(assistant.store, since, settings.routing.handoff_intents)
     groups = frequent_unanswered(
         assistant.store,
         embed or assistant.retriever.encode,
         since,
-        settings.low_confidence_below,
-        human_intents=settings.handoff_intents,
+        settings.routing.low_confidence_below,
+        human_intents=settings.routing.handoff_intents,
     )
     return figures_table(metrics), intent_counts(metrics), question_groups(groups)
 

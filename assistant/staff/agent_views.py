@@ -83,7 +83,7 @@ def queue_rows(items: list[QueueItem]) -> pd.DataFrame:
 
 def load_queue(assistant: Assistant, request: gr.Request | None) -> pd.DataFrame:
     acting_agent(assistant, request)
-    return queue_rows(assistant.store.queue(assistant.settings.low_confidence_below))
+    return queue_rows(assistant.store.queue(assistant.settings.routing.low_confidence_below))
 
 
 def skipped(count: int) -> tuple[Any, ...]:

@@ -75,11 +75,11 @@ def test_thresholds_chosen_at_training_apply_unless_configured(assistant, built_
     from assistant.intents.rejection import RejectionPolicy
 
     chosen = RejectionPolicy(0.42, 0.07, {"greeting": 0.9})
-    policy = policy_from(built_settings, chosen)
+    policy = policy_from(built_settings.routing, built_settings.intents, chosen)
     assert (policy.intent_threshold, policy.ambiguity_margin) == (0.42, 0.07)
     assert policy.threshold_for("greeting") == 0.9
     configured = built_settings.model_copy(update={"intent_threshold": 0.6})
-    policy = policy_from(configured, chosen)
+    policy = policy_from(configured.routing, configured.intents, chosen)
     assert policy.intent_threshold == 0.6 and policy.threshold_for("greeting") == 0.6
     assert assistant.router.policy.intent_threshold == assistant.classifier.rejection.threshold
 

@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from assistant.core.errors import ConfigError
 from assistant.core.settings import Settings, load_settings, pick_device, resolve_model_path
 
 
@@ -67,3 +68,56 @@ def test_auto_device_falls_back_to_cpu_without_cuda():
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="no CUDA GPU"):
             pick_device("cuda")
+
+
+def test_each_component_reads_its_own_section():
+    settings = Settings(retrieval_threshold=0.7, generator_layers=5, users=[])
+    assert settings.routing.retrieval_threshold == 0.7
+    assert settings.generator.layers == 5  # the section drops the generator_ prefix
+    assert settings.access.users == []
+    assert set(type(settings.routing).model_fields) == {
+        "retrieval_threshold",
+        "generation_threshold",
+        "fallback_retrieval_threshold",
+        "handoff_intents",
+        "top_k_intents",
+        "top_k_sources",
+        "low_confidence_below",
+    }
+    with pytest.raises(ValidationError):  # a section is a view: set the settings instead
+        settings.routing.retrieval_threshold = 0.1
+
+
+def test_sectioned_and_flat_names_are_both_accepted(tmp_path, monkeypatch):
+    monkeypatch.delenv("ASSISTANT_CONFIG", raising=False)
+    config = tmp_path / "assistant.toml"
+    config.write_text(
+        "port = 9000\n[routing]\nretrieval_threshold = 0.75\n[generator]\nlayers = 2\n",
+        encoding="utf-8",
+    )
+    settings = load_settings(config)
+    assert (settings.port, settings.retrieval_threshold, settings.generator_layers) == (
+        9000,
+        0.75,
+        2,
+    )
+    assert Settings(intents={"epochs": 2}).epochs == 2
+
+
+def test_sectioned_environment_names_and_their_priority(tmp_path, monkeypatch):
+    monkeypatch.delenv("ASSISTANT_CONFIG", raising=False)
+    config = tmp_path / "assistant.toml"
+    config.write_text("[routing]\nretrieval_threshold = 0.75\n", encoding="utf-8")
+    monkeypatch.setenv("ASSISTANT_ROUTING__RETRIEVAL_THRESHOLD", "0.6")
+    monkeypatch.setenv("ASSISTANT_ROUTING__HANDOFF_INTENTS", '["complaint"]')
+    settings = load_settings(config)
+    assert settings.retrieval_threshold == 0.6  # the environment over the file
+    assert settings.handoff_intents == ["complaint"]
+    assert load_settings(config, retrieval_threshold=0.9).retrieval_threshold == 0.9
+
+
+def test_an_unknown_sectioned_setting_is_refused(tmp_path):
+    config = tmp_path / "assistant.toml"
+    config.write_text("[routing]\nretreival_threshold = 0.75\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"routing\.retreival_threshold"):
+        load_settings(config)
