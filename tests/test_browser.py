@@ -7,7 +7,9 @@ import time
 import pytest
 
 from assistant.channels.api import create_app
+from assistant.core.pipeline import Assistant
 from assistant.core.records import ActionKind
+from assistant.storage.sqlite import ConversationStore
 from tests.conftest import AGENT_NAME, AGENT_PASSWORD, running_server
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -26,8 +28,25 @@ WAIT_MS = 30_000
 
 
 @pytest.fixture(scope="module")
-def base_url(staffed):
-    with running_server(create_app(staffed)) as url:
+def served(staffed, tmp_path_factory):
+    """The staffed assistant with a log of its own."""
+    # A log of its own: the session's shared log holds other tests' handoffs, oldest first,
+    # and this one's row would sit below what the queue table shows.
+    log = ConversationStore(tmp_path_factory.mktemp("browser") / "conversations.db")
+    served = Assistant(
+        staffed.settings,
+        staffed.classifier,
+        staffed.retriever,
+        staffed.router.templates,
+        log,
+        staffed.generator,
+    )
+    return served
+
+
+@pytest.fixture(scope="module")
+def base_url(served):
+    with running_server(create_app(served)) as url:
         yield url
 
 
@@ -63,8 +82,8 @@ def send(page, text: str, reply_contains: str) -> None:
     expect(page.locator("#chat")).to_contain_text(reply_contains, timeout=WAIT_MS)
 
 
-def test_customer_chats_reads_why_and_gives_a_thumbs_down(page, staffed):
-    assistant = staffed
+def test_customer_chats_reads_why_and_gives_a_thumbs_down(page, served):
+    assistant = served
     page.locator("#message textarea").wait_for(timeout=WAIT_MS)
     send(page, "Where is my order? It has not arrived yet.", "order number")
     send(page, "It's PP-482913", "order PP-482913")
@@ -104,7 +123,7 @@ def sign_in(page, name: str, password: str) -> None:
     page.get_by_role("button", name="Login").click()
 
 
-def test_a_handoff_an_edited_suggestion_and_back_to_the_bot(browser, base_url, staffed):
+def test_a_handoff_an_edited_suggestion_and_back_to_the_bot(browser, base_url, served):
     customer = open_page(browser, base_url)
     customer.locator("#message textarea").wait_for(timeout=WAIT_MS)
     request = "I want to talk to a person about parcel 5521"
@@ -139,10 +158,10 @@ def test_a_handoff_an_edited_suggestion_and_back_to_the_bot(browser, base_url, s
     submit(customer, "how much is shipping")
     expect(answers).to_have_count(answered + 1, timeout=WAIT_MS)
 
-    conversation = _conversation_with(staffed, request)
-    kinds = [action["kind"] for action in staffed.store.actions(conversation)]
+    conversation = _conversation_with(served, request)
+    kinds = [action["kind"] for action in served.store.actions(conversation)]
     assert kinds == [ActionKind.TAKEN, ActionKind.SUGGESTION_EDITED, ActionKind.RESOLVED]
-    assert staffed.store.turns(conversation)[-1]["route"] != "agent"
+    assert served.store.turns(conversation)[-1]["route"] != "agent"
 
 
 def _recent_conversations(assistant) -> list[str]:

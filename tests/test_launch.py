@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 from assistant.generation.training import RECIPE_FIELDS
+from assistant.intents.training import TRAINING_FIELDS
 
 from .conftest import ROOT
 
@@ -19,7 +20,14 @@ def run_launch(**env: str) -> subprocess.CompletedProcess:
 
 
 def test_second_launch_reuses_what_was_built(built_settings):
-    names = ["data_dir", "models_dir", "index_dir", "database_path", *RECIPE_FIELDS]
+    names = [
+        "data_dir",
+        "models_dir",
+        "index_dir",
+        "database_path",
+        *TRAINING_FIELDS,
+        *RECIPE_FIELDS,
+    ]
     values = {name: getattr(built_settings, name) for name in names}
     result = run_launch(
         **{f"ASSISTANT_{name.upper()}": str(v) for name, v in values.items() if v is not None}
