@@ -13,20 +13,20 @@ import importlib
 from importlib.metadata import entry_points
 from typing import Any
 
-from assistant.core.errors import ArtifactError
+from assistant.core.errors import ConfigError
 from assistant.core.settings import Settings
 
 ENTRY_POINT_GROUP = "pebble_assistant.{role}"
 
 
 def component_class(role: str, reference: str) -> type:
-    """The class `reference` names for `role`; raises `ArtifactError` saying what is wrong."""
+    """The class `reference` names for `role`; raises `ConfigError` saying what is wrong."""
     if ":" in reference:
         module_name, _, class_name = reference.partition(":")
         try:
             module = importlib.import_module(module_name)
         except ImportError as error:
-            raise ArtifactError(
+            raise ConfigError(
                 f"components.{role} = {reference!r}: cannot import {module_name!r} ({error})"
             ) from error
         found = getattr(module, class_name, None)
@@ -35,12 +35,12 @@ def component_class(role: str, reference: str) -> type:
         matches = [point for point in entry_points(group=group) if point.name == reference]
         found = matches[0].load() if matches else None
     if not isinstance(found, type):
-        raise ArtifactError(
+        raise ConfigError(
             f"components.{role} = {reference!r} names no class; give it as 'module:Class' "
             f"or the name of an entry point in the group {ENTRY_POINT_GROUP.format(role=role)!r}"
         )
     if not callable(getattr(found, "from_settings", None)):
-        raise ArtifactError(
+        raise ConfigError(
             f"components.{role}: {reference} has no from_settings(settings, version, previous)"
         )
     return found

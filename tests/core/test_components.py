@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from assistant.channels.api import create_app
 from assistant.core.components import component_class
-from assistant.core.errors import ArtifactError
+from assistant.core.errors import ConfigError
 from assistant.core.pipeline import Assistant
 from assistant.core.seams import AgentDesk, IntentClassifier, LogReader, Retriever, TurnLog
 from assistant.lifecycle.releases import ModelVersions
@@ -74,7 +74,7 @@ def test_an_entry_point_name_is_looked_up_in_its_group(monkeypatch):
         lambda group: found.select(group=group),
     )
     assert component_class("intent_classifier", "keywords") is KeywordClassifier
-    with pytest.raises(ArtifactError, match=r"pebble_assistant\.retriever"):
+    with pytest.raises(ConfigError, match=r"pebble_assistant\.retriever"):
         component_class("retriever", "keywords")
 
 
@@ -88,5 +88,5 @@ def test_an_entry_point_name_is_looked_up_in_its_group(monkeypatch):
     ],
 )
 def test_a_bad_reference_says_what_is_wrong(reference, says):
-    with pytest.raises(ArtifactError, match=says):
+    with pytest.raises(ConfigError, match=says):
         component_class("intent_classifier", reference)
