@@ -33,7 +33,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 SHARED = ROOT.parent / "shared" / "datasets"
 sys.path.insert(0, str(ROOT))
 
-from assistant.core.settings import Settings, resolve_model_path  # noqa: E402
+from assistant.core.base_models import resolve_model_path  # noqa: E402
+from assistant.core.settings import Settings  # noqa: E402
 from assistant.datasets.corpus import IntentFiles, file_splits  # noqa: E402
 from assistant.datasets.loading import IntentExample, checksum  # noqa: E402
 from assistant.intents.calibration import fit_temperature, softmax  # noqa: E402

@@ -35,9 +35,10 @@ from transformers import (
     set_seed,
 )
 
+from assistant.core.base_models import load_base_model, pick_device
 from assistant.core.errors import TrainingError
 from assistant.core.files import write_json
-from assistant.core.settings import Settings, load_base_model, pick_device
+from assistant.core.settings import Settings
 from assistant.datasets.loading import QAPair
 from assistant.generation.grounding import Encode
 from assistant.generation.writer import (

@@ -29,8 +29,9 @@ from transformers import (
 )
 from transformers.pytorch_utils import Conv1D
 
+from assistant.core.base_models import pick_device
 from assistant.core.errors import ArtifactError, ConfigError
-from assistant.core.settings import Settings, pick_device
+from assistant.core.settings import Settings
 from assistant.lifecycle.versions import read_version, version_path
 
 CONTEXT = "<|context|>"

@@ -16,8 +16,9 @@ import torch
 from sklearn.metrics import accuracy_score, f1_score
 from transformers import AutoTokenizer
 
+from assistant.core.base_models import pick_device
 from assistant.core.errors import ArtifactError, ConfigError, TrainingError
-from assistant.core.settings import Settings, pick_device
+from assistant.core.settings import Settings
 from assistant.core.types import IntentScore
 from assistant.intents.calibration import softmax
 from assistant.intents.network import IntentModel, embed_texts

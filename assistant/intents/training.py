@@ -34,11 +34,12 @@ from transformers import (
     set_seed,
 )
 
+from assistant.core.base_models import load_base_model, pick_device
 from assistant.core.errors import TrainingError
 from assistant.core.files import (
     write_json,
 )
-from assistant.core.settings import Settings, load_base_model, pick_device
+from assistant.core.settings import Settings
 from assistant.datasets.loading import IntentExample
 from assistant.intents.calibration import expected_calibration_error, fit_temperature, softmax
 from assistant.intents.classifier import (

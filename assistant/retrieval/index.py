@@ -21,9 +21,10 @@ import faiss
 import numpy as np
 from sentence_transformers import SentenceTransformer
 
+from assistant.core.base_models import model_unavailable, pick_device, resolve_model_path
 from assistant.core.errors import ArtifactError, HardwareError, TrainingError
 from assistant.core.files import file_sha256, read_json, write_json
-from assistant.core.settings import Settings, model_unavailable, pick_device, resolve_model_path
+from assistant.core.settings import Settings
 from assistant.core.types import Source
 from assistant.datasets.loading import QAPair, checksum, load_dataset, qa_checksum
 from assistant.lifecycle.versions import (

@@ -4,8 +4,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from assistant.core.base_models import pick_device, resolve_model_path
 from assistant.core.errors import ConfigError
-from assistant.core.settings import Settings, load_settings, pick_device, resolve_model_path
+from assistant.core.settings import Settings, load_settings
 
 
 def test_defaults_point_at_the_bundled_model(monkeypatch):

@@ -3,7 +3,7 @@ import pytest
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from assistant.core.settings import resolve_model_path
+from assistant.core.base_models import resolve_model_path
 from assistant.intents.network import IntentModel, embed_texts
 
 BASE = resolve_model_path("all-MiniLM-L6-v2")

