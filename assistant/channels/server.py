@@ -6,6 +6,7 @@ import time
 
 import uvicorn
 
+from assistant.channels.access_log import logging_config
 from assistant.channels.api import create_app
 from assistant.core.pipeline import Assistant
 from assistant.core.settings import Settings
@@ -32,4 +33,6 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
         f"({assistant.model_version}).\n{page_urls(settings, f'http://{host}:{port}')}",
         flush=True,
     )
-    uvicorn.run(create_app(assistant), host=host, port=port, log_level="info")
+    uvicorn.run(
+        create_app(assistant), host=host, port=port, log_level="info", log_config=logging_config()
+    )
