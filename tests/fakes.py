@@ -154,11 +154,16 @@ class MemoryLog:
                 self.statuses[record.conversation_id] = ConversationStatus.WAITING
         return turn_id
 
-    def add_feedback(self, turn_id: int, rating: int, comment: str | None = None) -> int:
+    def add_feedback(
+        self, turn_id: int, conversation_id: str, rating: int, comment: str | None = None
+    ) -> int:
+        """One rating per turn (`ratings` keeps each change); another conversation's is unknown."""
         if not 0 < turn_id <= len(self.records):
             raise UnknownTurn(turn_id)
+        if self.records[turn_id - 1][1].conversation_id != conversation_id:
+            raise UnknownTurn(turn_id)
         self.ratings.setdefault(turn_id, []).append(rating)
-        return sum(len(r) for r in self.ratings.values())
+        return turn_id
 
     def turns(self, conversation_id: str) -> list[dict[str, Any]]:
         return [

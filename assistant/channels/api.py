@@ -65,6 +65,7 @@ class ChatResponse(BaseModel):
 
 class FeedbackRequest(BaseModel):
     turn_id: int
+    conversation_id: str = Field(max_length=64)  # the rated turn must be of this conversation
     rating: Literal["up", "down"]
 
 
@@ -207,10 +208,12 @@ def customer_routes(assistant: Assistant) -> APIRouter:
 
     @app.post("/api/feedback")
     def feedback(request: FeedbackRequest) -> Any:
+        rating = 1 if request.rating == "up" else -1
         try:
-            feedback_id = assistant.feedback(request.turn_id, 1 if request.rating == "up" else -1)
+            feedback_id = assistant.feedback(request.turn_id, request.conversation_id, rating)
         except UnknownTurn:
-            return _error(404, f"Unknown turn_id {request.turn_id}.")
+            # The same answer for a turn of another conversation: turn ids cannot be probed.
+            return _error(404, f"Unknown turn_id {request.turn_id} in this conversation.")
         return {"feedback_id": feedback_id}
 
     @app.get("/api/conversations/{conversation_id}/messages")

@@ -305,8 +305,9 @@ class Assistant:
             status.value,
         )
 
-    def feedback(self, turn_id: int, rating: int) -> int:
-        return self.store.add_feedback(turn_id, rating)
+    def feedback(self, turn_id: int, conversation_id: str, rating: int) -> int:
+        """Rate a turn of `conversation_id`; raises `UnknownTurn` for one of another."""
+        return self.store.add_feedback(turn_id, conversation_id, rating)
 
 
 def drain(stream: Generator[Any, None, T]) -> T:

@@ -41,6 +41,14 @@ class SQLiteLogReader(SQLiteConnection):
         finally:
             db.close()
 
+    def feedback_history(self, turn_id: int) -> list[dict[str, Any]]:
+        """Every change to a turn's rating, oldest first (`old_rating` None: the first)."""
+        db = self._reader()
+        try:
+            return list(db["feedback_changes"].rows_where("turn_id = ?", [turn_id], order_by="id"))
+        finally:
+            db.close()
+
     def turn_facts(self, since: str | None = None) -> list[dict[str, Any]]:
         """Every turn since an ISO date or time, oldest first, with what people added to it.
 

@@ -85,19 +85,47 @@ class SQLiteTurnLog(SQLiteConnection):
                 self._enter_queue(record.conversation_id, record.handoff_reason, now)
             return turn_id
 
-    def add_feedback(self, turn_id: int, rating: int, comment: str | None = None) -> int:
-        """Record thumbs up (+1) or down (-1) on a turn."""
+    def add_feedback(
+        self, turn_id: int, conversation_id: str, rating: int, comment: str | None = None
+    ) -> int:
+        """Record thumbs up (+1) or down (-1) on a turn of `conversation_id`; returns its id.
+
+        A turn has one rating: rating it again replaces it, and every change is kept in
+        `feedback_changes`. A turn of another conversation is `UnknownTurn`, like one that
+        does not exist, so turn ids cannot be probed.
+        """
         if rating not in (1, -1):
             raise ValueError("rating must be 1 (thumbs up) or -1 (thumbs down)")
         with self._write_lock, self._db.atomic():
-            if not self._db["turns"].count_where("id = ?", [turn_id]):
-                raise UnknownTurn(turn_id)
-            row = self._db["feedback"].insert(
-                {
-                    "turn_id": turn_id,
-                    "rating": rating,
-                    "comment": self._redact(comment) if comment else None,
-                    "created_at": _now(),
-                }
+            owned = self._db["turns"].count_where(
+                "id = ? AND conversation_id = ?", [turn_id, conversation_id]
             )
-            return int(row.last_pk)
+            if not owned:
+                raise UnknownTurn(turn_id)
+            now = _now()
+            existing = self._db.execute(
+                "SELECT id, rating FROM feedback WHERE turn_id = ?", [turn_id]
+            ).fetchone()
+            values = {
+                "turn_id": turn_id,
+                "conversation_id": conversation_id,
+                "rating": rating,
+                "comment": self._redact(comment) if comment else None,
+                "created_at": now,
+            }
+            if existing is None:
+                feedback_id, old = int(self._db["feedback"].insert(values).last_pk), None
+            else:
+                feedback_id, old = int(existing[0]), existing[1]
+                self._db["feedback"].update(feedback_id, values)
+            if old != rating:
+                self._db["feedback_changes"].insert(
+                    {
+                        "turn_id": turn_id,
+                        "conversation_id": conversation_id,
+                        "old_rating": old,
+                        "new_rating": rating,
+                        "created_at": now,
+                    }
+                )
+            return feedback_id

@@ -68,10 +68,14 @@ def test_bad_requests_get_clear_errors(client, payload, status, fragment):
 
 def test_feedback_endpoint(client, assistant):
     reply = client.post("/api/chat", json={"message": "hi"}).json()
-    ok = client.post("/api/feedback", json={"turn_id": reply["turn_id"], "rating": "up"})
+    owner = reply["conversation_id"]
+    rated = {"turn_id": reply["turn_id"], "conversation_id": owner, "rating": "up"}
+    ok = client.post("/api/feedback", json=rated)
     assert ok.status_code == 200
     assert [f["rating"] for f in assistant.store.feedback(reply["turn_id"])] == [1]
-    missing = client.post("/api/feedback", json={"turn_id": 10**9, "rating": "down"})
+    missing = client.post(
+        "/api/feedback", json={"turn_id": 10**9, "conversation_id": owner, "rating": "down"}
+    )
     assert missing.status_code == 404
 
 

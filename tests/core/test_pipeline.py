@@ -66,7 +66,7 @@ def test_unknown_conversation_is_refused(assistant):
 
 def test_feedback_is_recorded(assistant):
     reply = assistant.reply("hi!")
-    assistant.feedback(reply.turn_id, -1)
+    assistant.feedback(reply.turn_id, reply.conversation_id, -1)
     assert [f["rating"] for f in assistant.store.feedback(reply.turn_id)] == [-1]
 
 
