@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -147,11 +147,21 @@ class MemoryLog:
 
     def log_turn(self, record: TurnRecord) -> int:
         with self._lock:
-            turn_id = len(self.records) + 1
-            self.records.append((turn_id, record))
-            self.states[record.conversation_id] = record.next_state
-            if record.handoff_reason is not None:
-                self.statuses[record.conversation_id] = ConversationStatus.WAITING
+            return self._write(record)
+
+    def log_bot_turn(
+        self, record: TurnRecord, instead: Callable[[ConversationStatus], TurnRecord]
+    ) -> tuple[int, ConversationStatus]:
+        with self._lock:
+            status = self.statuses[record.conversation_id]
+            return self._write(instead(status) if status.with_people else record), status
+
+    def _write(self, record: TurnRecord) -> int:
+        turn_id = len(self.records) + 1
+        self.records.append((turn_id, record))
+        self.states[record.conversation_id] = record.next_state
+        if record.handoff_reason is not None:
+            self.statuses[record.conversation_id] = ConversationStatus.WAITING
         return turn_id
 
     def add_feedback(

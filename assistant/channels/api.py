@@ -31,6 +31,7 @@ from assistant.core.errors import MessageError, MissingApiKey, UnknownConversati
 from assistant.core.pipeline import Assistant
 from assistant.core.settings import ApiKey
 from assistant.core.stream import ReplyStream
+from assistant.core.trace import public_reply
 from assistant.core.types import Reply
 from assistant.lifecycle.hot_reload import ModelWatcher
 from assistant.routing.suggestions import suggest
@@ -98,7 +99,7 @@ def _server_sent_events(stream: ReplyStream) -> Iterator[bytes]:
     try:
         for event in stream:
             if isinstance(event, Reply):
-                yield format_sse_event(event="reply", data_str=json.dumps(event.to_dict()))
+                yield format_sse_event(event="reply", data_str=json.dumps(public_reply(event)))
             else:
                 yield format_sse_event(event="delta", data_str=json.dumps({"text": event}))
     finally:
@@ -167,7 +168,7 @@ def create_app(assistant: Assistant, with_ui: bool = True) -> FastAPI:
 
         # Before "/": a mount at the root would take every path.
         mount_staff_pages(app, assistant)
-        app = gr.mount_gradio_app(app, build_ui(assistant), path="/")
+        app = gr.mount_gradio_app(app, build_ui(assistant), path="/", run_history=False)
     return app
 
 
@@ -204,7 +205,7 @@ def customer_routes(assistant: Assistant) -> APIRouter:
             return _error(404, "Unknown conversation_id; leave it out to start a new conversation.")
         if request.stream:
             return EventSourceResponse(_server_sent_events(stream))
-        return stream.final().to_dict()
+        return public_reply(stream.final())  # the full trace stays in the log
 
     @app.post("/api/feedback")
     def feedback(request: FeedbackRequest) -> Any:

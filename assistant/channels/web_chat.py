@@ -19,6 +19,7 @@ from assistant.core.errors import MessageError, UnknownConversation, UnknownTurn
 from assistant.core.pipeline import Assistant
 from assistant.core.records import Author, ConversationStatus
 from assistant.core.seams import AgentDesk
+from assistant.core.trace import public_trace
 from assistant.core.types import Reply
 
 TITLE = "Pebble & Pine support"
@@ -83,7 +84,7 @@ def respond(
         {"role": "assistant", "content": reply.text},
         {
             "role": "assistant",
-            "content": explain(reply.trace, reply.latency_ms, reply.model_version),
+            "content": explain(public_trace(reply.trace), reply.latency_ms, reply.model_version),
             "metadata": {"title": WHY_TITLE, "status": "done"},
         },
     ]

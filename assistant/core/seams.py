@@ -15,7 +15,7 @@ what the agent desk does (`AgentDesk`) and what analytics and export read
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -101,6 +101,13 @@ class TurnLog(Protocol):
     def status(self, conversation_id: str) -> ConversationStatus: ...
 
     def log_turn(self, record: TurnRecord) -> int: ...
+
+    def log_bot_turn(
+        self, record: TurnRecord, instead: Callable[[ConversationStatus], TurnRecord]
+    ) -> tuple[int, ConversationStatus]:
+        """Log the bot's turn, or `instead(status)` if people have the conversation by the
+        write (read in the write's transaction); returns the turn id and that status."""
+        ...
 
     def add_feedback(
         self, turn_id: int, conversation_id: str, rating: int, comment: str | None = None
