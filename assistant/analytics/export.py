@@ -5,7 +5,9 @@ bot answered it confidently and the customer did not give it a thumbs down.
 Everything else is left out and counted by reason, so a team can see what
 review would add. Customer text is already redacted in the log. The JSONL and
 CSV use the `text` and `intent` columns `assistant train --data FILE` reads by
-default; the Rasa format is NLU training data (YAML).
+default; the Rasa format is NLU training data (YAML). The CSV is opened in
+spreadsheets, so a text cell that would start a formula gets a leading quote; the
+JSONL and Rasa files hold the texts as logged.
 """
 
 from __future__ import annotations
@@ -132,11 +134,34 @@ def render(export: Export, export_format: ExportFormat) -> str:
         return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in export.rows)
     if export_format is ExportFormat.CSV:
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+        # Every cell quoted: a carriage return inside one cannot split the row.
+        writer = csv.DictWriter(
+            buffer, fieldnames=COLUMNS, lineterminator="\n", quoting=csv.QUOTE_ALL
+        )
         writer.writeheader()
-        writer.writerows(export.rows)
+        writer.writerows(
+            {key: spreadsheet_safe(value) for key, value in row.items()} for row in export.rows
+        )
         return buffer.getvalue()
     return rasa_nlu(export.rows)
+
+
+# A cell starting with one of these is a formula to a spreadsheet (OWASP, CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A text cell a spreadsheet shows as text: a leading quote before a formula start."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def from_spreadsheet(value: str) -> str:
+    """A CSV cell as it was before `spreadsheet_safe`."""
+    if value.startswith("'") and value[1:].startswith(FORMULA_STARTS):
+        return value[1:]
+    return value
 
 
 def rasa_nlu(rows: Iterable[dict[str, Any]]) -> str:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from assistant.analytics.export import normalised
+from assistant.analytics.export import from_spreadsheet, normalised
 from assistant.core.settings import Settings
 from assistant.datasets.corpus import IntentSplits, dataset_splits
 from assistant.datasets.loading import (
@@ -98,8 +98,12 @@ class RetrainResult:
 
 
 def read_log_file(path: Path) -> list[LogRow]:
-    """Rows of a JSONL or CSV file written by `assistant export`."""
-    return [LogRow.from_export(row) for _, row in read_records(path, LOG_COLUMNS)]
+    """Rows of a JSONL or CSV file written by `assistant export` (a CSV's formula guards
+    removed)."""
+    records = [row for _, row in read_records(path, LOG_COLUMNS)]
+    if path.suffix.lower() == ".csv":
+        records = [{key: from_spreadsheet(value) for key, value in row.items()} for row in records]
+    return [LogRow.from_export(row) for row in records]
 
 
 def held_out(text: str) -> bool:

@@ -1,4 +1,5 @@
 import csv
+import io
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -6,6 +7,7 @@ import pytest
 
 from assistant.analytics.export import (
     COLUMNS,
+    Export,
     ExportFormat,
     LeftOut,
     export_log,
@@ -138,3 +140,21 @@ def test_rasa_nlu_yaml(store):
     ]
     assert examples["order_status"] == "- Where is my order?\n"
     assert examples["payment_failed"] == "- I was charged twice, mail me at [EMAIL]\n"
+
+
+PLANTED = ['=HYPERLINK("http://evil.example","x")', "+1", "-2", "@SUM(A1)", "\tx", "\rx"]
+
+
+def test_the_csv_neutralises_formulas_in_every_text_cell_and_the_jsonl_keeps_them():
+    rows = [
+        {column: planted for column in COLUMNS} | {"turn_id": number}
+        for number, planted in enumerate(PLANTED)
+    ]
+    export = Export(rows)
+    cells = list(csv.DictReader(io.StringIO(render(export, ExportFormat.CSV), newline="")))
+    for planted, row in zip(PLANTED, cells, strict=True):
+        texts = [row[column] for column in COLUMNS if column != "turn_id"]
+        assert texts == ["'" + planted] * len(texts)
+    raw = [json.loads(line) for line in render(export, ExportFormat.JSONL).splitlines()]
+    assert [row["text"] for row in raw] == PLANTED
+    assert PLANTED[0] in render(export, ExportFormat.RASA)
