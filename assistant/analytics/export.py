@@ -30,6 +30,7 @@ from assistant.core.types import Route
 COLUMNS = (
     "text",
     "intent",
+    "question",
     "answer",
     "route",
     "intent_source",
@@ -39,6 +40,7 @@ COLUMNS = (
     "created_at",
 )
 DEFAULT_MIN_CONFIDENCE = 0.6
+APPROVED = "approved"  # `answer_source` of an agent's answer approved for reuse
 
 
 class ExportFormat(StrEnum):
@@ -106,14 +108,16 @@ def _final_intent(turn: dict[str, Any], min_confidence: float) -> str | LeftOut:
 
 
 def _row(turn: dict[str, Any], intent: str) -> dict[str, Any]:
-    by_agent = bool(turn["agent_reply"])
+    """An agent's answer is exported for reuse only as the Q&A pair a person approved."""
+    approved = bool(turn.get("approved_answer"))
     return {
         "text": turn["user_text"],
         "intent": intent,
-        "answer": turn["agent_reply"] if by_agent else turn["reply_text"],
+        "question": turn["approved_question"] if approved else turn["user_text"],
+        "answer": turn["approved_answer"] if approved else turn["reply_text"],
         "route": turn["route"],
         "intent_source": "agent" if turn["corrected_intent"] else "model",
-        "answer_source": "agent" if by_agent else "bot",
+        "answer_source": APPROVED if approved else "bot",
         "feedback": {1: "up", -1: "down"}.get(turn["rating"]),
         "turn_id": turn["id"],
         "created_at": turn["created_at"],

@@ -148,6 +148,21 @@ class AgentDesk(Protocol):
 
     def resolve(self, conversation_id: str, agent: str) -> None: ...
 
+    def review_answer(
+        self,
+        message_id: int,
+        reviewer: str,
+        approved: bool,
+        question: str | None = None,
+        answer: str | None = None,
+    ) -> int:
+        """Approve an agent's reply for reuse (as the Q&A pair given) or reject it."""
+        ...
+
+    def answers_to_review(self, limit: int = 100) -> list[dict[str, Any]]: ...
+
+    def reviews(self, message_id: int) -> list[dict[str, Any]]: ...
+
 
 @runtime_checkable
 class LogReader(Protocol):

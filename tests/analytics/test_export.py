@@ -85,10 +85,8 @@ def test_rows_carry_the_final_intent_and_answer_and_what_was_left_out(store):
     assert rows["do you ship abroad"]["feedback"] == "down"
     charged = rows["I was charged twice, mail me at [EMAIL]"]
     assert charged["intent"] == "payment_failed"
-    assert (charged["answer"], charged["answer_source"]) == (
-        "Sorry! I have refunded the second charge.",
-        "agent",
-    )
+    # No one approved the agent's answer for reuse: it is not exported as one.
+    assert charged["answer_source"] == "bot" and "refunded" not in charged["answer"]
     assert charged["route"] == "agent"
     assert export.left_out == {
         LeftOut.DUPLICATE: 1,
@@ -158,3 +156,17 @@ def test_the_csv_neutralises_formulas_in_every_text_cell_and_the_jsonl_keeps_the
     raw = [json.loads(line) for line in render(export, ExportFormat.JSONL).splitlines()]
     assert [row["text"] for row in raw] == PLANTED
     assert PLANTED[0] in render(export, ExportFormat.RASA)
+
+
+def test_an_agent_answer_is_exported_for_reuse_only_as_the_pair_a_person_approved(store):
+    [line] = [m for m in store.answers_to_review() if "refunded" in m["text"]]
+    store.review_answer(line["id"], "ana", True, "Charged twice?", "We refund a double charge.")
+    charged = next(row for row in export_log(store).rows if row["intent"] == "payment_failed")
+    assert (charged["question"], charged["answer"], charged["answer_source"]) == (
+        "Charged twice?",
+        "We refund a double charge.",
+        "approved",
+    )
+    store.review_answer(line["id"], "bo", False)  # the latest review counts
+    charged = next(row for row in export_log(store).rows if row["intent"] == "payment_failed")
+    assert charged["answer_source"] == "bot"
