@@ -54,7 +54,7 @@ class LogRow:
     answer: str
     corrected: bool  # the intent is an agent's correction
     approved: bool  # `question` and `answer`: a Q&A pair a person approved for reuse
-    question: str = ""
+    question: str = ""  # empty: the customer's `text`
 
     @classmethod
     def from_export(cls, row: Mapping[str, Any]) -> LogRow:
@@ -152,9 +152,10 @@ def _with_agent_answers(pairs: Sequence[QAPair], rows: Iterable[LogRow]) -> list
     known = {normalised(pair.question) for pair in pairs}
     merged = list(pairs)
     for row in rows:
-        if row.approved and normalised(row.question) not in known:
-            known.add(normalised(row.question))
-            merged.append(QAPair(row.question, row.answer, row.intent))
+        question = row.question or row.text
+        if row.approved and normalised(question) not in known:
+            known.add(normalised(question))
+            merged.append(QAPair(question, row.answer, row.intent))
     return merged
 
 

@@ -28,7 +28,7 @@ from assistant.staff.agent_actions import (
     take_over,
     use_suggestion,
 )
-from assistant.staff.agent_reuse import build_reuse_section, pending_choices
+from assistant.staff.agent_reuse import build_reuse_section
 from assistant.staff.agent_views import (
     NOTHING_SELECTED,
     QUEUE_COLUMNS,
@@ -143,7 +143,7 @@ def build_agent_ui(assistant: Assistant, path: str = AGENT_PATH) -> gr.Blocks:
 
         queue_outputs = [queue, queue_shown]
         page.load(on_load, None, [who, *queue_outputs, intent])
-        page.load(partial(pending_choices, assistant), None, reuse["pending"])
+        page.load(reuse["on_reload"], None, reuse["pending"])
         reload_queue.click(on_queue, None, queue_outputs)
         queue.select(on_select, None, [*view, reply, picked])
         timer.tick(

@@ -94,4 +94,4 @@ def build_reuse_section(assistant: Assistant) -> dict[str, Any]:
     pending.input(on_pick, pending, [question, answer])
     approve.click(on_review(True), [pending, question, answer], [pending, question, answer])
     reject.click(on_review(False), [pending, question, answer], [pending, question, answer])
-    return {"pending": pending, "question": question, "answer": answer, "reload": reload}
+    return {"pending": pending, "question": question, "answer": answer, "on_reload": on_reload}
