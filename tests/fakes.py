@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -147,18 +147,33 @@ class MemoryLog:
 
     def log_turn(self, record: TurnRecord) -> int:
         with self._lock:
-            turn_id = len(self.records) + 1
-            self.records.append((turn_id, record))
-            self.states[record.conversation_id] = record.next_state
-            if record.handoff_reason is not None:
-                self.statuses[record.conversation_id] = ConversationStatus.WAITING
+            return self._write(record)
+
+    def log_bot_turn(
+        self, record: TurnRecord, instead: Callable[[ConversationStatus], TurnRecord]
+    ) -> tuple[int, ConversationStatus]:
+        with self._lock:
+            status = self.statuses[record.conversation_id]
+            return self._write(instead(status) if status.with_people else record), status
+
+    def _write(self, record: TurnRecord) -> int:
+        turn_id = len(self.records) + 1
+        self.records.append((turn_id, record))
+        self.states[record.conversation_id] = record.next_state
+        if record.handoff_reason is not None:
+            self.statuses[record.conversation_id] = ConversationStatus.WAITING
         return turn_id
 
-    def add_feedback(self, turn_id: int, rating: int, comment: str | None = None) -> int:
+    def add_feedback(
+        self, turn_id: int, conversation_id: str, rating: int, comment: str | None = None
+    ) -> int:
+        """One rating per turn (`ratings` keeps each change); another conversation's is unknown."""
         if not 0 < turn_id <= len(self.records):
             raise UnknownTurn(turn_id)
+        if self.records[turn_id - 1][1].conversation_id != conversation_id:
+            raise UnknownTurn(turn_id)
         self.ratings.setdefault(turn_id, []).append(rating)
-        return sum(len(r) for r in self.ratings.values())
+        return turn_id
 
     def turns(self, conversation_id: str) -> list[dict[str, Any]]:
         return [

@@ -5,7 +5,9 @@ bot answered it confidently and the customer did not give it a thumbs down.
 Everything else is left out and counted by reason, so a team can see what
 review would add. Customer text is already redacted in the log. The JSONL and
 CSV use the `text` and `intent` columns `assistant train --data FILE` reads by
-default; the Rasa format is NLU training data (YAML).
+default; the Rasa format is NLU training data (YAML). The CSV is opened in
+spreadsheets, so a text cell that would start a formula gets a leading quote; the
+JSONL and Rasa files hold the texts as logged.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from assistant.core.types import Route
 COLUMNS = (
     "text",
     "intent",
+    "question",
     "answer",
     "route",
     "intent_source",
@@ -37,6 +40,7 @@ COLUMNS = (
     "created_at",
 )
 DEFAULT_MIN_CONFIDENCE = 0.6
+APPROVED = "approved"  # `answer_source` of an agent's answer approved for reuse
 
 
 class ExportFormat(StrEnum):
@@ -104,14 +108,16 @@ def _final_intent(turn: dict[str, Any], min_confidence: float) -> str | LeftOut:
 
 
 def _row(turn: dict[str, Any], intent: str) -> dict[str, Any]:
-    by_agent = bool(turn["agent_reply"])
+    """An agent's answer is exported for reuse only as the Q&A pair a person approved."""
+    approved = bool(turn.get("approved_answer"))
     return {
         "text": turn["user_text"],
         "intent": intent,
-        "answer": turn["agent_reply"] if by_agent else turn["reply_text"],
+        "question": turn["approved_question"] if approved else turn["user_text"],
+        "answer": turn["approved_answer"] if approved else turn["reply_text"],
         "route": turn["route"],
         "intent_source": "agent" if turn["corrected_intent"] else "model",
-        "answer_source": "agent" if by_agent else "bot",
+        "answer_source": APPROVED if approved else "bot",
         "feedback": {1: "up", -1: "down"}.get(turn["rating"]),
         "turn_id": turn["id"],
         "created_at": turn["created_at"],
@@ -132,11 +138,34 @@ def render(export: Export, export_format: ExportFormat) -> str:
         return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in export.rows)
     if export_format is ExportFormat.CSV:
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+        # Every cell quoted: a carriage return inside one cannot split the row.
+        writer = csv.DictWriter(
+            buffer, fieldnames=COLUMNS, lineterminator="\n", quoting=csv.QUOTE_ALL
+        )
         writer.writeheader()
-        writer.writerows(export.rows)
+        writer.writerows(
+            {key: spreadsheet_safe(value) for key, value in row.items()} for row in export.rows
+        )
         return buffer.getvalue()
     return rasa_nlu(export.rows)
+
+
+# A cell starting with one of these is a formula to a spreadsheet (OWASP, CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A text cell a spreadsheet shows as text: a leading quote before a formula start."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def from_spreadsheet(value: str) -> str:
+    """A CSV cell as it was before `spreadsheet_safe`."""
+    if value.startswith("'") and value[1:].startswith(FORMULA_STARTS):
+        return value[1:]
+    return value
 
 
 def rasa_nlu(rows: Iterable[dict[str, Any]]) -> str:

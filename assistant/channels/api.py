@@ -31,6 +31,7 @@ from assistant.core.errors import MessageError, MissingApiKey, UnknownConversati
 from assistant.core.pipeline import Assistant
 from assistant.core.settings import ApiKey
 from assistant.core.stream import ReplyStream
+from assistant.core.trace import public_reply
 from assistant.core.types import Reply
 from assistant.lifecycle.hot_reload import ModelWatcher
 from assistant.routing.suggestions import suggest
@@ -65,6 +66,7 @@ class ChatResponse(BaseModel):
 
 class FeedbackRequest(BaseModel):
     turn_id: int
+    conversation_id: str = Field(max_length=64)  # the rated turn must be of this conversation
     rating: Literal["up", "down"]
 
 
@@ -97,7 +99,7 @@ def _server_sent_events(stream: ReplyStream) -> Iterator[bytes]:
     try:
         for event in stream:
             if isinstance(event, Reply):
-                yield format_sse_event(event="reply", data_str=json.dumps(event.to_dict()))
+                yield format_sse_event(event="reply", data_str=json.dumps(public_reply(event)))
             else:
                 yield format_sse_event(event="delta", data_str=json.dumps({"text": event}))
     finally:
@@ -166,7 +168,7 @@ def create_app(assistant: Assistant, with_ui: bool = True) -> FastAPI:
 
         # Before "/": a mount at the root would take every path.
         mount_staff_pages(app, assistant)
-        app = gr.mount_gradio_app(app, build_ui(assistant), path="/")
+        app = gr.mount_gradio_app(app, build_ui(assistant), path="/", run_history=False)
     return app
 
 
@@ -203,14 +205,16 @@ def customer_routes(assistant: Assistant) -> APIRouter:
             return _error(404, "Unknown conversation_id; leave it out to start a new conversation.")
         if request.stream:
             return EventSourceResponse(_server_sent_events(stream))
-        return stream.final().to_dict()
+        return public_reply(stream.final())  # the full trace stays in the log
 
     @app.post("/api/feedback")
     def feedback(request: FeedbackRequest) -> Any:
+        rating = 1 if request.rating == "up" else -1
         try:
-            feedback_id = assistant.feedback(request.turn_id, 1 if request.rating == "up" else -1)
+            feedback_id = assistant.feedback(request.turn_id, request.conversation_id, rating)
         except UnknownTurn:
-            return _error(404, f"Unknown turn_id {request.turn_id}.")
+            # The same answer for a turn of another conversation: turn ids cannot be probed.
+            return _error(404, f"Unknown turn_id {request.turn_id} in this conversation.")
         return {"feedback_id": feedback_id}
 
     @app.get("/api/conversations/{conversation_id}/messages")

@@ -1,31 +1,59 @@
-"""A reply's trace as short Markdown for people: the chat's "why this answer" fold, the terminal."""
+"""A reply's trace as short Markdown for people: the chat's "why this answer" fold, the terminal.
+
+Every text in a trace may hold other people's words (a customer's, an agent's, a past
+answer), so each is shown as plain text (`plain_text`): Markdown or HTML in it reads
+literally and never becomes a link, an image or markup. A customer's page is given the
+public trace (`assistant.core.trace.public_trace`), whose sources have no texts at all.
+"""
 
 from __future__ import annotations
 
+import html
+import re
 from typing import Any
+
+MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_{}\[\]()#+\-.!|~=^$])")
+
+
+def plain_text(value: object) -> str:
+    """`value` as Markdown that shows it as written, on one line."""
+    text = " ".join(str(value).split())  # no newline may start a heading, list or block
+    text = MARKDOWN_PUNCTUATION.sub(r"\\\1", html.escape(text, quote=False))
+    return text.replace(":", "&#58;")  # a bare URL is not linked either
 
 
 def explain(trace: dict[str, Any], latency_ms: float, model_version: str) -> str:
-    intents = " · ".join(f"{i['intent']} {i['probability']:.2f}" for i in trace["intents"])
+    intents = " · ".join(
+        f"{plain_text(i['intent'])} {i['probability']:.2f}" for i in trace["intents"]
+    )
     lines = [
-        f"**Route:** `{trace['route']}`: {trace['reason']}",
+        f"**Route:** `{trace['route']}`: {plain_text(trace['reason'])}",  # a `Route` name
         f"**Top intents:** {intents or 'none'}",
         "**Closest past questions:**",
     ]
-    lines += [
-        f"{rank}. “{source['question']}” (cosine {source['score']:.2f}, {source['intent']})"
-        for rank, source in enumerate(trace["sources"], start=1)
-    ] or ["none"]
+    lines += [_source(rank, source) for rank, source in enumerate(trace["sources"], start=1)] or [
+        "none"
+    ]
     lines.append("**Checks:**")
-    lines += [f"- {check}" for check in trace["checks"]] or ["- none"]
+    lines += [f"- {plain_text(check)}" for check in trace["checks"]] or ["- none"]
     generation = trace.get("generation")
     if generation:
         verdict = "passed" if generation["verdict"]["passed"] else "failed"
         lines.append(
-            f"**Written answer:** {verdict} its check ({generation['verdict']['reason']}); "
+            f"**Written answer:** {verdict} its check "
+            f"({plain_text(generation['verdict']['reason'])}); "
             f"the reply used: `{generation['used']}`"
         )
     if trace["slots_found"]:
-        lines.append(f"**Details found in the message:** {', '.join(trace['slots_found'])}")
-    lines.append(f"*{latency_ms:.0f} ms · {model_version}*")
+        found = ", ".join(plain_text(slot) for slot in trace["slots_found"])
+        lines.append(f"**Details found in the message:** {found}")
+    lines.append(f"*{latency_ms:.0f} ms · {plain_text(model_version)}*")
     return "\n".join(lines)
+
+
+def _source(rank: int, source: dict[str, Any]) -> str:
+    """A past question, or, in a public trace, only its intent and score."""
+    about = f"cosine {source['score']:.2f}, {plain_text(source['intent'])}"
+    if "question" not in source:
+        return f"{rank}. a past question ({about})"
+    return f"{rank}. “{plain_text(source['question'])}” ({about})"

@@ -15,10 +15,11 @@ from typing import Any
 import gradio as gr
 
 from assistant.channels.explain import explain
-from assistant.core.errors import MessageError, UnknownConversation
+from assistant.core.errors import MessageError, UnknownConversation, UnknownTurn
 from assistant.core.pipeline import Assistant
 from assistant.core.records import Author, ConversationStatus
 from assistant.core.seams import AgentDesk
+from assistant.core.trace import public_trace
 from assistant.core.types import Reply
 
 TITLE = "Pebble & Pine support"
@@ -83,7 +84,7 @@ def respond(
         {"role": "assistant", "content": reply.text},
         {
             "role": "assistant",
-            "content": explain(reply.trace, reply.latency_ms, reply.model_version),
+            "content": explain(public_trace(reply.trace), reply.latency_ms, reply.model_version),
             "metadata": {"title": WHY_TITLE, "status": "done"},
         },
     ]
@@ -92,13 +93,24 @@ def respond(
     yield "", history, reply.conversation_id, turn_ids
 
 
-def rate(assistant: Assistant, turn_ids: dict[int, int], event: gr.LikeData) -> int | None:
-    """Store a thumbs up or down on the rated message's turn; returns the feedback id."""
+def rate(
+    assistant: Assistant,
+    turn_ids: dict[int, int],
+    conversation_id: str | None,
+    event: gr.LikeData,
+) -> int | None:
+    """Store a thumbs up or down on the rated message's turn of this page's conversation;
+    returns the feedback id."""
     index = event.index[0] if isinstance(event.index, list | tuple) else event.index
     turn_id = turn_ids.get(index)
-    if turn_id is None or event.liked in (None, ""):
+    if turn_id is None or conversation_id is None or event.liked in (None, ""):
         return None
-    feedback_id = assistant.feedback(turn_id, 1 if event.liked in (True, "Like") else -1)
+    rating = 1 if event.liked in (True, "Like") else -1
+    try:
+        feedback_id = assistant.feedback(turn_id, conversation_id, rating)
+    except UnknownTurn:
+        gr.Warning(EXPIRED)
+        return None
     gr.Info("Thanks for the feedback!")
     return feedback_id
 
@@ -136,9 +148,9 @@ def poll(
 
 
 def build_ui(assistant: Assistant) -> gr.Blocks:
-    def on_like(turn_ids: dict[int, int], event: gr.LikeData) -> None:
+    def on_like(turn_ids: dict[int, int], conversation: str | None, event: gr.LikeData) -> None:
         # A plain function: Gradio finds the LikeData parameter by its annotation.
-        rate(assistant, turn_ids, event)
+        rate(assistant, turn_ids, conversation, event)
 
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(INTRO)
@@ -169,7 +181,7 @@ def build_ui(assistant: Assistant) -> gr.Blocks:
                 partial(respond, assistant), state, state
             ).then(check, [chatbot, conversation_id, last_seen], polled, show_progress="hidden")
         timer.tick(check, [chatbot, conversation_id, last_seen], polled, show_progress="hidden")
-        chatbot.like(on_like, [turn_ids], None)
+        chatbot.like(on_like, [turn_ids, conversation_id], None)
         restart.click(
             lambda: ("", [], None, {}, 0, "", gr.Timer(active=False)),
             None,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Generator
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from assistant.core.components import build_component
@@ -168,7 +169,7 @@ class Assistant:
         if generation is not None:
             trace["generation"] = generation
         version = models.versions.describe()
-        reply = self._log(text, conversation_id, decision, trace, slots, status, version, started)
+        reply = self._log(text, conversation_id, decision, trace, slots, state, version, started)
         if listening:
             yield reply
 
@@ -196,10 +197,7 @@ class Assistant:
             yield tail
         answer = guard.released.strip()
         if guard.tripped:
-            named = ", ".join(guard.invented)
-            verdict = Verdict(
-                False, f"it named {named}, found in no input", invented=guard.invented
-            )
+            verdict = Verdict(False, "", invented=guard.invented)
         else:
             verdict = check_answer(
                 answer,
@@ -208,6 +206,8 @@ class Assistant:
                 models.retriever.encode,
                 generator.grounding_threshold,
             )
+        if verdict.invented:  # the reason is shown to the customer: how many, not which
+            verdict = replace(verdict, reason=invented_reason(len(verdict.invented)))
         final = decision.settle(answer, verdict.passed, verdict.reason)
         return final, {"written": answer, "verdict": verdict.to_dict(), "used": final.route.value}
 
@@ -218,29 +218,38 @@ class Assistant:
         decision: Decision,
         trace: dict[str, Any],
         slots: dict[str, str],
-        status: ConversationStatus,
+        state: ConversationState,
         model_version: str,
         started: float,
     ) -> Reply:
+        """Log the bot's reply, unless an agent took (or was handed) the conversation since
+        its status was read: the store re-reads it in the write's transaction, and then the
+        message is kept for the agent and the customer told a person has it."""
         latency_ms = round((time.perf_counter() - started) * 1000, 2)
         handoff = decision.route == Route.HANDOFF.value
-        turn_id = self.store.log_turn(
-            TurnRecord(
-                conversation_id=conversation_id,
-                user_text=text,
-                reply_text=decision.reply,
-                route=decision.route.value,
-                intent=decision.intent,
-                confidence=decision.confidence,
-                reason=decision.reason,
-                sources=trace["sources"],
-                trace=trace,
-                latency_ms=latency_ms,
-                model_version=model_version,
-                next_state=next_state(decision, slots),
-                handoff_reason=decision.reason if handoff else None,
-            )
+        record = TurnRecord(
+            conversation_id=conversation_id,
+            user_text=text,
+            reply_text=decision.reply,
+            route=decision.route.value,
+            intent=decision.intent,
+            confidence=decision.confidence,
+            reason=decision.reason,
+            sources=trace["sources"],
+            trace=trace,
+            latency_ms=latency_ms,
+            model_version=model_version,
+            next_state=next_state(decision, slots),
+            handoff_reason=decision.reason if handoff else None,
         )
+
+        def for_people(status: ConversationStatus) -> TurnRecord:
+            return people_record(text, conversation_id, state, status, model_version, latency_ms)
+
+        turn_id, status = self.store.log_bot_turn(record, for_people)
+        if status.with_people:
+            return reply_to(for_people(status), turn_id, status)
+        status = ConversationStatus.WAITING if handoff else status
         return Reply(
             decision.reply,
             decision.route.value,
@@ -251,7 +260,7 @@ class Assistant:
             trace,
             latency_ms,
             model_version,
-            (ConversationStatus.WAITING if handoff else status).value,
+            status.value,
         )
 
     def _leave_to_agent(
@@ -264,49 +273,64 @@ class Assistant:
         started: float,
     ) -> Reply:
         """Log the message for the agent without routing it; tell the customer a person has it."""
-        reply = WITH_PEOPLE_REPLIES[status]
-        reason = f"the conversation is {status.value.replace('_', ' ')}: the support team answers"
-        trace = {
-            "route": Route.AGENT.value,
-            "reason": reason,
-            "checks": [],
-            "intents": [],
-            "sources": [],
-            "slots_found": [],
-            "asked_for": [],
-        }
         latency_ms = round((time.perf_counter() - started) * 1000, 2)
-        turn_id = self.store.log_turn(
-            TurnRecord(
-                conversation_id=conversation_id,
-                user_text=text,
-                reply_text=reply,
-                route=Route.AGENT.value,
-                intent=None,
-                confidence=0.0,
-                reason=reason,
-                sources=[],
-                trace=trace,
-                latency_ms=latency_ms,
-                model_version=model_version,
-                next_state=state,
-            )
-        )
-        return Reply(
-            reply,
-            Route.AGENT.value,
-            None,
-            0.0,
-            conversation_id,
-            turn_id,
-            trace,
-            latency_ms,
-            model_version,
-            status.value,
-        )
+        record = people_record(text, conversation_id, state, status, model_version, latency_ms)
+        return reply_to(record, self.store.log_turn(record), status)
 
-    def feedback(self, turn_id: int, rating: int) -> int:
-        return self.store.add_feedback(turn_id, rating)
+    def feedback(self, turn_id: int, conversation_id: str, rating: int) -> int:
+        """Rate a turn of `conversation_id`; raises `UnknownTurn` for one of another."""
+        return self.store.add_feedback(turn_id, conversation_id, rating)
+
+
+def people_record(
+    text: str,
+    conversation_id: str,
+    state: ConversationState,
+    status: ConversationStatus,
+    model_version: str,
+    latency_ms: float,
+) -> TurnRecord:
+    """The turn of a message the support team answers: kept for them, the state unchanged."""
+    reason = f"the conversation is {status.value.replace('_', ' ')}: the support team answers"
+    trace = {
+        "route": Route.AGENT.value,
+        "reason": reason,
+        "checks": [],
+        "intents": [],
+        "sources": [],
+        "slots_found": [],
+        "asked_for": [],
+    }
+    return TurnRecord(
+        conversation_id=conversation_id,
+        user_text=text,
+        reply_text=WITH_PEOPLE_REPLIES[status],
+        route=Route.AGENT.value,
+        intent=None,
+        confidence=0.0,
+        reason=reason,
+        sources=[],
+        trace=trace,
+        latency_ms=latency_ms,
+        model_version=model_version,
+        next_state=state,
+    )
+
+
+def reply_to(record: TurnRecord, turn_id: int, status: ConversationStatus) -> Reply:
+    """The customer's reply for a turn the support team answers."""
+    return Reply(
+        record.reply_text,
+        record.route,
+        None,
+        0.0,
+        record.conversation_id,
+        turn_id,
+        record.trace,
+        record.latency_ms,
+        record.model_version,
+        status.value,
+    )
 
 
 def drain(stream: Generator[Any, None, T]) -> T:
@@ -316,6 +340,11 @@ def drain(stream: Generator[Any, None, T]) -> T:
             next(stream)
         except StopIteration as stop:
             return stop.value
+
+
+def invented_reason(count: int) -> str:
+    """Why a written answer with invented identifiers failed, naming none of them."""
+    return f"it named {count} identifier{'' if count == 1 else 's'} found in no input"
 
 
 def next_state(decision: Decision, slots: dict[str, str]) -> ConversationState:

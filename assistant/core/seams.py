@@ -15,7 +15,7 @@ what the agent desk does (`AgentDesk`) and what analytics and export read
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -102,7 +102,18 @@ class TurnLog(Protocol):
 
     def log_turn(self, record: TurnRecord) -> int: ...
 
-    def add_feedback(self, turn_id: int, rating: int, comment: str | None = None) -> int: ...
+    def log_bot_turn(
+        self, record: TurnRecord, instead: Callable[[ConversationStatus], TurnRecord]
+    ) -> tuple[int, ConversationStatus]:
+        """Log the bot's turn, or `instead(status)` if people have the conversation by the
+        write (read in the write's transaction); returns the turn id and that status."""
+        ...
+
+    def add_feedback(
+        self, turn_id: int, conversation_id: str, rating: int, comment: str | None = None
+    ) -> int:
+        """One rating per turn; a turn of another conversation is `UnknownTurn`."""
+        ...
 
 
 @runtime_checkable
@@ -137,6 +148,21 @@ class AgentDesk(Protocol):
 
     def resolve(self, conversation_id: str, agent: str) -> None: ...
 
+    def review_answer(
+        self,
+        message_id: int,
+        reviewer: str,
+        approved: bool,
+        question: str | None = None,
+        answer: str | None = None,
+    ) -> int:
+        """Approve an agent's reply for reuse (as the Q&A pair given) or reject it."""
+        ...
+
+    def answers_to_review(self, limit: int = 100) -> list[dict[str, Any]]: ...
+
+    def reviews(self, message_id: int) -> list[dict[str, Any]]: ...
+
 
 @runtime_checkable
 class LogReader(Protocol):
@@ -147,6 +173,8 @@ class LogReader(Protocol):
     def turn(self, turn_id: int) -> dict[str, Any]: ...
 
     def feedback(self, turn_id: int) -> list[dict[str, Any]]: ...
+
+    def feedback_history(self, turn_id: int) -> list[dict[str, Any]]: ...
 
     def turn_facts(self, since: str | None = None) -> list[dict[str, Any]]: ...
 

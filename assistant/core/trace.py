@@ -1,13 +1,16 @@
 """A reply's trace: the route and why it won, the intents, the sources and each threshold.
 
-The chat's "why this answer", the agent page, `/api/suggest` and reviews all read it.
+The full trace is logged and read by the agent page, `/api/suggest` and reviews. A
+customer sees the public trace (`public_trace`): the same route, reasons, intents and
+checks, but of the sources only their intents and scores, since their questions and
+answers are other people's words.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from assistant.core.types import Decision, IntentScore, Source
+from assistant.core.types import Decision, IntentScore, Reply, Source
 from assistant.routing.router import RoutingPolicy
 
 
@@ -41,3 +44,26 @@ def build_trace(
             "retrieval": policy.retrieval_threshold,
         },
     }
+
+
+def public_trace(trace: dict[str, Any]) -> dict[str, Any]:
+    """What a customer may see of a trace: no past question or answer, no invented identifier."""
+    public = {key: value for key, value in trace.items() if key not in ("sources", "generation")}
+    public["sources"] = [
+        {"intent": source.get("intent"), "score": source.get("score")}
+        for source in trace.get("sources", [])
+    ]
+    generation = trace.get("generation")
+    if generation:
+        verdict = generation["verdict"]
+        public["generation"] = {
+            "written": generation["written"],  # streamed to the customer as it was written
+            "verdict": {"passed": verdict["passed"], "reason": verdict["reason"]},
+            "used": generation["used"],
+        }
+    return public
+
+
+def public_reply(reply: Reply) -> dict[str, Any]:
+    """A reply as a customer-facing channel sends it: with the public trace."""
+    return {**reply.to_dict(), "trace": public_trace(reply.trace)}

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from assistant.analytics.export import normalised
+from assistant.analytics.export import APPROVED, from_spreadsheet, normalised
 from assistant.core.settings import Settings
 from assistant.datasets.corpus import IntentSplits, dataset_splits
 from assistant.datasets.loading import (
@@ -43,7 +43,7 @@ from assistant.lifecycle.build import intent_checksum
 from assistant.lifecycle.releases import ModelVersions, live_versions, promote
 from assistant.retrieval.index import FaissRetriever, load_index_version
 
-LOG_COLUMNS = ("text", "intent", "answer", "intent_source", "answer_source")
+LOG_COLUMNS = ("text", "intent", "question", "answer", "intent_source", "answer_source")
 HELD_OUT_ONE_IN = 5
 
 
@@ -53,7 +53,8 @@ class LogRow:
     intent: str
     answer: str
     corrected: bool  # the intent is an agent's correction
-    answered_by_agent: bool
+    approved: bool  # `question` and `answer`: a Q&A pair a person approved for reuse
+    question: str = ""  # empty: the customer's `text`
 
     @classmethod
     def from_export(cls, row: Mapping[str, Any]) -> LogRow:
@@ -62,7 +63,8 @@ class LogRow:
             str(row["intent"]),
             str(row["answer"]),
             row["intent_source"] == "agent",
-            row["answer_source"] == "agent",
+            row["answer_source"] == APPROVED,
+            str(row.get("question") or row["text"]),
         )
 
 
@@ -98,8 +100,12 @@ class RetrainResult:
 
 
 def read_log_file(path: Path) -> list[LogRow]:
-    """Rows of a JSONL or CSV file written by `assistant export`."""
-    return [LogRow.from_export(row) for _, row in read_records(path, LOG_COLUMNS)]
+    """Rows of a JSONL or CSV file written by `assistant export` (a CSV's formula guards
+    removed)."""
+    records = [row for _, row in read_records(path, LOG_COLUMNS)]
+    if path.suffix.lower() == ".csv":
+        records = [{key: from_spreadsheet(value) for key, value in row.items()} for row in records]
+    return [LogRow.from_export(row) for row in records]
 
 
 def held_out(text: str) -> bool:
@@ -141,13 +147,15 @@ def merge(dataset: Dataset, settings: Settings, rows: Iterable[LogRow]) -> Merge
 
 
 def _with_agent_answers(pairs: Sequence[QAPair], rows: Iterable[LogRow]) -> list[QAPair]:
-    """The Q&A pairs plus each question an agent answered that is not already there."""
+    """The Q&A pairs plus each one a person approved for reuse that is not already there;
+    an agent's answer no one approved is never indexed."""
     known = {normalised(pair.question) for pair in pairs}
     merged = list(pairs)
     for row in rows:
-        if row.answered_by_agent and normalised(row.text) not in known:
-            known.add(normalised(row.text))
-            merged.append(QAPair(row.text, row.answer, row.intent))
+        question = row.question or row.text
+        if row.approved and normalised(question) not in known:
+            known.add(normalised(question))
+            merged.append(QAPair(question, row.answer, row.intent))
     return merged
 
 

@@ -28,6 +28,7 @@ from assistant.staff.agent_actions import (
     take_over,
     use_suggestion,
 )
+from assistant.staff.agent_reuse import build_reuse_section
 from assistant.staff.agent_views import (
     NOTHING_SELECTED,
     QUEUE_COLUMNS,
@@ -100,6 +101,7 @@ def build_agent_ui(assistant: Assistant, path: str = AGENT_PATH) -> gr.Blocks:
             turn = gr.Dropdown(label="Customer turn", choices=[], scale=3, elem_id="turn")
             intent = gr.Dropdown(label="Right intent", choices=[], scale=2, elem_id="intent")
             correct = gr.Button("Correct intent", scale=1, elem_id="correct")
+        reuse = build_reuse_section(assistant)
         timer = gr.Timer(REFRESH_SECONDS)
 
         view = [selected, title, history, turn, offered, *cards, *uses]
@@ -141,6 +143,7 @@ def build_agent_ui(assistant: Assistant, path: str = AGENT_PATH) -> gr.Blocks:
 
         queue_outputs = [queue, queue_shown]
         page.load(on_load, None, [who, *queue_outputs, intent])
+        page.load(reuse["on_reload"], None, reuse["pending"])
         reload_queue.click(on_queue, None, queue_outputs)
         queue.select(on_select, None, [*view, reply, picked])
         timer.tick(

@@ -167,6 +167,81 @@ class SQLiteAgentDesk(SQLiteConnection):
                 now,
             )
 
+    def review_answer(
+        self,
+        message_id: int,
+        reviewer: str,
+        approved: bool,
+        question: str | None = None,
+        answer: str | None = None,
+    ) -> int:
+        """Approve an agent's reply for reuse, or reject it; returns the review's id.
+
+        Only an approved answer joins the retrieval index at the next retraining, as the
+        Q&A pair approved: `question` and `answer` (redacted) default to the customer's
+        turn and the reply as logged, and may be edited into a reusable pair. Every
+        review is kept, with who made it and when; the latest for a turn counts.
+        """
+        if not reviewer.strip():
+            raise ValueError("a review needs the reviewer's name")
+        with self._write_lock, self._db.atomic():
+            line = self._agent_line(message_id)
+            turn = self._require_turn(line["turn_id"]) if line["turn_id"] else {}
+            question = (question or turn.get("user_text") or "").strip()
+            answer = (answer or line["text"]).strip()
+            if approved and not (question and answer):
+                raise MessageError("an approved answer needs its question and answer")
+            row = self._db["reuse_reviews"].insert(
+                {
+                    "message_id": message_id,
+                    "turn_id": line["turn_id"],
+                    "conversation_id": line["conversation_id"],
+                    "approved": int(approved),
+                    "actor": reviewer,
+                    "created_at": _now(),
+                    "question": self._redact(question) if approved else None,
+                    "answer": self._redact(answer) if approved else None,
+                }
+            )
+            return int(row.last_pk)
+
+    def _agent_line(self, message_id: int) -> dict[str, Any]:
+        row = self._db.execute(
+            "SELECT id, conversation_id, turn_id, text FROM messages WHERE id = ? AND author = ?",
+            [message_id, Author.AGENT.value],
+        ).fetchone()
+        if row is None:
+            raise MessageError(f"message {message_id} is not an agent's reply")
+        return dict(zip(("id", "conversation_id", "turn_id", "text"), row, strict=True))
+
+    def answers_to_review(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Agents' replies no one has approved or rejected for reuse yet, oldest first."""
+        db = self._reader()
+        try:
+            return list(
+                db.query(
+                    "SELECT m.id, m.conversation_id, m.turn_id, m.agent, m.text, m.created_at, "
+                    "  t.user_text AS question "
+                    "FROM messages m LEFT JOIN turns t ON t.id = m.turn_id "
+                    "WHERE m.author = ? AND NOT EXISTS "
+                    "  (SELECT 1 FROM reuse_reviews r WHERE r.message_id = m.id) "
+                    "ORDER BY m.id LIMIT ?",
+                    [Author.AGENT.value, limit],
+                )
+            )
+        finally:
+            db.close()
+
+    def reviews(self, message_id: int) -> list[dict[str, Any]]:
+        """Every reuse review of an agent's reply, oldest first."""
+        db = self._reader()
+        try:
+            return list(
+                db["reuse_reviews"].rows_where("message_id = ?", [message_id], order_by="id")
+            )
+        finally:
+            db.close()
+
     def messages_since(self, conversation_id: str, after_id: int = 0) -> list[dict[str, Any]]:
         """Transcript lines newer than `after_id`, oldest first: what a chat page polls for."""
         db = self._reader()

@@ -28,6 +28,12 @@ CORRECTION_SQL = (
 )
 
 
+# The latest reuse review of turn `t`'s agent reply, when it approved: `.question`/`.answer`.
+APPROVED_SQL = (
+    "SELECT r.{column} FROM reuse_reviews r WHERE r.turn_id = t.id ORDER BY r.id DESC LIMIT 1"
+)
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 

@@ -8,7 +8,7 @@ import sqlite_utils
 
 from assistant.core.errors import UnknownTurn
 from assistant.core.records import ActionKind, Author
-from assistant.storage.connection import CORRECTION_SQL, SQLiteConnection
+from assistant.storage.connection import APPROVED_SQL, CORRECTION_SQL, SQLiteConnection
 
 
 class SQLiteLogReader(SQLiteConnection):
@@ -41,12 +41,21 @@ class SQLiteLogReader(SQLiteConnection):
         finally:
             db.close()
 
+    def feedback_history(self, turn_id: int) -> list[dict[str, Any]]:
+        """Every change to a turn's rating, oldest first (`old_rating` None: the first)."""
+        db = self._reader()
+        try:
+            return list(db["feedback_changes"].rows_where("turn_id = ?", [turn_id], order_by="id"))
+        finally:
+            db.close()
+
     def turn_facts(self, since: str | None = None) -> list[dict[str, Any]]:
         """Every turn since an ISO date or time, oldest first, with what people added to it.
 
         Besides the turn's own columns: `corrected_intent` (the latest agent
-        correction), `agent_reply` (the first agent reply to it) and `rating` (the
-        latest feedback, 1 or -1).
+        correction), `agent_reply` (the first agent reply to it), `approved_question` and
+        `approved_answer` (the Q&A pair a person approved for reuse from it, if the latest
+        review of its agent reply approved) and `rating` (its feedback, 1 or -1).
         """
         db = self._reader()
         try:
@@ -57,6 +66,8 @@ class SQLiteLogReader(SQLiteConnection):
                     f"({CORRECTION_SQL}) AS corrected_intent, "
                     f"(SELECT m.text FROM messages m WHERE m.turn_id = t.id AND m.author = ? "
                     f" ORDER BY m.id LIMIT 1) AS agent_reply, "
+                    f"({APPROVED_SQL.format(column='question')}) AS approved_question, "
+                    f"({APPROVED_SQL.format(column='answer')}) AS approved_answer, "
                     f"(SELECT f.rating FROM feedback f WHERE f.turn_id = t.id "
                     f" ORDER BY f.id DESC LIMIT 1) AS rating "
                     f"FROM turns t WHERE t.created_at >= ? ORDER BY t.id",

@@ -108,5 +108,63 @@ def _create_v2(db: sqlite_utils.Database) -> None:
     db["conversations"].create_index(["status"])
 
 
+def _create_v3(db: sqlite_utils.Database) -> None:
+    """One rating per turn with its history, and the answers people approved for reuse."""
+    db["feedback_changes"].create(
+        {
+            "id": int,
+            "turn_id": int,
+            "conversation_id": str,
+            "old_rating": int,
+            "new_rating": int,
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("turn_id", "turns", "id"), ("conversation_id", "conversations", "id")],
+        not_null={"turn_id", "conversation_id", "new_rating", "created_at"},
+    )
+    db["feedback_changes"].create_index(["turn_id"])
+    # Every rating logged so far is history; the latest per turn is the one that stands.
+    db.execute(
+        "INSERT INTO feedback_changes (turn_id, conversation_id, old_rating, new_rating, "
+        "  created_at) "
+        "SELECT f.turn_id, t.conversation_id, "
+        "  (SELECT p.rating FROM feedback p WHERE p.turn_id = f.turn_id AND p.id < f.id "
+        "   ORDER BY p.id DESC LIMIT 1), f.rating, COALESCE(f.created_at, '') "
+        "FROM feedback f JOIN turns t ON t.id = f.turn_id ORDER BY f.id"
+    )
+    db.execute(
+        "DELETE FROM feedback WHERE id NOT IN (SELECT MAX(id) FROM feedback GROUP BY turn_id)"
+    )
+    db["feedback"].add_column("conversation_id", str)
+    db.execute(
+        "UPDATE feedback SET conversation_id = "
+        "(SELECT conversation_id FROM turns WHERE turns.id = feedback.turn_id)"
+    )
+    db["feedback"].create_index(["turn_id"], unique=True, index_name="feedback_one_per_turn")
+    db["reuse_reviews"].create(
+        {
+            "id": int,
+            "message_id": int,
+            "turn_id": int,
+            "conversation_id": str,
+            "approved": int,
+            "actor": str,
+            "created_at": str,
+            "question": str,
+            "answer": str,
+        },
+        pk="id",
+        foreign_keys=[
+            ("message_id", "messages", "id"),
+            ("turn_id", "turns", "id"),
+            ("conversation_id", "conversations", "id"),
+        ],
+        not_null={"message_id", "conversation_id", "approved", "actor", "created_at"},
+    )
+    db["reuse_reviews"].create_index(["message_id"])
+    db["reuse_reviews"].create_index(["turn_id"])
+
+
 # Append only: each entry upgrades the schema by one version.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_create_v1, _create_v2]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_create_v1, _create_v2, _create_v3]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 
 from assistant.core.errors import UnknownTurn
 from assistant.core.records import Author, ConversationState, ConversationStatus, TurnRecord
@@ -43,61 +44,104 @@ class SQLiteTurnLog(SQLiteConnection):
         the reason, the sources and the trace are all redacted: each can quote the customer.
         """
         with self._write_lock, self._db.atomic():
-            position = self._db.execute(
-                "SELECT COALESCE(MAX(position), 0) + 1 FROM turns WHERE conversation_id = ?",
-                [record.conversation_id],
-            ).fetchone()[0]
-            now = _now()
-            user_text, reply_text = self._redact(record.user_text), self._redact(record.reply_text)
-            turn = self._db["turns"].insert(
-                {
-                    "conversation_id": record.conversation_id,
-                    "position": position,
-                    "created_at": now,
-                    "user_text": user_text,
-                    "reply_text": reply_text,
-                    "route": record.route,
-                    "intent": record.intent,
-                    "confidence": record.confidence,
-                    "reason": self._redact(record.reason),
-                    "sources": json.dumps(_redacted(record.sources, self._redact)),
-                    "trace": json.dumps(_redacted(record.trace, self._redact)),
-                    "latency_ms": record.latency_ms,
-                    "model_version": record.model_version,
-                }
-            )
-            turn_id = int(turn.last_pk)
-            self._db["messages"].insert_all(
-                [
-                    self._message(record.conversation_id, turn_id, Author.CUSTOMER, user_text, now),
-                    self._message(record.conversation_id, turn_id, Author.BOT, reply_text, now),
-                ]
-            )
-            self._db["conversations"].update(
-                record.conversation_id,
-                {
-                    "updated_at": now,
-                    "pending_intent": record.next_state.pending_intent,
-                    "slots": json.dumps(record.next_state.slots),
-                },
-            )
-            if record.handoff_reason is not None:
-                self._enter_queue(record.conversation_id, record.handoff_reason, now)
-            return turn_id
+            return self._write_turn(record)
 
-    def add_feedback(self, turn_id: int, rating: int, comment: str | None = None) -> int:
-        """Record thumbs up (+1) or down (-1) on a turn."""
+    def log_bot_turn(
+        self, record: TurnRecord, instead: Callable[[ConversationStatus], TurnRecord]
+    ) -> tuple[int, ConversationStatus]:
+        """Write the bot's turn unless people have the conversation by now, read in the same
+        transaction as the write: then write `instead(status)`. Returns the turn id and the
+        status it was written under."""
+        with self._write_lock, self._db.atomic():
+            status = ConversationStatus(
+                self._require_conversation(record.conversation_id)["status"]
+            )
+            return self._write_turn(instead(status) if status.with_people else record), status
+
+    def _write_turn(self, record: TurnRecord) -> int:
+        position = self._db.execute(
+            "SELECT COALESCE(MAX(position), 0) + 1 FROM turns WHERE conversation_id = ?",
+            [record.conversation_id],
+        ).fetchone()[0]
+        now = _now()
+        user_text, reply_text = self._redact(record.user_text), self._redact(record.reply_text)
+        turn = self._db["turns"].insert(
+            {
+                "conversation_id": record.conversation_id,
+                "position": position,
+                "created_at": now,
+                "user_text": user_text,
+                "reply_text": reply_text,
+                "route": record.route,
+                "intent": record.intent,
+                "confidence": record.confidence,
+                "reason": self._redact(record.reason),
+                "sources": json.dumps(_redacted(record.sources, self._redact)),
+                "trace": json.dumps(_redacted(record.trace, self._redact)),
+                "latency_ms": record.latency_ms,
+                "model_version": record.model_version,
+            }
+        )
+        turn_id = int(turn.last_pk)
+        self._db["messages"].insert_all(
+            [
+                self._message(record.conversation_id, turn_id, Author.CUSTOMER, user_text, now),
+                self._message(record.conversation_id, turn_id, Author.BOT, reply_text, now),
+            ]
+        )
+        self._db["conversations"].update(
+            record.conversation_id,
+            {
+                "updated_at": now,
+                "pending_intent": record.next_state.pending_intent,
+                "slots": json.dumps(record.next_state.slots),
+            },
+        )
+        if record.handoff_reason is not None:
+            self._enter_queue(record.conversation_id, record.handoff_reason, now)
+        return turn_id
+
+    def add_feedback(
+        self, turn_id: int, conversation_id: str, rating: int, comment: str | None = None
+    ) -> int:
+        """Record thumbs up (+1) or down (-1) on a turn of `conversation_id`; returns its id.
+
+        A turn has one rating: rating it again replaces it, and every change is kept in
+        `feedback_changes`. A turn of another conversation is `UnknownTurn`, like one that
+        does not exist, so turn ids cannot be probed.
+        """
         if rating not in (1, -1):
             raise ValueError("rating must be 1 (thumbs up) or -1 (thumbs down)")
         with self._write_lock, self._db.atomic():
-            if not self._db["turns"].count_where("id = ?", [turn_id]):
-                raise UnknownTurn(turn_id)
-            row = self._db["feedback"].insert(
-                {
-                    "turn_id": turn_id,
-                    "rating": rating,
-                    "comment": self._redact(comment) if comment else None,
-                    "created_at": _now(),
-                }
+            owned = self._db["turns"].count_where(
+                "id = ? AND conversation_id = ?", [turn_id, conversation_id]
             )
-            return int(row.last_pk)
+            if not owned:
+                raise UnknownTurn(turn_id)
+            now = _now()
+            existing = self._db.execute(
+                "SELECT id, rating FROM feedback WHERE turn_id = ?", [turn_id]
+            ).fetchone()
+            values = {
+                "turn_id": turn_id,
+                "conversation_id": conversation_id,
+                "rating": rating,
+                "comment": self._redact(comment) if comment else None,
+                "created_at": now,
+            }
+            if existing is None:
+                feedback_id, old = int(self._db["feedback"].insert(values).last_pk), None
+            else:
+                feedback_id, old = int(existing[0]), existing[1]
+                self._db["feedback"].update(feedback_id, values)
+            if old != rating:
+                self._db["feedback_changes"].insert(
+                    {
+                        "turn_id": turn_id,
+                        "conversation_id": conversation_id,
+                        "old_rating": old,
+                        "new_rating": rating,
+                        "created_at": now,
+                    }
+                )
+            return feedback_id

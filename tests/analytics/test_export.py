@@ -1,4 +1,5 @@
 import csv
+import io
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -6,6 +7,7 @@ import pytest
 
 from assistant.analytics.export import (
     COLUMNS,
+    Export,
     ExportFormat,
     LeftOut,
     export_log,
@@ -47,9 +49,9 @@ def store(tmp_path):
     fixed = turn(opened, c, "my parcel never came", confidence=0.3)
     opened.correct_intent(fixed, "ana", "missing_package")
     disliked = turn(opened, c, "shipping to Norway?", intent="shipping_cost")
-    opened.add_feedback(disliked, -1)
+    opened.add_feedback(disliked, c, -1)
     disliked_fixed = turn(opened, c, "do you ship abroad", intent="shipping_cost")
-    opened.add_feedback(disliked_fixed, -1)
+    opened.add_feedback(disliked_fixed, c, -1)
     opened.correct_intent(disliked_fixed, "ana", "international_shipping")
     handed = opened.start_conversation()
     turn(opened, handed, "tell me a joke", intent="out_of_scope", route="handoff")
@@ -83,10 +85,8 @@ def test_rows_carry_the_final_intent_and_answer_and_what_was_left_out(store):
     assert rows["do you ship abroad"]["feedback"] == "down"
     charged = rows["I was charged twice, mail me at [EMAIL]"]
     assert charged["intent"] == "payment_failed"
-    assert (charged["answer"], charged["answer_source"]) == (
-        "Sorry! I have refunded the second charge.",
-        "agent",
-    )
+    # No one approved the agent's answer for reuse: it is not exported as one.
+    assert charged["answer_source"] == "bot" and "refunded" not in charged["answer"]
     assert charged["route"] == "agent"
     assert export.left_out == {
         LeftOut.DUPLICATE: 1,
@@ -138,3 +138,35 @@ def test_rasa_nlu_yaml(store):
     ]
     assert examples["order_status"] == "- Where is my order?\n"
     assert examples["payment_failed"] == "- I was charged twice, mail me at [EMAIL]\n"
+
+
+PLANTED = ['=HYPERLINK("http://evil.example","x")', "+1", "-2", "@SUM(A1)", "\tx", "\rx"]
+
+
+def test_the_csv_neutralises_formulas_in_every_text_cell_and_the_jsonl_keeps_them():
+    rows = [
+        {column: planted for column in COLUMNS} | {"turn_id": number}
+        for number, planted in enumerate(PLANTED)
+    ]
+    export = Export(rows)
+    cells = list(csv.DictReader(io.StringIO(render(export, ExportFormat.CSV), newline="")))
+    for planted, row in zip(PLANTED, cells, strict=True):
+        texts = [row[column] for column in COLUMNS if column != "turn_id"]
+        assert texts == ["'" + planted] * len(texts)
+    raw = [json.loads(line) for line in render(export, ExportFormat.JSONL).splitlines()]
+    assert [row["text"] for row in raw] == PLANTED
+    assert PLANTED[0] in render(export, ExportFormat.RASA)
+
+
+def test_an_agent_answer_is_exported_for_reuse_only_as_the_pair_a_person_approved(store):
+    [line] = [m for m in store.answers_to_review() if "refunded" in m["text"]]
+    store.review_answer(line["id"], "ana", True, "Charged twice?", "We refund a double charge.")
+    charged = next(row for row in export_log(store).rows if row["intent"] == "payment_failed")
+    assert (charged["question"], charged["answer"], charged["answer_source"]) == (
+        "Charged twice?",
+        "We refund a double charge.",
+        "approved",
+    )
+    store.review_answer(line["id"], "bo", False)  # the latest review counts
+    charged = next(row for row in export_log(store).rows if row["intent"] == "payment_failed")
+    assert charged["answer_source"] == "bot"

@@ -49,12 +49,12 @@ def store(tmp_path):
     alone = opened.start_conversation()
     log(opened, alone, "hi", ms=10.0)
     rated = log(opened, alone, "how much is shipping", intent="shipping_cost", ms=20.0)
-    opened.add_feedback(rated, -1)
+    opened.add_feedback(rated, alone, -1)
     reviewed = opened.start_conversation()
     fixed = log(
         opened, reviewed, "pay in bitcoin?", intent="payment_methods", confidence=0.3, ms=30.0
     )
-    opened.add_feedback(fixed, 1)
+    opened.add_feedback(fixed, reviewed, 1)
     opened.correct_intent(fixed, "ana", "out_of_scope")  # review only: still contained
     unsure = opened.start_conversation()
     log(

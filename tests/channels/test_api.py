@@ -7,8 +7,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from assistant.channels.api import create_app
+from assistant.core.pipeline import Assistant
 from assistant.datasets.loading import load_dataset
+from assistant.storage.sqlite import ConversationStore
 from tests.conftest import with_settings, writing_assistant
+from tests.fakes import fake_settings
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +32,7 @@ def test_known_question_is_answered_and_logged(client, assistant, built_settings
     template = assistant.router.templates.get("shipping_cost").text
     assert body["reply"] in {template, pair.answer}
     assert 0.0 <= body["confidence"] <= 1.0
-    assert body["trace"]["sources"][0]["question"] == pair.question
+    assert set(body["trace"]["sources"][0]) == {"intent", "score"}  # the public trace
 
     connection = sqlite3.connect(built_settings.database_path)
     connection.row_factory = sqlite3.Row
@@ -39,6 +42,7 @@ def test_known_question_is_answered_and_logged(client, assistant, built_settings
     assert row["reply_text"] == body["reply"]
     assert row["route"] == body["route"]
     assert row["intent"] == "shipping_cost"
+    assert json.loads(row["trace"])["sources"][0]["question"] == pair.question
 
 
 def test_conversation_continues_with_its_id(client):
@@ -68,10 +72,14 @@ def test_bad_requests_get_clear_errors(client, payload, status, fragment):
 
 def test_feedback_endpoint(client, assistant):
     reply = client.post("/api/chat", json={"message": "hi"}).json()
-    ok = client.post("/api/feedback", json={"turn_id": reply["turn_id"], "rating": "up"})
+    owner = reply["conversation_id"]
+    rated = {"turn_id": reply["turn_id"], "conversation_id": owner, "rating": "up"}
+    ok = client.post("/api/feedback", json=rated)
     assert ok.status_code == 200
     assert [f["rating"] for f in assistant.store.feedback(reply["turn_id"])] == [1]
-    missing = client.post("/api/feedback", json={"turn_id": 10**9, "rating": "down"})
+    missing = client.post(
+        "/api/feedback", json={"turn_id": 10**9, "conversation_id": owner, "rating": "down"}
+    )
     assert missing.status_code == 404
 
 
@@ -218,3 +226,70 @@ def test_a_bad_streamed_request_gets_a_json_error_not_a_stream(client):
     response = client.post("/api/chat", json={"message": " ", "stream": True})
     assert response.status_code == 422
     assert "empty" in response.json()["error"]
+
+
+# Without trained models: the API over the fakes in tests/fakes.py and a SQLite log.
+
+
+@pytest.fixture
+def served(demo_slice, tmp_path):
+    settings = fake_settings(demo_slice)
+    plain = Assistant.load(settings)
+    store = ConversationStore(tmp_path / "log.db")
+    logged = Assistant(settings, plain.classifier, plain.retriever, plain.router.templates, store)
+    with TestClient(create_app(logged)) as test_client:
+        yield test_client, logged
+
+
+def _no_past_words(trace):
+    assert trace["sources"] and all(set(s) == {"intent", "score"} for s in trace["sources"])
+    assert "Standard shipping is free" not in json.dumps(trace)
+
+
+def test_a_chat_reply_carries_the_public_trace_and_the_log_the_full_one(served):
+    client, logged = served
+    body = client.post("/api/chat", json={"message": "How much is shipping?"}).json()
+    assert body["trace"]["route"] == body["route"] and body["trace"]["reason"]
+    assert body["trace"]["intents"] and body["trace"]["checks"]
+    _no_past_words(body["trace"])
+    logged_trace = json.loads(logged.store.turn(body["turn_id"])["trace"])
+    assert logged_trace["sources"][0]["question"] == "How much is shipping?"
+
+
+def test_the_streamed_reply_event_carries_the_public_trace(served):
+    client, _ = served
+    with client.stream("POST", "/api/chat", json={"message": "shipping?", "stream": True}) as r:
+        text = "".join(r.iter_text())
+    data = next(line for line in text.splitlines() if line.startswith("data:") and "trace" in line)
+    _no_past_words(json.loads(data.removeprefix("data:"))["trace"])
+
+
+def test_feedback_needs_the_turns_own_conversation(served):
+    client, logged = served
+    theirs = client.post("/api/chat", json={"message": "hi"}).json()
+    mine = client.post("/api/chat", json={"message": "hello"}).json()
+    probe = {"turn_id": theirs["turn_id"], "conversation_id": mine["conversation_id"]}
+    other = client.post("/api/feedback", json={**probe, "rating": "down"})
+    unknown = client.post("/api/feedback", json={**probe, "turn_id": 10**9, "rating": "down"})
+    assert other.status_code == unknown.status_code == 404
+    assert other.json()["error"].replace(str(theirs["turn_id"]), "N") == unknown.json()[
+        "error"
+    ].replace(str(10**9), "N")
+    assert logged.store.feedback(theirs["turn_id"]) == []
+    no_owner = client.post("/api/feedback", json={"turn_id": theirs["turn_id"], "rating": "up"})
+    assert no_owner.status_code == 422
+
+
+def test_a_rerating_replaces_the_rating(served):
+    client, logged = served
+    reply = client.post("/api/chat", json={"message": "hi"}).json()
+    rated = {"turn_id": reply["turn_id"], "conversation_id": reply["conversation_id"]}
+    for rating in ("up", "down", "up", "down"):
+        assert client.post("/api/feedback", json={**rated, "rating": rating}).status_code == 200
+    assert [f["rating"] for f in logged.store.feedback(reply["turn_id"])] == [-1]
+    assert len(logged.store.feedback_history(reply["turn_id"])) == 4
+
+
+def test_the_customer_page_keeps_no_run_history(served):
+    client, _ = served
+    assert client.get("/gradio_api/runs").status_code == 404

@@ -50,14 +50,14 @@ def test_an_empty_message_warns_and_keeps_the_box_and_history(assistant):
 
 
 def test_thumbs_down_is_stored_on_the_turn(assistant):
-    *_, turn_ids = respond(assistant, "do you take paypal", [], None, {})
+    _, _, conversation_id, turn_ids = respond(assistant, "do you take paypal", [], None, {})
     event = gr.LikeData(None, {"index": 1, "value": "...", "liked": False})
-    feedback_id = rate(assistant, turn_ids, event)
+    feedback_id = rate(assistant, turn_ids, conversation_id, event)
     turn_id = turn_ids[1]
     assert [f["id"] for f in assistant.store.feedback(turn_id)] == [feedback_id]
     assert assistant.store.feedback(turn_id)[0]["rating"] == -1
     user_message = gr.LikeData(None, {"index": 0, "value": "...", "liked": True})
-    assert rate(assistant, turn_ids, user_message) is None
+    assert rate(assistant, turn_ids, conversation_id, user_message) is None
 
 
 def test_agent_replies_appear_while_people_have_the_conversation(eager):

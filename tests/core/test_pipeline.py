@@ -1,9 +1,13 @@
 import json
+from types import SimpleNamespace
 
 import pytest
 
 from assistant.core.errors import MessageError, UnknownConversation
-from assistant.core.pipeline import Assistant
+from assistant.core.pipeline import WITH_PEOPLE_REPLIES, Assistant, drain
+from assistant.core.records import ConversationStatus
+from assistant.core.types import Decision, Fallback, Route, TurnContext
+from assistant.storage.sqlite import ConversationStore
 from tests.conftest import with_settings, writing_assistant
 from tests.fakes import fake_settings
 
@@ -66,7 +70,7 @@ def test_unknown_conversation_is_refused(assistant):
 
 def test_feedback_is_recorded(assistant):
     reply = assistant.reply("hi!")
-    assistant.feedback(reply.turn_id, -1)
+    assistant.feedback(reply.turn_id, reply.conversation_id, -1)
     assert [f["rating"] for f in assistant.store.feedback(reply.turn_id)] == [-1]
 
 
@@ -216,3 +220,60 @@ def test_a_bad_message_is_refused_before_any_event(plain):
     with pytest.raises(MessageError):
         plain.reply_stream("   ")
     assert plain.store.records == []
+
+
+class TakenBeforeTheWrite(ConversationStore):
+    """A log in which an agent takes the conversation just after the bot reads its status."""
+
+    def status(self, conversation_id):
+        read = super().status(conversation_id)
+        self.take(conversation_id, "ana")
+        return read
+
+
+def test_a_conversation_taken_between_the_read_and_the_write_is_left_to_the_agent(plain, tmp_path):
+    store = TakenBeforeTheWrite(tmp_path / "log.db")
+    racing = Assistant(
+        plain.settings, plain.classifier, plain.retriever, plain.router.templates, store
+    )
+    conversation_id = store.start_conversation()
+    reply = racing.reply("How much is shipping?", conversation_id)
+    assert (reply.route, reply.status) == ("agent", "with_agent")
+    assert reply.text == WITH_PEOPLE_REPLIES[ConversationStatus.WITH_AGENT]
+    [turn] = store.turns(conversation_id)
+    assert (turn["route"], turn["user_text"]) == ("agent", "How much is shipping?")
+    assert turn["reply_text"] == reply.text
+
+
+class InventingWriter:
+    """An answer writer that makes up an order number."""
+
+    limits = SimpleNamespace(context_answers=2)
+    grounding_threshold = -1.0
+    version = "inventing-1"
+
+    def stream(self, question, contexts, stop=None):
+        yield from ["Your order ", "PP-999999 ", "ships today."]
+
+    def generate(self, question, contexts):
+        return "".join(self.stream(question, contexts))
+
+
+def test_the_reason_a_written_answer_failed_counts_invented_identifiers_without_naming_them(
+    plain,
+):
+    writer = Assistant(
+        plain.settings,
+        plain.classifier,
+        plain.retriever,
+        plain.router.templates,
+        plain.store,
+        InventingWriter(),
+    )
+    fallback = Fallback(Route.HANDOFF, "A person will help.", "; handing off")
+    decision = Decision(Route.GENERATE, "", "order_status", 0.9, "written", fallback=fallback)
+    context = TurnContext([], [], {}, None)
+    final, generation = drain(writer.write_answer("hi", context, decision))
+    assert "999999" not in final.reason and "999999" not in " ".join(final.checks)
+    assert "1 identifier found in no input" in final.reason
+    assert generation["verdict"]["invented"]  # the full trace keeps which, for the staff

@@ -1,6 +1,6 @@
 from assistant.analytics.export import ExportFormat, export_log, write_export
 from assistant.datasets.corpus import dataset_splits
-from assistant.datasets.loading import load_dataset
+from assistant.datasets.loading import QAPair, load_dataset
 from assistant.lifecycle.releases import live_versions
 from assistant.lifecycle.retrain import (
     HELD_OUT_ONE_IN,
@@ -12,9 +12,10 @@ from assistant.lifecycle.retrain import (
     read_log_file,
     score,
 )
+from tests.fakes import fake_settings
 
 LOGGED = [
-    # (customer text, final intent, corrected by an agent, answered by an agent)
+    # (customer text, final intent, corrected by an agent, an agent's answer approved for reuse)
     ("any news on the parcel I ordered last Tuesday", "order_status", True, True),
     ("what do you charge to post a rug to Lisbon", "shipping_cost", True, True),
     ("can I send back the lamp, it flickers", "return_policy", True, False),
@@ -64,7 +65,8 @@ def test_merge_adds_new_log_rows_to_training_or_the_held_out_set(demo_slice, bui
 def test_an_exported_file_reads_back_as_log_rows(assistant, tmp_path):
     reply = assistant.reply("what do you charge to post a rug to Lisbon")
     assistant.store.correct_intent(reply.turn_id, "ana", "shipping_cost")
-    assistant.store.agent_reply(reply.conversation_id, "ana", "It is 12 euros to Portugal.")
+    line = assistant.store.agent_reply(reply.conversation_id, "ana", "It is 12 euros to Portugal.")
+    assistant.store.review_answer(line, "ana", True, "How much is shipping to Portugal?")
     export = export_log(assistant.store)
     path = tmp_path / "log.jsonl"
     write_export(export, ExportFormat.JSONL, path)
@@ -76,7 +78,8 @@ def test_an_exported_file_reads_back_as_log_rows(assistant, tmp_path):
         "shipping_cost",
         "It is 12 euros to Portugal.",
         corrected=True,
-        answered_by_agent=True,
+        approved=True,
+        question="How much is shipping to Portugal?",
     )
 
 
@@ -95,3 +98,20 @@ def test_a_release_is_scored_on_intents_and_retrieval(built_settings):
     figures = score(built_settings, live_versions(built_settings), held_out_set)
     assert set(figures) == {"accuracy", "macro_f1", RETRIEVAL_FIGURE}
     assert 0.5 < figures["accuracy"] <= 1 and 0.5 < figures[RETRIEVAL_FIGURE] <= 1
+
+
+def test_only_an_agent_answer_a_person_approved_joins_the_index(demo_slice):
+    settings = fake_settings(demo_slice)
+    dataset = load_dataset(demo_slice)
+    said = "what do you charge to post a rug to Lisbon, I'm Jo Bloggs at 4 Elm Road"
+    unapproved = LogRow(said, "shipping_cost", "Jo, it is 12 euros to 4 Elm Road.", True, False)
+    approved = LogRow(
+        said, "shipping_cost", "It is 12 euros to Portugal.", True, True, "Shipping to Portugal?"
+    )
+    assert merge(dataset, settings, [unapproved]).qa_pairs == dataset.qa_pairs
+    merged = merge(dataset, settings, [approved])
+    assert not held_out(said)  # trained on, so its pair is indexed
+    assert merged.qa_pairs[-1] == QAPair(
+        "Shipping to Portugal?", "It is 12 euros to Portugal.", "shipping_cost"
+    )
+    assert all("Elm" not in pair.question + pair.answer for pair in merged.qa_pairs)

@@ -85,14 +85,14 @@ def test_conversation_state_round_trips(store):
 def test_feedback_is_linked_to_its_turn(store):
     conversation = store.start_conversation()
     turn = store.log_turn(record(conversation))
-    store.add_feedback(turn, -1, comment="wrong, mail me at bo@example.net")
+    store.add_feedback(turn, conversation, -1, comment="wrong, mail me at bo@example.net")
     [feedback] = store.feedback(turn)
     assert feedback["rating"] == -1
     assert feedback["comment"] == "wrong, mail me at [EMAIL]"
     with pytest.raises(UnknownTurn):
-        store.add_feedback(9999, 1)
+        store.add_feedback(9999, conversation, 1)
     with pytest.raises(ValueError, match="rating"):
-        store.add_feedback(turn, 5)
+        store.add_feedback(turn, conversation, 5)
 
 
 def test_unknown_conversation_is_refused(store):
@@ -384,8 +384,8 @@ def test_the_queue_lists_thumbs_down_and_low_confidence_turns_until_an_agent_act
     fine = store.log_turn(record(conversation, "fine", confidence=0.95))
     unsure = store.log_turn(record(conversation, "unsure", confidence=0.3))
     disliked = store.log_turn(record(conversation, "disliked", confidence=0.9))
-    store.add_feedback(disliked, -1)
-    store.add_feedback(fine, 1)
+    store.add_feedback(disliked, conversation, -1)
+    store.add_feedback(fine, conversation, 1)
     store.log_turn(
         record(conversation, "silent", route=Route.AGENT.value, intent=None, confidence=0.0)
     )

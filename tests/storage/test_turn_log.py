@@ -1,6 +1,9 @@
 import json
 import sqlite3
 
+import pytest
+
+from assistant.core.errors import UnknownTurn
 from assistant.core.records import TurnRecord
 from assistant.storage.sqlite import ConversationStore
 from assistant.text.redaction import Redactor
@@ -51,3 +54,49 @@ def test_the_trace_the_reason_and_the_sources_are_redacted_before_storage(tmp_pa
     assert json.loads(sources)[0]["answer"] == answer  # the business's contacts survive
     assert json.loads(trace)["sources"][0]["answer"] == answer
     assert json.loads(trace)["checks"] == ["card [CARD] seen"]
+
+
+def _turn(store, conversation, text="hello"):
+    return store.log_turn(
+        TurnRecord(
+            conversation_id=conversation,
+            user_text=text,
+            reply_text="hi there",
+            route="template",
+            intent="greeting",
+            confidence=0.9,
+            reason="confident",
+            sources=[],
+            trace={},
+            latency_ms=1.0,
+            model_version="v1",
+        )
+    )
+
+
+def test_feedback_on_a_turn_of_another_conversation_is_refused_like_an_unknown_turn(tmp_path):
+    store = ConversationStore(tmp_path / "log.db")
+    mine, theirs = store.start_conversation(), store.start_conversation()
+    their_turn = _turn(store, theirs)
+    with pytest.raises(UnknownTurn) as other:
+        store.add_feedback(their_turn, mine, -1)
+    with pytest.raises(UnknownTurn) as unknown:
+        store.add_feedback(their_turn + 100, mine, -1)
+    assert str(other.value).replace(str(their_turn), "N") == str(unknown.value).replace(
+        str(their_turn + 100), "N"
+    )
+    assert store.feedback(their_turn) == []
+
+
+def test_a_turn_has_one_rating_and_every_change_is_kept(tmp_path):
+    store = ConversationStore(tmp_path / "log.db")
+    conversation = store.start_conversation()
+    turn = _turn(store, conversation)
+    first = store.add_feedback(turn, conversation, 1)
+    assert store.add_feedback(turn, conversation, -1) == first
+    store.add_feedback(turn, conversation, -1)  # the same again: no change to log
+    [standing] = store.feedback(turn)
+    assert (standing["rating"], standing["conversation_id"]) == (-1, conversation)
+    history = store.feedback_history(turn)
+    assert [(h["old_rating"], h["new_rating"]) for h in history] == [(None, 1), (1, -1)]
+    assert store.turn_facts()[0]["rating"] == -1
