@@ -52,7 +52,8 @@ def working_copy(settings: Settings, root: Path) -> Settings:
 
 
 def chat_and_correct(assistant: Assistant, messages_path: Path) -> dict[str, int]:
-    """Each message in a conversation of its own; wrong intents corrected by the agent."""
+    """Each message in a conversation of its own; wrong intents corrected by the agent, whose
+    answer is approved for reuse."""
     templates = load_templates(assistant.settings)
     counts = {"messages": 0, "intent_right": 0, "corrected": 0}
     for example in load_intent_examples(messages_path):
@@ -63,7 +64,8 @@ def chat_and_correct(assistant: Assistant, messages_path: Path) -> dict[str, int
             continue
         assistant.store.correct_intent(reply.turn_id, AGENT, example.intent)
         answer = agent_answer(templates, example.intent, example.text)
-        assistant.store.agent_reply(reply.conversation_id, AGENT, answer, suggestion=answer)
+        line = assistant.store.agent_reply(reply.conversation_id, AGENT, answer, suggestion=answer)
+        assistant.store.review_answer(line, AGENT, approved=True)  # reusable: joins the index
         counts["corrected"] += 1
     return counts
 
