@@ -39,7 +39,9 @@ def test_another_origin_cannot_sign_in_join_the_queue_or_post(client):
         response = client.post(QUEUE_JOIN, json={}, headers=headers)
         assert response.status_code == 403, headers
         assert "access-control-allow-origin" not in response.headers
-    cross_site = client.get("/agent/gradio_api/queue/data", headers={"Sec-Fetch-Site": "cross-site"})
+    cross_site = client.get(
+        "/agent/gradio_api/queue/data", headers={"Sec-Fetch-Site": "cross-site"}
+    )
     assert cross_site.status_code == 403
 
 
@@ -58,11 +60,15 @@ def test_the_own_origin_and_allowed_ones_may(tmp_path, staff):
 
 def test_session_cookies_are_lax_and_secure_only_over_https(tmp_path, staff):
     with TestClient(fake_app(tmp_path, staff), base_url=OWN) as client:
-        cookies = log_in(client, "/agent", AGENT_NAME, AGENT_PASSWORD).headers.get_list("set-cookie")
+        cookies = log_in(client, "/agent", AGENT_NAME, AGENT_PASSWORD).headers.get_list(
+            "set-cookie"
+        )
     assert cookies and all("SameSite=Lax" in c and "Secure" not in c for c in cookies)
     app = fake_app(tmp_path, staff, trusted_proxies=["10.0.0.0/8"])
     with TestClient(app, base_url=OWN, client=("10.0.0.5", 5000)) as client:
-        proxied = log_in(client, "/agent", AGENT_NAME, AGENT_PASSWORD, **{"X-Forwarded-Proto": "https"})
+        proxied = log_in(
+            client, "/agent", AGENT_NAME, AGENT_PASSWORD, **{"X-Forwarded-Proto": "https"}
+        )
     cookies = proxied.headers.get_list("set-cookie")
     assert cookies and all("SameSite=Lax" in c and "Secure" in c for c in cookies)
     assert not any("SameSite=none" in c for c in cookies)
