@@ -32,4 +32,6 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
         f"({assistant.model_version}).\n{page_urls(settings, f'http://{host}:{port}')}",
         flush=True,
     )
-    uvicorn.run(create_app(assistant), host=host, port=port, log_level="info")
+    # Forwarded headers are read by the app, from `trusted_proxies` only.
+    app = create_app(assistant)
+    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)
