@@ -178,3 +178,62 @@ def _conversation_with(assistant, text: str) -> str:
         if any(turn["user_text"] == text for turn in assistant.store.turns(conversation)):
             return conversation
     raise AssertionError(f"no recent conversation has {text!r}")
+
+
+HOSTILE_PAGE = b"<!doctype html><title>A page an agent visits</title><p>Nothing to see.</p>"
+HOSTILE_FETCHES = """async (base) => {
+  const reply = JSON.stringify({data: ["hostile reply"], fn_index: 0, session_hash: "x"});
+  const attempts = [
+    [base + "/agent/config", {credentials: "include"}],
+    [base + "/agent/gradio_api/queue/join", {method: "POST", credentials: "include",
+      headers: {"content-type": "application/json"}, body: reply}],
+    [base + "/admin/config", {credentials: "include"}],
+  ];
+  const out = [];
+  for (const [url, init] of attempts) {
+    try { const r = await fetch(url, init); out.push(r.status + " " + await r.text()); }
+    catch (e) { out.push("failed"); }
+  }
+  await fetch(base + "/agent/gradio_api/queue/join",
+              {method: "POST", mode: "no-cors", credentials: "include", body: reply});
+  return out;
+}"""
+
+
+@pytest.fixture
+def hostile_url():
+    """A page of another origin: the same host, another port."""
+    import http.server
+    import threading
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("content-type", "text/html")
+            self.end_headers()
+            self.wfile.write(HOSTILE_PAGE)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+
+
+def test_another_sites_page_cannot_act_as_the_signed_in_agent(
+    browser, base_url, hostile_url, served
+):
+    context = browser.new_context()
+    agent = context.new_page()
+    agent.goto(f"{base_url}/agent/", wait_until="domcontentloaded")
+    sign_in(agent, AGENT_NAME, AGENT_PASSWORD)
+    expect(agent.locator("#who")).to_contain_text(f"Signed in as {AGENT_NAME}", timeout=WAIT_MS)
+    hostile = context.new_page()  # the same browser, so the agent's cookies go along
+    hostile.goto(hostile_url, wait_until="domcontentloaded")
+    results = hostile.evaluate(HOSTILE_FETCHES, base_url)
+    assert results == ["failed", "failed", "failed"]
+    conversations = _recent_conversations(served)
+    replies = [t for c in conversations for t in served.store.turns(c) if t["route"] == "agent"]
+    assert not any("hostile reply" in (t["reply_text"] or "") for t in replies)

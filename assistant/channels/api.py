@@ -11,8 +11,7 @@ and the admin page at `/admin`, each behind a sign-in.
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
@@ -20,19 +19,30 @@ import gradio as gr
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from fastapi.sse import EventSourceResponse, format_sse_event
+from fastapi.sse import EventSourceResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 
 from assistant import __version__
 from assistant.analytics.metrics import prometheus_text
+from assistant.channels import rate_limits
 from assistant.channels.body_limit import BodyLimit
-from assistant.core.errors import MessageError, MissingApiKey, UnknownConversation, UnknownTurn
+from assistant.channels.clients import Clients
+from assistant.channels.origins import OriginGuard, add_cors
+from assistant.channels.page_guard import PageGuard, too_many
+from assistant.channels.rate_limits import chat_slot, limit_address, limit_chat
+from assistant.channels.sse import server_sent_events as _server_sent_events
+from assistant.core.errors import (
+    MessageError,
+    MissingApiKey,
+    RateLimited,
+    ServerBusy,
+    UnknownConversation,
+    UnknownTurn,
+)
 from assistant.core.pipeline import Assistant
 from assistant.core.settings import ApiKey
-from assistant.core.stream import ReplyStream
 from assistant.core.trace import public_reply
-from assistant.core.types import Reply
 from assistant.lifecycle.hot_reload import ModelWatcher
 from assistant.routing.suggestions import suggest
 from assistant.staff.access import (
@@ -43,6 +53,7 @@ from assistant.staff.access import (
     new_throttle,
 )
 from assistant.staff.accounts import check_api_key
+from assistant.staff.sessions import SessionCookies, StaffSessions
 
 
 class ChatRequest(BaseModel):
@@ -92,18 +103,6 @@ class SuggestionOut(BaseModel):
 class SuggestResponse(BaseModel):
     suggestions: list[SuggestionOut]
     model_version: str
-
-
-def _server_sent_events(stream: ReplyStream) -> Iterator[bytes]:
-    """A written answer's pieces as "delta" events; the final reply, which stands, as "reply"."""
-    try:
-        for event in stream:
-            if isinstance(event, Reply):
-                yield format_sse_event(event="reply", data_str=json.dumps(public_reply(event)))
-            else:
-                yield format_sse_event(event="delta", data_str=json.dumps({"text": event}))
-    finally:
-        stream.close()  # a client that hung up: the answer is finished unseen and logged
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -159,7 +158,8 @@ def create_app(assistant: Assistant, with_ui: bool = True) -> FastAPI:
         lifespan=watching_for_new_models(assistant),
     )
     app.state.assistant = assistant
-    app.add_middleware(BodyLimit, limit=assistant.settings.serving.max_request_bytes)
+    settings = assistant.settings
+    limits = rate_limits.install(app, settings)
     _add_error_handlers(app)
     app.include_router(customer_routes(assistant))
     app.include_router(tool_routes(assistant))
@@ -169,6 +169,19 @@ def create_app(assistant: Assistant, with_ui: bool = True) -> FastAPI:
         # Before "/": a mount at the root would take every path.
         mount_staff_pages(app, assistant)
         app = gr.mount_gradio_app(app, build_ui(assistant), path="/", run_history=False)
+    # The last added runs first: the body cap, then CORS, then the origin check.
+    staff = (AGENT_PATH, ADMIN_PATH)
+    throttle = getattr(app.state, "sign_in_throttle", None)
+    app.add_middleware(PageGuard, limits=limits, staff_pages=staff, throttle=throttle)
+    clients = Clients(settings.serving.trusted_proxies)
+    app.add_middleware(
+        OriginGuard,
+        prefixes=staff,
+        allowed_origins=settings.access.allowed_origins,
+        clients=clients,
+    )
+    add_cors(app, settings.access.allowed_origins)
+    app.add_middleware(BodyLimit, limit=settings.serving.max_request_bytes)
     return app
 
 
@@ -180,6 +193,16 @@ def _add_error_handlers(app: FastAPI) -> None:
             for e in error.errors()
         )
         return _error(422, f"Invalid request: {problems}.")
+
+    @app.exception_handler(RateLimited)
+    def rate_limited(request: Request, error: RateLimited) -> JSONResponse:
+        return too_many(error)
+
+    @app.exception_handler(ServerBusy)
+    def busy(request: Request, error: ServerBusy) -> JSONResponse:
+        return JSONResponse(
+            {"error": str(error)}, status_code=503, headers={"Retry-After": str(error.retry_after)}
+        )
 
     @app.exception_handler(MissingApiKey)
     def missing_api_key(request: Request, error: MissingApiKey) -> JSONResponse:
@@ -195,7 +218,11 @@ def customer_routes(assistant: Assistant) -> APIRouter:
     """What a customer-facing client calls: chat, feedback, and polling for agent replies."""
     app = APIRouter()
 
-    @app.post("/api/chat", response_model=ChatResponse)
+    @app.post(
+        "/api/chat",
+        response_model=ChatResponse,
+        dependencies=[Depends(limit_chat), Depends(chat_slot)],
+    )
     def chat(request: ChatRequest) -> Any:
         try:
             stream = assistant.reply_stream(request.message, request.conversation_id)
@@ -207,7 +234,7 @@ def customer_routes(assistant: Assistant) -> APIRouter:
             return EventSourceResponse(_server_sent_events(stream))
         return public_reply(stream.final())  # the full trace stays in the log
 
-    @app.post("/api/feedback")
+    @app.post("/api/feedback", dependencies=[Depends(limit_address)])
     def feedback(request: FeedbackRequest) -> Any:
         rating = 1 if request.rating == "up" else -1
         try:
@@ -234,7 +261,7 @@ def tool_routes(assistant: Assistant) -> APIRouter:
     """What other tools call: suggestions for help desks, metrics for scrapers, health."""
     app = APIRouter()
 
-    @app.post("/api/suggest", response_model=SuggestResponse)
+    @app.post("/api/suggest", response_model=SuggestResponse, dependencies=[Depends(limit_address)])
     def suggest_replies(
         request: SuggestRequest, _: Annotated[ApiKey, Depends(require_api_key)]
     ) -> Any:
@@ -274,10 +301,16 @@ def mount_staff_pages(app: FastAPI, assistant: Assistant) -> None:
     from assistant.staff.agent_page import build_agent_ui
 
     settings = assistant.settings
-    throttle = new_throttle(settings)
+    throttle = app.state.sign_in_throttle = new_throttle(settings)
+    sessions = StaffSessions(settings.access.session_hours)
     agent_page = build_agent_ui(assistant, AGENT_PATH)
-    mount_signed_in(app, agent_page, AGENT_PATH, settings, "agent", throttle)
-    mount_signed_in(app, build_admin_ui(assistant), ADMIN_PATH, settings, "admin", throttle)
+    mount_signed_in(app, agent_page, AGENT_PATH, settings, "agent", throttle, sessions)
+    admin_page = build_admin_ui(assistant)
+    mount_signed_in(app, admin_page, ADMIN_PATH, settings, "admin", throttle, sessions)
+    clients = Clients(settings.serving.trusted_proxies)
+    app.add_middleware(
+        SessionCookies, sessions=sessions, clients=clients, always_secure=settings.secure_cookies
+    )
 
 
 def _to_slash(path: str):

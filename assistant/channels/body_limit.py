@@ -1,10 +1,12 @@
-"""A cap on the size of JSON API request bodies, enforced before a body is read whole.
+"""A cap on the size of every request body, enforced before a body is read whole.
 
-The API's fields have their own limits, but FastAPI reads and parses a body
-before it checks them, so a huge request would first be held in memory. This
-ASGI middleware answers 413 at once to a body whose declared `Content-Length`
-is over the cap, and to a chunked one as soon as what arrived passes it; the
-app then sees the client gone, and what it would answer is dropped.
+The API's fields have their own limits, but FastAPI (and Gradio, for the pages'
+events and sign-ins) reads and parses a body before it checks them, so a huge
+request would first be held in memory. This ASGI middleware, around the whole
+app, answers 413 at once to a body whose declared `Content-Length` is over the
+cap, and to a chunked one as soon as what arrived passes it; the app then sees
+the client gone, and what it would answer is dropped. The pages send a chat's
+history with each event, well under the 1 MB default.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-API_PREFIX = "/api/"
 DISCONNECT: Message = {"type": "http.disconnect"}
 
 
@@ -21,7 +22,7 @@ class BodyLimit:
         self.app, self.limit = app, limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(API_PREFIX):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         refusal = JSONResponse(

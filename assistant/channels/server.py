@@ -33,6 +33,13 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
         f"({assistant.model_version}).\n{page_urls(settings, f'http://{host}:{port}')}",
         flush=True,
     )
+    # Forwarded headers are read by the app, from `trusted_proxies` only.
+    app = create_app(assistant)
     uvicorn.run(
-        create_app(assistant), host=host, port=port, log_level="info", log_config=logging_config()
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        proxy_headers=False,
+        log_config=logging_config(),
     )

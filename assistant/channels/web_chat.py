@@ -187,4 +187,6 @@ def build_ui(assistant: Assistant) -> gr.Blocks:
             None,
             [*state, last_seen, status, timer],
         )
+    # A full queue shows Gradio's "busy, try again" rather than growing without bound.
+    demo.queue(max_size=assistant.settings.serving.queue_max_size)
     return demo

@@ -86,3 +86,17 @@ class AccessDenied(AssistantError, PermissionError):
 
 class MissingApiKey(AssistantError):
     """No valid API key came with the request."""
+
+
+class RateLimited(AssistantError):
+    """A client sent more requests than its rate allows; it may retry after `retry_after` s."""
+
+    def __init__(self, retry_after: int, what: str = "requests") -> None:
+        super().__init__(f"Too many {what}; try again in {retry_after} s.")
+        self.retry_after = retry_after
+
+
+class ServerBusy(AssistantError):
+    """Too many requests are already waiting; the client should try again shortly."""
+
+    retry_after = 2

@@ -146,6 +146,17 @@ class Settings(BaseSettings):
     port: int = Field(7860, ge=1, le=65535)
     # How often a running server looks for newly promoted models (0: never; restart instead).
     reload_check_seconds: float = Field(2.0, ge=0)
+    # Bounded work per client (see channels/rate_limits.py); rates are `limits` strings.
+    rate_per_conversation: str = "30/minute"  # /api/chat messages in one conversation
+    rate_per_address: str = "120/minute"  # /api/chat, /api/feedback, /api/suggest together
+    page_events_per_session: str = "120/minute"  # customer page events per browser tab
+    page_events_per_address: str = "600/minute"
+    # Direct clients at these addresses (no proxy header) are not rate limited: local tools.
+    rate_limit_exempt: list[str] = ["127.0.0.1", "::1"]
+    # Proxies (addresses or networks) whose X-Forwarded-For / -Proto are believed.
+    trusted_proxies: list[str] = []
+    max_waiting_chats: int = Field(128, ge=1)  # /api/chat requests at once; more: 503
+    queue_max_size: int = Field(100, ge=1)  # events waiting per page; more: "busy"
 
     # Access: the support team's accounts and other tools' API keys (see staff/accounts.py).
     users: list[UserAccount] = []
@@ -153,6 +164,12 @@ class Settings(BaseSettings):
     metrics_need_api_key: bool = False  # /metrics asks for an API key (X-API-Key or Bearer)
     sign_in_attempts: int = Field(5, ge=1)  # wrong passwords per name within the window
     sign_in_window_seconds: float = Field(900.0, gt=0)
+    sign_in_rate_per_address: str = "10/minute"  # sign-in attempts from one address
+    sign_in_concurrency: int = Field(2, ge=1)  # argon2 checks at once (64 MiB each)
+    session_hours: float = Field(12.0, gt=0)  # a staff sign-in lasts this long
+    secure_cookies: bool = False  # true behind HTTPS (also set by X-Forwarded-Proto: https)
+    # Origins besides the server's own that may call it from a browser (CORS, staff pages).
+    allowed_origins: list[str] = []
     low_confidence_below: float = Field(0.5, ge=0, le=1)  # answered turns below: agent queue
     # The business's own support emails and phone numbers: kept when the log is redacted, so
     # an agent's reply that gives them reaches the customer (and the training data) intact.
@@ -160,6 +177,20 @@ class Settings(BaseSettings):
 
     # Which class plays each role (the `[components]` section).
     components: Components = Components()
+
+    @field_validator(
+        "rate_per_conversation",
+        "rate_per_address",
+        "page_events_per_session",
+        "page_events_per_address",
+        "sign_in_rate_per_address",
+    )
+    @classmethod
+    def _is_rate(cls, value: str) -> str:
+        from limits import parse
+
+        parse(value)  # raises ValueError for a string that is not a rate like "30/minute"
+        return value
 
     @field_validator("public_contacts")
     @classmethod
@@ -251,13 +282,17 @@ SECTIONS: dict[str, dict[str, str]] = {
         name: name
         for name in (
             "max_message_chars", "max_request_bytes", "host", "port", "reload_check_seconds",
+            "rate_per_conversation", "rate_per_address", "page_events_per_session",
+            "page_events_per_address", "rate_limit_exempt", "trusted_proxies",
+            "max_waiting_chats", "queue_max_size",
         )
     },
     "access": {
         name: name
         for name in (
             "users", "api_keys", "metrics_need_api_key", "sign_in_attempts",
-            "sign_in_window_seconds",
+            "sign_in_window_seconds", "sign_in_rate_per_address", "sign_in_concurrency",
+            "session_hours", "secure_cookies", "allowed_origins",
         )
     },
 }  # fmt: skip

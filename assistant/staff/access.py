@@ -2,27 +2,35 @@
 
 Gradio's own sign-in guards a mounted page: its login form calls `sign_in_check`,
 which verifies the argon2 hash in the settings and the page's role, and Gradio
-keeps the session in a cookie of that page alone. Every handler checks again with
-`require_role`, so an action is refused if the account lost its role or was
+keeps the session in a cookie of that page alone (`assistant.staff.sessions`
+makes it expire and end on both pages at sign-out). Every handler checks again
+with `require_role`, so an action is refused if the account lost its role or was
 removed from the settings. After `sign_in_attempts` wrong passwords for one name
 within `sign_in_window_seconds`, that name cannot sign in until the oldest of
-them is that old (`SignInThrottle`), which bounds password guessing.
+them is that old (`SignInThrottle`), which bounds password guessing. An attempt
+is counted as failed before its password is checked, and only a success takes
+it back, so parallel guesses cannot slip past the count; at most
+`sign_in_concurrency` argon2 checks (64 MiB each) run at once, unknown names
+included (they are checked against a fixed decoy hash, so the time is the same).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
 import gradio as gr
 from fastapi import FastAPI
+from starlette.routing import Mount
 
 from assistant.core.errors import AccessDenied
 from assistant.core.settings import Settings, UserAccount
 from assistant.staff.accounts import Role, allowed, authenticate
+from assistant.staff.sessions import StaffSessions
 
 AGENT_PATH = "/agent"
 ADMIN_PATH = "/admin"
@@ -51,6 +59,22 @@ class SignInThrottle:
         failures = self._recent(name)
         return failures is not None and len(failures) >= self.limit
 
+    def reserve(self, name: str) -> bool:
+        """Count an attempt as failed before it is checked; False (nothing counted) if the
+        name is blocked. `record(name, succeeded=True)` takes it back."""
+        if self.blocked(name):
+            return False
+        self.record(name, succeeded=False)
+        return True
+
+    def retry_after(self, name: str) -> int:
+        """Whole seconds until `name` may try again; 0 if it may now."""
+        if not self.blocked(name):
+            return 0
+        failures = self._recent(name)
+        assert failures  # blocked: there are recent failures
+        return max(1, math.ceil(failures[0] + self.window - self._clock()))
+
     def record(self, name: str, succeeded: bool) -> None:
         if succeeded:
             self._failures.pop(name, None)
@@ -73,14 +97,18 @@ def sign_in_check(
 ) -> Callable[[str, str], Awaitable[bool]]:
     """The check Gradio's login form calls: right password, and a role the page allows."""
     throttle = throttle or new_throttle(settings)
+    checking = asyncio.Semaphore(settings.access.sign_in_concurrency)
 
     async def check(name: str, password: str) -> bool:
-        if throttle.blocked(name):
+        # Reserved before the first await: a burst of guesses all count.
+        if not throttle.reserve(name):
             log.warning("sign-in refused for %r: too many wrong passwords recently", name)
             return False
-        # argon2 takes a noticeable fraction of a second on purpose: off the event loop.
-        user = await asyncio.to_thread(authenticate, settings, name, password)
-        throttle.record(name, succeeded=user is not None)
+        async with checking:
+            # argon2 takes a noticeable fraction of a second on purpose: off the event loop.
+            user = await asyncio.to_thread(authenticate, settings, name, password)
+        if user is not None:
+            throttle.record(name, succeeded=True)
         return user is not None and allowed(user, role)
 
     return check
@@ -115,10 +143,13 @@ def mount_signed_in(
     settings: Settings,
     role: Role,
     throttle: SignInThrottle,
+    sessions: StaffSessions,
 ) -> FastAPI:
     """Mount `blocks` at `path` behind Gradio's sign-in, for accounts allowed `role`;
-    `throttle` is shared by every page, so failures on one count on all."""
-    return gr.mount_gradio_app(
+    `throttle` and `sessions` are shared by every page, so failures on one count on all
+    and a sign-out on one ends the account's sessions on all."""
+    blocks.queue(max_size=settings.serving.queue_max_size)
+    gr.mount_gradio_app(
         app,
         blocks,
         path=path,
@@ -127,3 +158,11 @@ def mount_signed_in(
         footer_links=[],
         run_history=False,  # past calls hold customers' messages: keep them out of the browser
     )
+    page = next(r.app for r in app.routes if isinstance(r, Mount) and r.path == path)
+    tokens = sessions.table(path)
+    tokens.cookie_names = (
+        f"access-token-{page.cookie_id}",
+        f"access-token-unsecure-{page.cookie_id}",
+    )
+    page.tokens = tokens  # Gradio reads sign-ins from here on each request
+    return app

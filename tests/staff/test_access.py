@@ -1,4 +1,6 @@
 import asyncio
+import threading
+import time
 
 import gradio as gr
 import pytest
@@ -6,6 +8,7 @@ from fastapi.testclient import TestClient
 
 from assistant.channels.api import create_app
 from assistant.core.errors import AccessDenied
+from assistant.core.settings import Settings
 from assistant.staff.access import SignInThrottle, require_role, sign_in_check
 from tests.conftest import (
     ADMIN_NAME,
@@ -137,4 +140,56 @@ def test_failures_on_one_page_count_on_the_other(staffed):
     with TestClient(create_app(with_settings(staffed, settings))) as client:
         for _ in range(2):
             assert log_in(client, "/agent", ADMIN_NAME, "wrong password").status_code == 400
-        assert log_in(client, "/admin", ADMIN_NAME, ADMIN_PASSWORD).status_code == 400
+        blocked = log_in(client, "/admin", ADMIN_NAME, ADMIN_PASSWORD)
+        assert blocked.status_code == 429 and int(blocked.headers["Retry-After"]) > 0
+
+
+class CountingCheck:
+    """Stands in for the argon2 check: counts calls and how many run at once."""
+
+    def __init__(self) -> None:
+        self.calls, self.running, self.most = 0, 0, 0
+        self._lock = threading.Lock()
+
+    def __call__(self, settings, name, password):
+        with self._lock:
+            self.calls += 1
+            self.running += 1
+            self.most = max(self.most, self.running)
+        time.sleep(0.05)
+        with self._lock:
+            self.running -= 1
+        return None  # a wrong password
+
+
+def guess_in_parallel(check, guesses: int) -> list[bool]:
+    async def burst():
+        return await asyncio.gather(*(check(AGENT_NAME, f"guess {i}") for i in range(guesses)))
+
+    return asyncio.run(burst())
+
+
+def test_a_burst_of_parallel_guesses_is_counted_before_any_is_checked(staff, monkeypatch):
+    counting = CountingCheck()
+    monkeypatch.setattr("assistant.staff.access.authenticate", counting)
+    settings = Settings(users=staff, sign_in_attempts=3)
+    results = guess_in_parallel(sign_in_check(settings, "agent"), 20)
+    assert not any(results)
+    assert counting.calls == 3
+
+
+def test_argon2_checks_run_at_most_sign_in_concurrency_at_once(staff, monkeypatch):
+    counting = CountingCheck()
+    monkeypatch.setattr("assistant.staff.access.authenticate", counting)
+    settings = Settings(users=staff, sign_in_attempts=8, sign_in_concurrency=2)
+    guess_in_parallel(sign_in_check(settings, "agent"), 8)
+    assert counting.calls == 8 and counting.most <= 2
+
+
+def test_a_blocked_name_says_when_to_try_again():
+    now = [100.0]
+    throttle = SignInThrottle(limit=1, window=60.0, clock=lambda: now[0])
+    assert throttle.retry_after("ana") == 0 and throttle.reserve("ana")
+    assert not throttle.reserve("ana")
+    now[0] = 130.0
+    assert throttle.retry_after("ana") == 30

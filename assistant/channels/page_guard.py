@@ -1,0 +1,111 @@
+"""What the Gradio pages accept: no uploads, and events and sign-ins at a bounded rate.
+
+No page takes files, so `/gradio_api/upload` is refused on every mount (Gradio
+would store any upload under /tmp/gradio), and the customer page serves no files
+(`/gradio_api/file=`). An event on the customer page (`/gradio_api/queue/join`)
+is counted per browser tab (its `session_hash`) and per address; a sign-in
+(`<page>/login`) per address and, through the shared `SignInThrottle`, per name.
+Over a rate the answer is 429 with `Retry-After` and a JSON `{"error": ...}`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from urllib.parse import parse_qs
+
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from assistant.channels.rate_limits import RateLimits
+from assistant.core.errors import RateLimited
+from assistant.staff.access import SignInThrottle
+
+UPLOAD_PATH = "/gradio_api/upload"
+FILE_PATH = "/gradio_api/file="
+EVENT_PATH = "/gradio_api/queue/join"
+
+
+def too_many(error: RateLimited) -> JSONResponse:
+    return JSONResponse(
+        {"error": str(error)},
+        status_code=429,
+        headers={"Retry-After": str(error.retry_after)},
+    )
+
+
+class PageGuard:
+    def __init__(
+        self,
+        app: ASGIApp,
+        limits: RateLimits,
+        staff_pages: Sequence[str],
+        throttle: SignInThrottle | None,
+    ) -> None:
+        self.app, self.limits, self.throttle = app, limits, throttle
+        self.staff_pages = tuple(staff_pages)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        page = next((p for p in self.staff_pages if scope["path"].startswith(p + "/")), "")
+        path = scope["path"][len(page) :]
+        if path.startswith(UPLOAD_PATH) or (not page and path.startswith(FILE_PATH)):
+            refusal = JSONResponse({"error": "This page takes no files."}, status_code=403)
+            await refusal(scope, receive, send)
+            return
+        counted = scope["method"] == "POST" and (
+            (not page and path == EVENT_PATH) or (page and path.rstrip("/") == "/login")
+        )
+        if not counted:
+            await self.app(scope, receive, send)
+            return
+        body, receive = await _buffered(receive)
+        try:
+            self._count(scope, page, body)
+        except RateLimited as error:
+            await too_many(error)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _count(self, scope: Scope, page: str, body: bytes) -> None:
+        address = self.limits.address(scope)
+        if page:  # a sign-in: not exempt, since guessing from this machine is guessing too
+            self.limits.hit("sign-in attempts", ("sign-in", address))
+            name = parse_qs(body.decode("utf-8", "replace")).get("username", [""])[0].strip()
+            wait = self.throttle.retry_after(name) if self.throttle else 0
+            if wait:
+                raise RateLimited(wait, f"failed sign-ins for {name!r}")
+            return
+        session = _session_hash(body)
+        counted = [("page-address", address)]
+        if session:
+            counted.append(("page-session", session))
+        self.limits.hit_client(scope, "messages and updates", *counted)
+
+
+async def _buffered(receive: Receive) -> tuple[bytes, Receive]:
+    """The whole body (the body cap stands outside), and a `receive` that replays it."""
+    chunks, messages = [], []
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+
+    async def replay() -> Message:
+        return messages.pop(0) if messages else await receive()
+
+    return b"".join(chunks), replay
+
+
+def _session_hash(body: bytes) -> str | None:
+    try:
+        value = json.loads(body).get("session_hash")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) and value else None

@@ -1,0 +1,114 @@
+"""Bounded work per client: rates per conversation and address, no uploads, a body cap
+everywhere, a cap on waiting chats."""
+
+import pytest
+from fastapi.testclient import TestClient
+
+from assistant.channels.rate_limits import ChatSlots
+from assistant.core.errors import ServerBusy
+from tests.channels.staffed_fakes import fake_app
+
+SLOW = {"rate_per_conversation": "3/minute", "rate_per_address": "10/minute"}
+
+
+@pytest.fixture
+def client(tmp_path):
+    with TestClient(fake_app(tmp_path, **SLOW)) as test_client:
+        yield test_client
+
+
+def chat(client, conversation=None, **kwargs):
+    return client.post(
+        "/api/chat",
+        json={"message": "how much is shipping", "conversation_id": conversation},
+        **kwargs,
+    )
+
+
+def test_a_conversation_over_its_rate_gets_429_and_others_go_on(client):
+    first = chat(client).json()["conversation_id"]  # a new one: counted by address only
+    for _ in range(3):
+        assert chat(client, first).status_code == 200
+    refused = chat(client, first)
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert "Too many messages" in refused.json()["error"]
+    other = chat(client).json()["conversation_id"]  # same address, another conversation
+    assert chat(client, other).status_code == 200
+
+
+def test_an_address_over_its_rate_gets_429(client):
+    statuses = [chat(client).status_code for _ in range(10)]
+    assert statuses == [200] * 10
+    assert chat(client).status_code == 429
+    assert client.post("/api/feedback", json={"turn_id": 1, "rating": "up"}).status_code == 429
+
+
+def test_direct_local_clients_are_exempt_but_not_through_a_proxy(tmp_path):
+    app = fake_app(tmp_path, **SLOW)
+    with TestClient(app, client=("127.0.0.1", 5000)) as local:
+        assert all(chat(local).status_code == 200 for _ in range(15))
+        proxied = [chat(local, headers={"X-Forwarded-For": "203.0.113.9"}) for _ in range(11)]
+    assert proxied[-1].status_code == 429
+
+
+def test_a_trusted_proxy_counts_each_client_by_its_own_address(tmp_path):
+    app = fake_app(tmp_path, trusted_proxies=["10.0.0.1"], rate_limit_exempt=[], **SLOW)
+    with TestClient(app, client=("10.0.0.1", 5000)) as proxy:
+        first = [chat(proxy, headers={"X-Forwarded-For": "203.0.113.9"}) for _ in range(11)]
+        second = chat(proxy, headers={"X-Forwarded-For": "203.0.113.10"})
+    assert first[-1].status_code == 429 and second.status_code == 200
+
+
+def test_the_customer_page_takes_no_uploads_and_serves_no_files(client):
+    upload = client.post("/gradio_api/upload", files={"files": ("a.txt", b"x" * 2_000_000)})
+    assert upload.status_code in (403, 413)
+    small = client.post("/gradio_api/upload", files={"files": ("a.txt", b"hello")})
+    assert small.status_code == 403
+    assert client.get("/gradio_api/file=/etc/hostname").status_code == 403
+
+
+def test_the_body_cap_covers_the_gradio_paths(tmp_path):
+    app = fake_app(tmp_path, max_request_bytes=4096)
+    with TestClient(app) as client:
+        response = client.post("/gradio_api/queue/join", content=b"x" * 10_000)
+    assert response.status_code == 413
+
+
+def test_the_page_events_are_rate_limited_per_tab(tmp_path):
+    app = fake_app(tmp_path, page_events_per_session="2/minute")
+    with TestClient(app) as client:
+        join = {"data": [], "fn_index": 0, "session_hash": "tab-1", "event_data": None}
+        statuses = [client.post("/gradio_api/queue/join", json=join).status_code for _ in range(3)]
+        other = client.post("/gradio_api/queue/join", json={**join, "session_hash": "tab-2"})
+    assert statuses[:2] != [429, 429] and statuses[2] == 429
+    assert other.status_code != 429
+
+
+def test_sign_ins_are_rate_limited_per_address(tmp_path, staff):
+    app = fake_app(tmp_path, staff, sign_in_rate_per_address="2/minute")
+    with TestClient(app) as client:
+        form = {"username": "nobody", "password": "wrong password"}
+        statuses = [client.post("/agent/login", data=form).status_code for _ in range(3)]
+    assert statuses == [400, 400, 429]
+
+
+def test_more_waiting_chats_than_allowed_are_refused_at_once():
+    slots = ChatSlots(1)
+    slots.take()
+    with pytest.raises(ServerBusy, match="busy; try again"):
+        slots.take()
+    slots.give_back()
+    slots.take()
+
+
+def test_a_busy_api_answers_503_with_retry_after(tmp_path):
+    app = fake_app(tmp_path, max_waiting_chats=1)
+    with TestClient(app) as client:
+        app.state.chat_slots.take()  # one chat under way
+        busy = chat(client)
+        app.state.chat_slots.give_back()
+        served = chat(client)
+    assert busy.status_code == 503 and busy.headers["Retry-After"]
+    assert "busy" in busy.json()["error"]
+    assert served.status_code == 200
