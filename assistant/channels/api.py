@@ -17,16 +17,24 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
 import gradio as gr
-from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from fastapi.sse import EventSourceResponse, format_sse_event
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 
 from assistant import __version__
 from assistant.analytics.metrics import prometheus_text
+from assistant.channels import contract
 from assistant.channels.body_limit import BodyLimit
+from assistant.channels.contract import MAX_ROW_ID, message_schema
 from assistant.core.errors import MessageError, MissingApiKey, UnknownConversation, UnknownTurn
 from assistant.core.pipeline import Assistant
 from assistant.core.settings import ApiKey
@@ -45,7 +53,7 @@ from assistant.staff.accounts import check_api_key
 
 
 class ChatRequest(BaseModel):
-    message: str
+    message: str = Field(json_schema_extra=message_schema("The customer's message."))
     conversation_id: str | None = Field(None, max_length=64)
     stream: bool = False  # server-sent events: "delta" pieces of a written answer, then "reply"
 
@@ -64,7 +72,7 @@ class ChatResponse(BaseModel):
 
 
 class FeedbackRequest(BaseModel):
-    turn_id: int
+    turn_id: int = Field(ge=1, le=MAX_ROW_ID)
     rating: Literal["up", "down"]
 
 
@@ -74,7 +82,7 @@ class HistoryLine(BaseModel):
 
 
 class SuggestRequest(BaseModel):
-    message: str
+    message: str = Field(json_schema_extra=message_schema("The customer's latest message."))
     history: list[HistoryLine] = Field(default_factory=list, max_length=100)
 
 
@@ -161,6 +169,7 @@ def create_app(assistant: Assistant, with_ui: bool = True) -> FastAPI:
     _add_error_handlers(app)
     app.include_router(customer_routes(assistant))
     app.include_router(tool_routes(assistant))
+    contract.install(app, assistant.settings)
     if with_ui:
         from assistant.channels.web_chat import build_ui
 
@@ -193,7 +202,7 @@ def customer_routes(assistant: Assistant) -> APIRouter:
     """What a customer-facing client calls: chat, feedback, and polling for agent replies."""
     app = APIRouter()
 
-    @app.post("/api/chat", response_model=ChatResponse)
+    @app.post("/api/chat", response_model=ChatResponse, responses=contract.CHAT)
     def chat(request: ChatRequest) -> Any:
         try:
             stream = assistant.reply_stream(request.message, request.conversation_id)
@@ -205,7 +214,7 @@ def customer_routes(assistant: Assistant) -> APIRouter:
             return EventSourceResponse(_server_sent_events(stream))
         return stream.final().to_dict()
 
-    @app.post("/api/feedback")
+    @app.post("/api/feedback", responses=contract.FEEDBACK)
     def feedback(request: FeedbackRequest) -> Any:
         try:
             feedback_id = assistant.feedback(request.turn_id, 1 if request.rating == "up" else -1)
@@ -213,8 +222,10 @@ def customer_routes(assistant: Assistant) -> APIRouter:
             return _error(404, f"Unknown turn_id {request.turn_id}.")
         return {"feedback_id": feedback_id}
 
-    @app.get("/api/conversations/{conversation_id}/messages")
-    def messages(conversation_id: str, after: int = 0) -> Any:
+    @app.get("/api/conversations/{conversation_id}/messages", responses=contract.MESSAGES)
+    def messages(
+        conversation_id: str, after: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0
+    ) -> Any:
         """New lines of a conversation (agent replies included), for a chat client to poll."""
         try:
             lines = assistant.store.messages_since(conversation_id, after)
@@ -230,7 +241,7 @@ def tool_routes(assistant: Assistant) -> APIRouter:
     """What other tools call: suggestions for help desks, metrics for scrapers, health."""
     app = APIRouter()
 
-    @app.post("/api/suggest", response_model=SuggestResponse)
+    @app.post("/api/suggest", response_model=SuggestResponse, responses=contract.SUGGEST)
     def suggest_replies(
         request: SuggestRequest, _: Annotated[ApiKey, Depends(require_api_key)]
     ) -> Any:
@@ -245,12 +256,17 @@ def tool_routes(assistant: Assistant) -> APIRouter:
             "model_version": models.versions.describe(),
         }
 
-    @app.get("/metrics", dependencies=[Depends(metrics_access)])
+    @app.get(
+        "/metrics",
+        dependencies=[Depends(metrics_access)],
+        response_class=PlainTextResponse,
+        responses=contract.METRICS,
+    )
     def metrics() -> Response:
         text = prometheus_text(assistant.store, assistant.settings.routing.handoff_intents)
         return Response(text, media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/api/health")
+    @app.get("/api/health", responses=contract.HEALTH)
     def health() -> dict[str, str]:
         return {"status": "ok", "model_version": assistant.model_version}
 
