@@ -72,11 +72,30 @@ TOO_LARGE = _error("The request body is over `max_request_bytes`.")
 RATE_LIMITED = _error("Too many requests from this client; wait and retry.", RETRY_AFTER)
 BUSY = _error("The server is busy; wait and retry.", RETRY_AFTER)
 NO_API_KEY = _error("Missing or invalid API key (X-API-Key, or for /metrics a bearer token).")
+
+
+def _event(name: str, data: dict[str, Any]) -> dict[str, Any]:
+    """One server-sent event: its name, and data that is JSON of the given schema."""
+    payload = {"type": "string", "contentMediaType": "application/json", "contentSchema": data}
+    return {
+        "type": "object",
+        "required": ["event", "data"],
+        "properties": {"event": {"const": name}, "data": payload},
+    }
+
+
+DELTA = {"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}}
 SERVER_SENT_EVENTS = {
     "text/event-stream": {
-        "schema": {"type": "string"},
-        "description": '"delta" events ({"text": ...}) of a written answer, then one "reply" event '
-        "whose data is the JSON reply.",
+        # OpenAPI 3.2's way to describe each event of a stream (3.1 tools ignore it).
+        "itemSchema": {
+            "oneOf": [
+                _event("delta", DELTA),
+                _event("reply", {"$ref": "#/components/schemas/ChatResponse"}),
+            ]
+        },
+        "description": 'With `"stream": true`: "delta" events, pieces of a written answer, then '
+        'one "reply" event with the reply as JSON.',
     }
 }
 
