@@ -16,18 +16,25 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
 import gradio as gr
-from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from fastapi.sse import EventSourceResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 
 from assistant import __version__
 from assistant.analytics.metrics import prometheus_text
-from assistant.channels import rate_limits
+from assistant.channels import contract, rate_limits
 from assistant.channels.body_limit import BodyLimit
 from assistant.channels.clients import Clients
+from assistant.channels.contract import MAX_ROW_ID, message_schema
 from assistant.channels.origins import OriginGuard, add_cors
 from assistant.channels.page_guard import PageGuard, too_many
 from assistant.channels.rate_limits import chat_slot, limit_address, limit_chat
@@ -57,7 +64,7 @@ from assistant.staff.sessions import SessionCookies, StaffSessions
 
 
 class ChatRequest(BaseModel):
-    message: str
+    message: str = Field(json_schema_extra=message_schema("The customer's message."))
     conversation_id: str | None = Field(None, max_length=64)
     stream: bool = False  # server-sent events: "delta" pieces of a written answer, then "reply"
 
@@ -76,7 +83,7 @@ class ChatResponse(BaseModel):
 
 
 class FeedbackRequest(BaseModel):
-    turn_id: int
+    turn_id: int = Field(ge=1, le=MAX_ROW_ID)
     conversation_id: str = Field(max_length=64)  # the rated turn must be of this conversation
     rating: Literal["up", "down"]
 
@@ -87,7 +94,7 @@ class HistoryLine(BaseModel):
 
 
 class SuggestRequest(BaseModel):
-    message: str
+    message: str = Field(json_schema_extra=message_schema("The customer's latest message."))
     history: list[HistoryLine] = Field(default_factory=list, max_length=100)
 
 
@@ -163,6 +170,7 @@ def create_app(assistant: Assistant, with_ui: bool = True) -> FastAPI:
     _add_error_handlers(app)
     app.include_router(customer_routes(assistant))
     app.include_router(tool_routes(assistant))
+    contract.install(app, assistant.settings)
     if with_ui:
         from assistant.channels.web_chat import build_ui
 
@@ -221,6 +229,7 @@ def customer_routes(assistant: Assistant) -> APIRouter:
     @app.post(
         "/api/chat",
         response_model=ChatResponse,
+        responses=contract.CHAT,
         dependencies=[Depends(limit_chat), Depends(chat_slot)],
     )
     def chat(request: ChatRequest) -> Any:
@@ -234,7 +243,7 @@ def customer_routes(assistant: Assistant) -> APIRouter:
             return EventSourceResponse(_server_sent_events(stream))
         return public_reply(stream.final())  # the full trace stays in the log
 
-    @app.post("/api/feedback", dependencies=[Depends(limit_address)])
+    @app.post("/api/feedback", responses=contract.FEEDBACK, dependencies=[Depends(limit_address)])
     def feedback(request: FeedbackRequest) -> Any:
         rating = 1 if request.rating == "up" else -1
         try:
@@ -244,8 +253,10 @@ def customer_routes(assistant: Assistant) -> APIRouter:
             return _error(404, f"Unknown turn_id {request.turn_id} in this conversation.")
         return {"feedback_id": feedback_id}
 
-    @app.get("/api/conversations/{conversation_id}/messages")
-    def messages(conversation_id: str, after: int = 0) -> Any:
+    @app.get("/api/conversations/{conversation_id}/messages", responses=contract.MESSAGES)
+    def messages(
+        conversation_id: str, after: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0
+    ) -> Any:
         """New lines of a conversation (agent replies included), for a chat client to poll."""
         try:
             lines = assistant.store.messages_since(conversation_id, after)
@@ -261,7 +272,12 @@ def tool_routes(assistant: Assistant) -> APIRouter:
     """What other tools call: suggestions for help desks, metrics for scrapers, health."""
     app = APIRouter()
 
-    @app.post("/api/suggest", response_model=SuggestResponse, dependencies=[Depends(limit_address)])
+    @app.post(
+        "/api/suggest",
+        response_model=SuggestResponse,
+        responses=contract.SUGGEST,
+        dependencies=[Depends(limit_address)],
+    )
     def suggest_replies(
         request: SuggestRequest, _: Annotated[ApiKey, Depends(require_api_key)]
     ) -> Any:
@@ -276,12 +292,17 @@ def tool_routes(assistant: Assistant) -> APIRouter:
             "model_version": models.versions.describe(),
         }
 
-    @app.get("/metrics", dependencies=[Depends(metrics_access)])
+    @app.get(
+        "/metrics",
+        dependencies=[Depends(metrics_access)],
+        response_class=PlainTextResponse,
+        responses=contract.METRICS,
+    )
     def metrics() -> Response:
         text = prometheus_text(assistant.store, assistant.settings.routing.handoff_intents)
         return Response(text, media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/api/health")
+    @app.get("/api/health", responses=contract.HEALTH)
     def health() -> dict[str, str]:
         return {"status": "ok", "model_version": assistant.model_version}
 
