@@ -4,7 +4,7 @@ any pattern sees it."""
 
 from __future__ import annotations
 
-import unicodedata
+from unicodedata import category, normalize
 
 from assistant.core.errors import MessageError
 from assistant.text.patterns import WHITESPACE
@@ -39,11 +39,11 @@ def _cleaned(raw: object, max_chars: int) -> str:
         raise MessageError("The message must be text.")
     if len(raw) > RAW_LENGTH_FACTOR * max_chars:
         _too_long(len(raw), max_chars)
-    text = unicodedata.normalize("NFC", raw)
+    text = normalize("NFC", raw)
     text = "".join(
         " " if char in "\t\n\r" else char
         for char in text
-        if char in "\t\n\r" or unicodedata.category(char) not in _DROPPED
+        if char in "\t\n\r" or category(char) not in _DROPPED
     )
     text = WHITESPACE.sub(" ", text).strip()
     if len(text) > max_chars:

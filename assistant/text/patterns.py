@@ -34,8 +34,8 @@ EMAIL_TAIL = compile_pattern(rf"(?i)(?:{_AT}{_DOMAIN}|\s+at\s+{_SPELLED_DOMAIN})
 
 # A run of digit groups, as card numbers are written: 4111 1111 1111 1111, 4111-1111-...,
 # 4111.1111...., 4111111111111111, 3782 822463 10005. Which part of a run is a card is
-# decided in code; groups of one or two digits are not how cards are written.
-DIGIT_RUN = compile_pattern(r"\d{3,}(?:[ .-]\d{3,})*")
+# decided in code; groups of one or two digits are not how cards are written, except last.
+DIGIT_RUN = compile_pattern(r"\d{3,}(?:[ .-]\d{3,})*(?:[ .-]\d{1,2}\b)?")
 DIGIT_GROUP = compile_pattern(r"\d+")
 # Words that announce a card number, checked just before a digit run.
 CARD_WORD = compile_pattern(
