@@ -41,7 +41,7 @@ def emails(rng: random.Random) -> list[str]:
         f"{name} [at] {host.replace('.', ' [dot] ')} [dot] {tld}",
         f"{name} @ {domain}",
         full_width,
-        f"{name}＠{domain}",
+        f"{name}\uff20{domain}",
     ]
 
 
