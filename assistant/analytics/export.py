@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from typing import Any
 from assistant.core.files import atomic_write_text
 from assistant.core.seams import LogReader
 from assistant.core.types import Route
+from assistant.text.patterns import WHITESPACE
 
 COLUMNS = (
     "text",
@@ -71,7 +71,7 @@ class Export:
 
 def normalised(text: str) -> str:
     """The text as compared for duplicates: case, spacing and end punctuation ignored."""
-    return re.sub(r"\s+", " ", text.casefold()).strip().rstrip(".?!").strip()
+    return WHITESPACE.sub(" ", text.casefold()).strip().rstrip(".?!").strip()
 
 
 def training_rows(turns: Iterable[dict[str, Any]], min_confidence: float) -> Export:

@@ -21,7 +21,7 @@ from pydantic_settings import (
 )
 
 from assistant.core.errors import ConfigError, MissingConfigFile
-from assistant.text.redaction import Redactor
+from assistant.text.redaction import DEFAULT_PHONE_REGIONS, Redactor
 
 DEFAULT_CONFIG_FILE = Path("assistant.toml")
 
@@ -174,6 +174,9 @@ class Settings(BaseSettings):
     # The business's own support emails and phone numbers: kept when the log is redacted, so
     # an agent's reply that gives them reaches the customer (and the training data) intact.
     public_contacts: list[str] = ["help@pebbleandpine.example", "+1 555 0142"]
+    # How the redactor reads a phone number without a country code: as a number of the first
+    # region (the business's), or of another when written with its trunk prefix 0.
+    phone_regions: list[str] = list(DEFAULT_PHONE_REGIONS)
 
     # Which class plays each role (the `[components]` section).
     components: Components = Components()
@@ -196,6 +199,12 @@ class Settings(BaseSettings):
     @classmethod
     def _are_contacts(cls, value: list[str]) -> list[str]:
         Redactor(value)  # raises ValueError naming an entry that is not an email or phone
+        return value
+
+    @field_validator("phone_regions")
+    @classmethod
+    def _are_regions(cls, value: list[str]) -> list[str]:
+        Redactor((), value)  # raises ValueError naming an unknown region
         return value
 
     @classmethod
@@ -284,7 +293,7 @@ SECTIONS: dict[str, dict[str, str]] = {
             "max_message_chars", "max_request_bytes", "host", "port", "reload_check_seconds",
             "rate_per_conversation", "rate_per_address", "page_events_per_session",
             "page_events_per_address", "rate_limit_exempt", "trusted_proxies",
-            "max_waiting_chats", "queue_max_size",
+            "max_waiting_chats", "queue_max_size", "phone_regions",
         )
     },
     "access": {

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from assistant.core.types import Decision, IntentScore, Route, Source, TurnContext
 from assistant.routing.router import Router
-from assistant.text.normalise import normalise_message
+from assistant.text.normalise import normalise_message, normalise_text
 from assistant.text.slots import extract_slots
 
 if TYPE_CHECKING:
@@ -39,12 +39,13 @@ class Suggestion:
         return asdict(self)
 
 
-def history_slots(history: Iterable[Mapping[str, str]]) -> dict[str, str]:
-    """Details (order number, email) the customer gave earlier; later ones win."""
+def history_slots(history: Iterable[Mapping[str, str]], max_chars: int = 1000) -> dict[str, str]:
+    """Details (order number, email) the customer gave earlier; later ones win.
+    Each line is normalised and length-checked as a message is (`MessageError`)."""
     slots: dict[str, str] = {}
     for line in history:
         if line.get("role") == CUSTOMER_ROLE:
-            slots.update(extract_slots(line.get("text", "")))
+            slots.update(extract_slots(normalise_text(line.get("text", ""), max_chars)))
     return slots
 
 
@@ -70,7 +71,7 @@ def suggest(
     intents = models.classifier.predict([text], settings.routing.top_k_intents)[0]
     sources = models.retriever.search([text], settings.routing.top_k_sources)[0]
     found = extract_slots(text)
-    slots = {**history_slots(history), **found}
+    slots = {**history_slots(history, settings.serving.max_message_chars), **found}
     router = models.router
     context = TurnContext(intents, sources, slots)
     chosen = router.decide(context)

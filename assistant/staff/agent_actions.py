@@ -11,7 +11,12 @@ from typing import Any
 
 import gradio as gr
 
-from assistant.core.errors import HeldByAnotherAgent, UnknownConversation, UnknownTurn
+from assistant.core.errors import (
+    HeldByAnotherAgent,
+    MessageError,
+    UnknownConversation,
+    UnknownTurn,
+)
 from assistant.core.pipeline import Assistant
 from assistant.core.records import ActionKind, Conversation, ConversationStatus
 from assistant.staff.agent_views import (
@@ -24,6 +29,7 @@ from assistant.staff.agent_views import (
     short_time,
     view_updates,
 )
+from assistant.text.normalise import normalise_text
 
 
 def use_suggestion(offered: list[dict[str, Any]], rank: int) -> tuple[str, Picked]:
@@ -77,7 +83,11 @@ def send_reply(
     agent's own words. Returns the refreshed view, the cleared box and no pick."""
     agent = acting_agent(assistant, request)
     conversation = require_open(assistant, selected)
-    if not (text or "").strip():
+    try:  # normalised and length-checked before the redactor's patterns see it
+        text = normalise_text(text or "", assistant.settings.serving.max_message_chars)
+    except MessageError as error:
+        raise gr.Error(str(error)) from error
+    if not text:
         raise gr.Error("The reply is empty: use a suggestion or write your own.")
     check_can_reply(assistant, conversation)
     info = {k: v for k, v in picked.items() if k != "text"} if picked else None

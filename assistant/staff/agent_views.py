@@ -9,7 +9,6 @@ customer message. The page layout is in `agent_page`, the agent's actions in
 
 from __future__ import annotations
 
-import re
 import textwrap
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +22,7 @@ from assistant.core.records import Author, Conversation, ConversationStatus, Que
 from assistant.core.settings import UserAccount
 from assistant.routing.suggestions import Suggestion, suggest
 from assistant.staff.access import require_role
+from assistant.text.patterns import MARKDOWN_SPECIAL
 
 SUGGESTION_COUNT = 3
 QUEUE_COLUMNS = ["kind", "why", "since", "status", "agent", "customer said", "conversation"]
@@ -55,7 +55,7 @@ def acting_agent(assistant: Assistant, request: gr.Request | None) -> str:
 
 def plain(text: str) -> str:
     """`text` shown as written: customers' words must not become links, images or markup."""
-    return re.sub(r"([\\`*_{}\[\]()<>#+\-.!|~])", r"\\\1", text)
+    return MARKDOWN_SPECIAL.sub(lambda match: "\\" + match.group(1), text)
 
 
 def short_time(iso: str | None) -> str:

@@ -25,4 +25,5 @@ class ConversationStore(SQLiteTurnLog, SQLiteAgentDesk, SQLiteLogReader):
         cls, settings: Settings, version: str | None = None, previous: object = None
     ) -> ConversationStore:
         """The log at `database_path`, redacting all but the business's public contacts."""
-        return cls(settings.database_path, Redactor(settings.public_contacts))
+        redact = Redactor(settings.public_contacts, settings.phone_regions)
+        return cls(settings.database_path, redact)

@@ -9,15 +9,10 @@ order; "£4.95" and "4.95" the same amount). The numbers of an ordered list
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
-from assistant.text.patterns import EMAIL
+from assistant.text.patterns import EMAIL, LIST_MARKER, NUMBER, URL
 
-URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"']+", re.IGNORECASE)
-LIST_MARKER = re.compile(r"^\s*\d{1,2}[.)](?=\s)", re.MULTILINE)
-# A run of digits, with inner separators kept when digits follow them: 4.95, 12/03/2026, 24/7.
-NUMBER = re.compile(r"\d+(?:[.,:/]\d+)*")
 TRAILING_PUNCTUATION = ".,;:!?)]}'\""
 
 
