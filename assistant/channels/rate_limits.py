@@ -5,10 +5,10 @@
 the customer page's events are counted per browser tab and per address, and
 sign-ins per address (`assistant.channels.page_guard`). Over a rate the answer is
 429 with `Retry-After`. Direct clients on `rate_limit_exempt` addresses (by default
-this machine's own, for local tools and load tests) are not counted; behind a
-proxy, name it in `trusted_proxies` so that each client is counted by its own
-address. At most `max_waiting_chats` chat requests are served at once: one more
-gets 503, "busy, try again", at once rather than waiting in a queue.
+this machine's own, for local tools and load tests) are not counted by address, but
+their conversations are; behind a proxy, name it in `trusted_proxies` so that each
+client is counted by its own address. At most `max_waiting_chats` chat requests are
+served at once: one more gets 503, "busy, try again", at once rather than waiting.
 """
 
 from __future__ import annotations
@@ -92,10 +92,14 @@ async def limit_chat(request: Request) -> None:
     except ValueError:
         body = None
     conversation = body.get("conversation_id") if isinstance(body, dict) else None
-    counted = [("address", limits.address(request.scope))]
+    # A conversation is counted whoever sends it; an exempt address only spares the address.
+    counted = (
+        [] if limits.clients.exempt(request.scope) else [("address", limits.address(request.scope))]
+    )
     if isinstance(conversation, str):
         counted.append(("conversation", conversation))
-    limits.hit_client(request.scope, "messages", *counted)
+    if counted:
+        limits.hit("messages", *counted)
 
 
 async def limit_address(request: Request) -> None:

@@ -52,6 +52,16 @@ def test_direct_local_clients_are_exempt_but_not_through_a_proxy(tmp_path):
     assert proxied[-1].status_code == 429
 
 
+def test_a_local_clients_conversation_is_still_counted(tmp_path):
+    app = fake_app(tmp_path, **SLOW)
+    with TestClient(app, client=("127.0.0.1", 5000)) as local:
+        conversation = chat(local).json()["conversation_id"]
+        statuses = [chat(local, conversation).status_code for _ in range(4)]
+        other = chat(local).json()["conversation_id"]
+        assert chat(local, other).status_code == 200
+    assert statuses == [200, 200, 200, 429]
+
+
 def test_a_trusted_proxy_counts_each_client_by_its_own_address(tmp_path):
     app = fake_app(tmp_path, trusted_proxies=["10.0.0.1"], rate_limit_exempt=[], **SLOW)
     with TestClient(app, client=("10.0.0.1", 5000)) as proxy:
