@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from assistant.core.errors import ArtifactError, RollbackError
@@ -8,10 +10,11 @@ from assistant.lifecycle.releases import (
     promote,
     prunable,
     prune,
+    release_built,
     release_history,
     rollback,
 )
-from assistant.lifecycle.versions import make_version_current
+from assistant.lifecycle.versions import current_version, make_version_current
 
 
 @pytest.fixture
@@ -32,34 +35,66 @@ def saved(settings: Settings, name: str) -> ModelVersions:
 
 
 def make_live(settings: Settings, versions: ModelVersions) -> None:
-    """What a first build does: each trainer points its own CURRENT at its version."""
+    """What a first build does: release every part it built at once."""
+    release_built(
+        settings,
+        {"intent": versions.intent, "index": versions.index} | {"generator": versions.generator},
+    )
+
+
+def write_current_files(settings: Settings, versions: ModelVersions) -> None:
+    """What a build by an older version left: only each part's CURRENT file."""
     make_version_current(settings.intent_models_dir, versions.intent)
     make_version_current(settings.qa_index_dir, versions.index)
     make_version_current(settings.generator_models_dir, versions.generator)
 
 
-def test_live_versions_are_read_from_the_current_files(settings):
+def test_live_versions_are_read_from_the_one_pointer(settings):
     with pytest.raises(ArtifactError, match="launch"):
         live_versions(settings)
-    first = saved(settings, "a")
+    first, second = saved(settings, "a"), saved(settings, "b")
     make_live(settings, first)
+    assert live_versions(settings) == first
+    make_version_current(settings.intent_models_dir, second.intent)  # a part changed alone
     assert live_versions(settings) == first
     without_generator = settings.model_copy(update={"generator_enabled": False})
     assert live_versions(without_generator) == ModelVersions(first.intent, first.index, None)
+    pointer = json.loads((settings.models_dir / "LIVE.json").read_text())
+    assert pointer["versions"] == {
+        "intent": "intent-a",
+        "index": "index-a",
+        "generator": "generator-a",
+    }
+    assert pointer["release"] == release_history(settings)["releases"][-1]["id"]
+
+
+def test_a_folder_with_only_current_files_is_migrated_once(settings):
+    first, second = saved(settings, "a"), saved(settings, "b")
+    write_current_files(settings, first)
+    assert live_versions(settings) == first
+    assert (settings.models_dir / "LIVE.json").is_file()
+    [record] = release_history(settings)["releases"]
+    assert record["versions"]["intent"] == first.intent
+    write_current_files(settings, second)  # read once: later CURRENT files are not live
+    assert live_versions(settings) == first
+    assert len(release_history(settings)["releases"]) == 1
 
 
 def test_promote_records_the_release_it_replaces_then_rollback_returns_to_it(settings):
     first, second, third = saved(settings, "a"), saved(settings, "b"), saved(settings, "c")
-    make_live(settings, first)
+    write_current_files(settings, first)
     promote(settings, second, {"candidate": {"accuracy": 0.9}}, "retrain")
     assert live_versions(settings) == second
+    assert current_version(settings.intent_models_dir) == second.intent  # kept in step
     history = release_history(settings)["releases"]
     assert [h["how"] for h in history] == ["built outside retraining", "retrain"]
+    assert [h["status"] for h in history] == ["released", "released"]
     assert history[1]["evaluation"] == {"candidate": {"accuracy": 0.9}}
 
     promote(settings, third, None, "retrain")
     assert rollback(settings) == (third, second)
     assert live_versions(settings) == second
+    assert current_version(settings.qa_index_dir) == second.index
     assert rollback(settings) == (second, first)
     assert live_versions(settings) == first
     with pytest.raises(RollbackError, match="no earlier release"):
@@ -68,19 +103,39 @@ def test_promote_records_the_release_it_replaces_then_rollback_returns_to_it(set
     assert [ModelVersions.from_dict(r["versions"]) for r in rolled_back] == [third, second]
 
 
-def test_rollback_from_an_unrecorded_build_returns_to_the_last_release(settings):
-    first, manual = saved(settings, "a"), saved(settings, "manual")
+def test_a_part_built_by_hand_is_released_with_the_live_others(settings):
+    first = saved(settings, "a")
     make_live(settings, first)
-    promote(settings, first, None, "retrain")
-    make_live(settings, manual)  # e.g. `assistant train` made a new version live by hand
+    (settings.intent_models_dir / "manual").mkdir()
+    release_built(settings, {"intent": "manual"})  # e.g. `assistant train`
+    manual = ModelVersions("manual", first.index, first.generator)
+    assert live_versions(settings) == manual
     assert rollback(settings) == (manual, first)
+
+
+def test_a_candidate_that_never_went_live_is_listed_so_and_no_rollback_target(settings):
+    first, second, third = saved(settings, "a"), saved(settings, "b"), saved(settings, "c")
+    make_live(settings, first)
+    promote(settings, second, None, "retrain")
+    history = json.loads((settings.models_dir / "releases.json").read_text())
+    history["releases"].append({**history["releases"][-1], "id": "died", "status": "candidate"})
+    history["releases"][-1]["versions"] = {"intent": "intent-c", "index": "index-c"}
+    (settings.models_dir / "releases.json").write_text(json.dumps(history))
+
+    listed = release_history(settings)
+    assert [r["id"] for r in listed["never_live"]] == ["died"]
+    assert "died" not in [r["id"] for r in listed["releases"]]
+    assert live_versions(settings) == second
+    assert rollback(settings) == (second, first)
+    promote(settings, third, None, "retrain")
+    assert rollback(settings) == (third, first)
 
 
 def test_a_release_whose_folders_are_gone_is_refused_before_anything_changes(settings):
     first, second = saved(settings, "a"), saved(settings, "b")
     make_live(settings, first)
     (settings.qa_index_dir / second.index).rmdir()
-    with pytest.raises(ArtifactError, match="no longer in"):
+    with pytest.raises(ArtifactError, match="no longer there"):
         promote(settings, second, None, "retrain")
     assert live_versions(settings) == first
 
