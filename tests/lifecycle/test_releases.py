@@ -1,9 +1,17 @@
+import itertools
 import json
+import multiprocessing
+import os
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from assistant.core.errors import ArtifactError, RollbackError
 from assistant.core.settings import Settings
+from assistant.lifecycle.hot_reload import ModelWatcher
 from assistant.lifecycle.releases import (
     ModelVersions,
     live_versions,
@@ -158,3 +166,99 @@ def test_prune_keeps_the_live_release_what_rollback_needs_and_the_newest(setting
     assert prunable(settings, keep=2) == []
     with pytest.raises(ValueError, match="at least one"):
         prunable(settings, keep=0)
+
+
+# Killing the promoter: a child process runs a promotion or rollback and dies at its
+# k-th replace or fsync, for every k, and what it leaves is checked.
+KILLED = 75
+WRITING_STEPS = ("replace", "fsync")  # what makes a write visible, then durable
+MOST_STEPS = 60
+
+
+class Serving:
+    """The part of an assistant the watcher drives: what serves, and the switch."""
+
+    def __init__(self, settings: Settings, versions: ModelVersions) -> None:
+        self.settings = settings
+        self.models = SimpleNamespace(versions=versions)
+
+    def switch_to(self, versions: ModelVersions) -> bool:
+        self.models = SimpleNamespace(versions=versions)
+        return True
+
+
+def run_killed_at(step: int, action: Callable[[], object]) -> int:
+    """Run `action` in a child that dies at its `step`-th replace or fsync, before it
+    happens; the child's exit code: KILLED, or 0 when it finished first."""
+    child = multiprocessing.get_context("fork").Process(target=_die_at, args=(step, action))
+    child.start()
+    child.join(timeout=60)
+    return child.exitcode
+
+
+def _die_at(step: int, action: Callable[[], object]) -> None:
+    calls = itertools.count(1)
+    real = {name: getattr(os, name) for name in WRITING_STEPS}
+
+    def dying(name: str) -> Callable[..., object]:
+        def call(*args: object) -> object:
+            if next(calls) == step:
+                os._exit(KILLED)
+            return real[name](*args)
+
+        return call
+
+    for name in WRITING_STEPS:
+        setattr(os, name, dying(name))
+    action()
+    os._exit(0)
+
+
+def assert_one_whole_release(settings: Settings, old: ModelVersions, new: ModelVersions):
+    live = live_versions(settings)
+    assert live in (old, new)
+    assert ModelVersions.from_dict(release_history(settings)["releases"][-1]["versions"]) == live
+    watcher = ModelWatcher(Serving(settings, old), interval_s=60)
+    watcher.check()
+    watcher.check()
+    assert watcher.assistant.models.versions == live
+    return live
+
+
+def before_the_change(root: Path, what: str) -> tuple[Settings, ModelVersions, ModelVersions]:
+    """Two evaluated releases' folders, the first live, or both promoted for a rollback:
+    (settings, live before, live after `what`)."""
+    settings = Settings(models_dir=root / "models", index_dir=root / "index")
+    first, second = saved(settings, "a"), saved(settings, "b")
+    promote(settings, first, {"candidate": {"accuracy": 0.8}}, "retrain")
+    if what == "promote":
+        return settings, first, second
+    promote(settings, second, {"candidate": {"accuracy": 0.9}}, "retrain")
+    return settings, second, first
+
+
+def change(settings: Settings, what: str, new: ModelVersions) -> None:
+    if what == "promote":
+        promote(settings, new, {"candidate": {"accuracy": 0.9}}, "retrain")
+    else:
+        rollback(settings)
+
+
+@pytest.mark.parametrize("what", ["promote", "rollback"])
+def test_a_release_change_killed_at_any_step_leaves_old_or_new_whole(tmp_path, what):
+    outcomes = []
+    for step in range(1, MOST_STEPS):
+        settings, old, new = before_the_change(tmp_path / f"{what}-{step}", what)
+        third = saved(settings, "c")
+        code = run_killed_at(step, partial(change, settings, what, new))
+        assert code in (KILLED, 0), f"the child failed at step {step}"
+        live = assert_one_whole_release(settings, old, new)
+        outcomes.append(live == new)
+
+        promote(settings, third, None, "retrain")
+        assert live_versions(settings) == third
+        assert rollback(settings) == (third, live)
+        if code == 0:
+            break
+    assert outcomes[0] is False and outcomes[-1] is True, "both outcomes were reached"
+    assert len(outcomes) < MOST_STEPS - 1
