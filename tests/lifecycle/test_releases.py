@@ -3,6 +3,7 @@ import json
 import multiprocessing
 import os
 from collections.abc import Callable
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
@@ -44,10 +45,7 @@ def saved(settings: Settings, name: str) -> ModelVersions:
 
 def make_live(settings: Settings, versions: ModelVersions) -> None:
     """What a first build does: release every part it built at once."""
-    release_built(
-        settings,
-        {"intent": versions.intent, "index": versions.index} | {"generator": versions.generator},
-    )
+    release_built(settings, asdict(versions))
 
 
 def write_current_files(settings: Settings, versions: ModelVersions) -> None:
