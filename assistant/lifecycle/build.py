@@ -163,9 +163,16 @@ def ensure_artifacts(
     dataset: Dataset, settings: Settings, announce: Callable[[str], None] = print
 ) -> list[BuildStep]:
     """Train the intent model, build the index and train the generator where missing or
-    stale, then release what was built, all at once."""
+    stale, then release what was built, all at once. What is stale is decided before
+    anything is built, against the live release as it was."""
     steps, built = [], {}
-    reason = intent_model_staleness(dataset, settings)
+    reasons = [
+        intent_model_staleness(dataset, settings),
+        index_staleness(dataset, settings),
+        generator_staleness(dataset, settings),
+    ]
+    live_index = live_part(settings, "index")
+    reason = reasons[0]
     if reason:
         announce(f"Training the intent classifier ({reason})...")
         report = train_intents(dataset, settings)
@@ -177,16 +184,16 @@ def ensure_artifacts(
         steps.append(BuildStep("intent model", reason))
         built["intent"] = report.version
     retriever = None
-    reason = index_staleness(dataset, settings)
+    reason = reasons[1]
     if reason:
         announce(f"Building the retrieval index ({reason})...")
         retriever = build_index(dataset, settings, release=False)
         steps.append(BuildStep("retrieval index", reason))
         built["index"] = retriever.version
-    reason = generator_staleness(dataset, settings)
+    reason = reasons[2]
     if reason:
         announce(f"Training the answer generator ({reason})...")
-        retriever = retriever or load_index_version(settings, live_part(settings, "index"))
+        retriever = retriever or load_index_version(settings, live_index)
         report = train_generator(dataset.qa_pairs, settings, qa_checksum(dataset), retriever)
         announce(
             f"Answer generator {report.version}: held-out perplexity "

@@ -148,8 +148,8 @@ def promote(
     missing = missing_parts(settings, versions)
     if missing:
         raise ArtifactError(f"version {', '.join(missing)} is no longer there")
-    pointer = live_release_or_none(settings)  # first: it may write the history (_migrate)
-    history = _reconciled(_stored_history(settings), pointer)
+    # Not migrating here: `CURRENT` files may already name what is being released.
+    history = _reconciled(_stored_history(settings), read_pointer(settings))
     record = _record(versions, evaluation, how)
     history["releases"].append({**record, "status": CANDIDATE})
     write_json(releases_path(settings), history)
@@ -160,9 +160,16 @@ def promote(
 
 
 def release_built(settings: Settings, built: dict[str, str], how: str = "build") -> ModelVersions:
-    """Promote the live release with the freshly built parts in `built` replaced."""
-    pointer = live_release_or_none(settings)
-    parts = asdict(pointer.versions) if pointer else {"intent": None, "index": None}
+    """Promote the live release with the freshly built parts in `built` replaced. With no
+    pointer yet (a first build, or a folder from before it), the other parts are those
+    their `CURRENT` files name."""
+    pointer = read_pointer(settings)
+    if pointer is not None:
+        parts = asdict(pointer.versions)
+    else:
+        parts = {
+            part: current_version(folder) for part, folder in version_folders(settings).items()
+        }
     parts.update(built)
     if parts.get("intent") is None or parts.get("index") is None:
         raise ArtifactError(f"no built intent model or retrieval index yet. {NOT_BUILT_HINT}")

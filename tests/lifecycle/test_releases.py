@@ -89,6 +89,7 @@ def test_a_folder_with_only_current_files_is_migrated_once(settings):
 def test_promote_records_the_release_it_replaces_then_rollback_returns_to_it(settings):
     first, second, third = saved(settings, "a"), saved(settings, "b"), saved(settings, "c")
     write_current_files(settings, first)
+    assert live_versions(settings) == first  # what retraining reads before it trains
     promote(settings, second, {"candidate": {"accuracy": 0.9}}, "retrain")
     assert live_versions(settings) == second
     assert current_version(settings.intent_models_dir) == second.intent  # kept in step
@@ -107,6 +108,14 @@ def test_promote_records_the_release_it_replaces_then_rollback_returns_to_it(set
         rollback(settings)
     rolled_back = release_history(settings)["rolled_back"]
     assert [ModelVersions.from_dict(r["versions"]) for r in rolled_back] == [third, second]
+
+
+def test_a_first_build_is_one_release_though_its_trainers_wrote_current_files(settings):
+    built = saved(settings, "a")
+    write_current_files(settings, built)  # each trainer publishes before the release
+    release_built(settings, asdict(built))
+    assert [r["how"] for r in release_history(settings)["releases"]] == ["build"]
+    assert live_versions(settings) == built
 
 
 def test_a_part_built_by_hand_is_released_with_the_live_others(settings):
