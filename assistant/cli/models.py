@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from assistant.cli.releases import release_built_part
 from assistant.core.errors import ArtifactError
 from assistant.core.settings import Settings
 from assistant.datasets.loading import (
@@ -53,6 +54,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         return 130
     print(f"Saved intent model {report.version} to {report.path}")
     print(summarise_metrics(report.metrics))
+    release_built_part(settings, "intent", report.version)
     return 0
 
 
@@ -167,14 +169,14 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_train_generator(args: argparse.Namespace, settings: Settings) -> int:
     from assistant.datasets.loading import qa_checksum
     from assistant.generation.training import train_generator
-    from assistant.lifecycle.build import build_index, index_staleness
+    from assistant.lifecycle.build import build_index, index_staleness, live_part
     from assistant.retrieval.index import load_index_version
 
     dataset = load_dataset(settings.data_dir)
     if index_staleness(dataset, settings):
         retriever = build_index(dataset, settings)
     else:
-        retriever = load_index_version(settings)
+        retriever = load_index_version(settings, live_part(settings, "index"))
     report = train_generator(
         dataset.qa_pairs, settings, qa_checksum(dataset), retriever, fresh=args.fresh
     )
@@ -185,4 +187,5 @@ def cmd_train_generator(args: argparse.Namespace, settings: Settings) -> int:
         f"{metrics['validation_perplexity']:.1f}, grounding threshold "
         f"{metrics['grounding_threshold']:.3f}, {metrics['training_seconds'] / 60:.1f} min"
     )
+    release_built_part(settings, "generator", report.version)
     return 0

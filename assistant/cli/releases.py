@@ -79,9 +79,23 @@ def retrain_summary(result) -> str:
     return "\n".join(rows)
 
 
+def release_built_part(settings: Settings, part: str, version: str) -> None:
+    """Make a version `assistant train`, `index` or `train-generator` just saved live, as
+    a release with the other parts' live versions; says so when they are not built yet."""
+    from assistant.core.errors import ArtifactError
+    from assistant.lifecycle.releases import release_built
+
+    try:
+        live = release_built(settings, {part: version})
+    except ArtifactError as error:
+        print(f"Not live yet: {error}")
+        return
+    print(f"Now live: {live.describe()}")
+
+
 def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
     from assistant.core.errors import RollbackError
-    from assistant.lifecycle.releases import rollback
+    from assistant.lifecycle.releases import release_history, rollback
 
     try:
         left, live = rollback(settings)
@@ -89,6 +103,12 @@ def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"Rolled back from {left.describe()}\nNow live: {live.describe()}")
+    never_live = release_history(settings)["never_live"]
+    if never_live:
+        print(
+            f"({len(never_live)} recorded candidate release(s) never went live: their "
+            "promotion was interrupted before the switch; they are no rollback target.)"
+        )
     print("A running server switches within seconds.")
     return 0
 

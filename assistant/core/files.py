@@ -1,4 +1,9 @@
-"""Crash-safe writes: a reader sees the old file or folder or the new one, never half of one."""
+"""Crash-safe writes: a reader sees the old file or folder or the new one, never half of one.
+
+A file written here is also durable once the call returns: its content and its
+directory entry are flushed to disk, so a power cut cannot undo a switch that a
+reader already acted on.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +30,16 @@ def atomic_write_text(path: Path, text: str) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+    fsync_directory(path.parent)
+
+
+def fsync_directory(directory: Path) -> None:
+    """Flush a directory's entries, so a file just renamed into it survives a power cut."""
+    handle = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
 
 
 def write_json(path: Path, document: Any) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 from assistant.core.components import build_component
 from assistant.core.seams import AnswerWriter, IntentClassifier, Retriever, Thresholds
 from assistant.core.settings import Settings
-from assistant.lifecycle.releases import ModelVersions
+from assistant.lifecycle.releases import ModelVersions, live_release_or_none, live_versions
 from assistant.routing.router import Router, RoutingPolicy
 from assistant.routing.templates import TemplateBook, load_templates
 
@@ -56,7 +56,10 @@ class Models:
     ) -> Models:
         """Load `versions` (by default the live ones) with the configured classes; raises
         `ArtifactError` saying how to build what is missing. `previous`, the set being
-        replaced, lets a component reuse what it already loaded (the sentence encoder)."""
+        replaced, lets a component reuse what it already loaded (the sentence encoder).
+        The live versions are those the release pointer names, so the set loaded is
+        one release; with no release yet, each component says what is missing."""
+        versions = versions or live_or_unreleased(settings)
         classifier = build_component(
             settings,
             "intent_classifier",
@@ -92,6 +95,14 @@ class Models:
         self.retriever.search([WARM_UP_MESSAGE])
         if self.generator is not None:
             self.generator.generate(WARM_UP_MESSAGE, [])
+
+
+def live_or_unreleased(settings: Settings) -> ModelVersions | None:
+    """The live release's versions; None when nothing was released (components that keep
+    no versions, or nothing built: the component then says how to build it)."""
+    if live_release_or_none(settings) is None:
+        return None
+    return live_versions(settings)
 
 
 def policy_from(

@@ -1,7 +1,9 @@
 """Building the artifacts the assistant serves from: intent model, Q&A index, answer generator.
 
 `ensure_artifacts` builds only what is missing or stale (trained on other data or
-with another base model), so a second start reuses everything.
+with another base model), so a second start reuses everything. What it compares
+against is the live release (the pointer, releases.py); what it builds goes live
+together, as one release, once every part is built.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from assistant.generation.writer import GENERATOR_FORMAT, generator_path
 from assistant.generation.writer import METADATA_FILE as GENERATOR_FILE
 from assistant.intents.classifier import METADATA_FILE, MODEL_FORMAT, intent_model_path
 from assistant.intents.training import TRAINING_FIELDS, TrainingReport, train_intent_classifier
+from assistant.lifecycle.releases import live_release_or_none, release_built
 from assistant.lifecycle.versions import base_data_checksum
 from assistant.retrieval.index import (
     META_FILE,
@@ -52,16 +55,29 @@ def train_intents(dataset: Dataset, settings: Settings) -> TrainingReport:
     )
 
 
-def build_index(dataset: Dataset, settings: Settings) -> FaissRetriever:
+def build_index(dataset: Dataset, settings: Settings, release: bool = True) -> FaissRetriever:
+    """Build and publish a new index version; live at once unless `release` is False."""
     retriever = FaissRetriever.build(dataset.qa_pairs, settings)
     retriever.publish(settings.qa_index_dir)
+    if release:
+        release_built(settings, {"index": retriever.version})
     return retriever
 
 
+def live_part(settings: Settings, part: str) -> str | None:
+    """The live release's version of `part` ("intent", "index", "generator"), or None."""
+    pointer = live_release_or_none(settings)
+    return getattr(pointer.versions, part) if pointer else None
+
+
 def intent_model_staleness(dataset: Dataset, settings: Settings) -> str | None:
-    """Why the intent model must be (re)trained, or None when the current one fits."""
+    """Why the intent model must be (re)trained, or None when the live one fits."""
+    version = live_part(settings, "intent")
     try:
-        metadata = read_json(intent_model_path(settings.intent_models_dir) / METADATA_FILE, "")
+        if version is None:
+            return "no trained intent model"
+        path = intent_model_path(settings.intent_models_dir, version)
+        metadata = read_json(path / METADATA_FILE, "")
     except ArtifactError:
         return "no trained intent model"
     if metadata.get("format") != MODEL_FORMAT:
@@ -82,8 +98,12 @@ def generator_staleness(dataset: Dataset, settings: Settings) -> str | None:
     """Why the answer generator must be (re)trained, or None when it fits or is turned off."""
     if not settings.generator_enabled:
         return None
+    version = live_part(settings, "generator")
     try:
-        metadata = read_json(generator_path(settings.generator_models_dir) / GENERATOR_FILE, "")
+        if version is None:
+            return "no trained answer generator"
+        path = generator_path(settings.generator_models_dir, version)
+        metadata = read_json(path / GENERATOR_FILE, "")
     except ArtifactError:
         return "no trained answer generator"
     if metadata.get("format") != GENERATOR_FORMAT:
@@ -98,9 +118,12 @@ def generator_staleness(dataset: Dataset, settings: Settings) -> str | None:
 
 
 def index_staleness(dataset: Dataset, settings: Settings) -> str | None:
-    """Why the Q&A index must be (re)built, or None when the saved one fits."""
+    """Why the Q&A index must be (re)built, or None when the live one fits."""
+    version = live_part(settings, "index")
+    if version is None:
+        return "no built retrieval index"
     try:
-        directory = index_path(settings.qa_index_dir)
+        directory = index_path(settings.qa_index_dir, version)
         metadata = read_json(directory / META_FILE, INDEX_HINT)
         if recipe_changed(metadata, index_recipe(settings), "index"):
             return "the index settings changed since it was built"
@@ -139,9 +162,17 @@ def recipe_change(metadata: dict[str, Any], current: dict[str, Any]) -> str | No
 def ensure_artifacts(
     dataset: Dataset, settings: Settings, announce: Callable[[str], None] = print
 ) -> list[BuildStep]:
-    """Train the intent model, build the index and train the generator where missing or stale."""
-    steps = []
-    reason = intent_model_staleness(dataset, settings)
+    """Train the intent model, build the index and train the generator where missing or
+    stale, then release what was built, all at once. What is stale is decided before
+    anything is built, against the live release as it was."""
+    steps, built = [], {}
+    reasons = [
+        intent_model_staleness(dataset, settings),
+        index_staleness(dataset, settings),
+        generator_staleness(dataset, settings),
+    ]
+    live_index = live_part(settings, "index")
+    reason = reasons[0]
     if reason:
         announce(f"Training the intent classifier ({reason})...")
         report = train_intents(dataset, settings)
@@ -151,16 +182,18 @@ def ensure_artifacts(
             f"macro-F1 {test.get('macro_f1', 0):.3f}"
         )
         steps.append(BuildStep("intent model", reason))
+        built["intent"] = report.version
     retriever = None
-    reason = index_staleness(dataset, settings)
+    reason = reasons[1]
     if reason:
         announce(f"Building the retrieval index ({reason})...")
-        retriever = build_index(dataset, settings)
+        retriever = build_index(dataset, settings, release=False)
         steps.append(BuildStep("retrieval index", reason))
-    reason = generator_staleness(dataset, settings)
+        built["index"] = retriever.version
+    reason = reasons[2]
     if reason:
         announce(f"Training the answer generator ({reason})...")
-        retriever = retriever or load_index_version(settings)
+        retriever = retriever or load_index_version(settings, live_index)
         report = train_generator(dataset.qa_pairs, settings, qa_checksum(dataset), retriever)
         announce(
             f"Answer generator {report.version}: held-out perplexity "
@@ -168,4 +201,7 @@ def ensure_artifacts(
             f"{report.metrics['grounding_threshold']:.3f}"
         )
         steps.append(BuildStep("answer generator", reason))
+        built["generator"] = report.version
+    if built:
+        release_built(settings, built)
     return steps

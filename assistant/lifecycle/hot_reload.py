@@ -1,11 +1,12 @@
 """Switching a running server to newly promoted model versions, without a restart.
 
-A thread reads the `CURRENT` files every few seconds (three small files). When
-they name other versions than those serving, and still name the same ones on
-the next look (a promotion writes them one after another), the assistant loads
-the new set beside the old one and swaps it in; replies under way finish on the
-set they started with. A set that fails to load is logged once and not retried
-until the files change again, and the serving models stay.
+A thread reads the release pointer (`models/LIVE.json`, one small file) every few
+seconds. A promotion or rollback replaces that file in one atomic rename, so any
+content read is a whole release: when it changes and names other versions than
+those serving, and every part's folder is there, the assistant loads the new set
+beside the old one and swaps it in; replies under way finish on the set they
+started with. A set that fails to load is logged once and not retried until the
+pointer changes again, and the serving models stay.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import threading
 
 from assistant.core.errors import ArtifactError
 from assistant.core.pipeline import Assistant
-from assistant.lifecycle.releases import ModelVersions, live_versions
+from assistant.lifecycle.releases import ModelVersions, live_path, live_versions, missing_parts
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +27,7 @@ class ModelWatcher:
         self.interval_s = interval_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._pending: ModelVersions | None = None
-        self._failed: ModelVersions | None = None
+        self._seen: bytes | None = None
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="model-watcher", daemon=True)
@@ -43,17 +43,25 @@ class ModelWatcher:
             self.check()
 
     def check(self) -> bool:
-        """One look at the `CURRENT` files; True when it switched to new versions."""
+        """One look at the pointer; True when it switched to new versions."""
+        settings = self.assistant.settings
         try:
-            live = live_versions(self.assistant.settings)
+            pointer = live_path(settings).read_bytes()
+        except OSError:
+            return False  # not written yet: the models serving came from elsewhere
+        if pointer == self._seen:
+            return False
+        self._seen = pointer
+        try:
+            live = live_versions(settings)
         except ArtifactError as error:
             log.warning("not switching models: %s", error)
             return False
-        if live == self.assistant.models.versions or live == self._failed:
-            self._pending = None
+        if live == self.assistant.models.versions:
             return False
-        if live != self._pending:
-            self._pending = live  # switch on the next look if the files still say the same
+        missing = missing_parts(settings, live)
+        if missing:
+            log.error("not switching to %s: %s missing", live.describe(), ", ".join(missing))
             return False
         return self._switch(live)
 
@@ -61,10 +69,8 @@ class ModelWatcher:
         try:
             switched = self.assistant.switch_to(live)
         except (ArtifactError, OSError, ValueError) as error:
-            self._failed = live
             log.error("cannot switch to %s; still serving the previous models: %s", live, error)
             return False
-        self._pending = None
         if switched:
             log.warning("now serving %s", live.describe())
         return switched

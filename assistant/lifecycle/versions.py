@@ -1,7 +1,9 @@
-"""Versioned model folders: each trained model in its own folder, `CURRENT` naming the live one.
+"""Versioned model folders: each trained model in its own folder, `CURRENT` naming one.
 
-Shared by the intent classifier and the answer generator, so both are saved,
-found and switched the same way.
+Shared by the intent classifier, the index and the answer generator, so all are
+saved and found the same way. Which versions serve together is not decided here:
+the release pointer (`models/LIVE.json`, releases.py) names them, and `CURRENT`
+is kept in step with it for tools that look at one folder only.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ def new_version() -> str:
 
 
 def current_version(models_dir: Path) -> str | None:
-    """The version `CURRENT` names, or None when nothing was published yet."""
+    """The version `CURRENT` names, or None when nothing was published yet. What serves
+    is what the release pointer names (`releases.live_versions`)."""
     pointer = models_dir / CURRENT_FILE
     if not pointer.is_file():
         return None
@@ -62,8 +65,9 @@ def read_version(
 def publish_version(
     models_dir: Path, version: str, write: Callable[[Path], None], make_current: bool = True
 ) -> Path:
-    """Let `write` fill a staging folder, move it into place, then (unless told not to) make
-    it the current version: a candidate is saved without `make_current` and promoted later.
+    """Let `write` fill a staging folder, move it into place, then (unless told not to) name
+    it in `CURRENT`: a candidate is saved without `make_current`. Either way it serves
+    only once a release names it (`releases.promote`, `releases.release_built`).
 
     A process killed at any point leaves the previous version live and intact.
     """

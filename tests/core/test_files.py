@@ -1,3 +1,6 @@
+import os
+import stat
+
 import pytest
 
 from assistant.core.errors import ArtifactError
@@ -17,6 +20,25 @@ def test_atomic_write_replaces_and_leaves_no_temporary_files(tmp_path):
     atomic_write_text(target, "v2\n")
     assert target.read_text() == "v2\n"
     assert [p.name for p in target.parent.iterdir()] == ["CURRENT"]
+
+
+def test_a_write_is_durable_content_first_then_the_directory_entry(tmp_path, monkeypatch):
+    synced = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(handle: int) -> None:
+        synced.append("directory" if stat.S_ISDIR(os.fstat(handle).st_mode) else "file")
+        real_fsync(handle)
+
+    def replace(source, target) -> None:
+        synced.append("replace")
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    write_json(tmp_path / "LIVE.json", {"release": "r1"})
+    assert synced == ["file", "replace", "directory"]
+    assert read_json(tmp_path / "LIVE.json", "") == {"release": "r1"}
 
 
 def test_failed_write_keeps_the_old_content(tmp_path):

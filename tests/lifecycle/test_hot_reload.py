@@ -7,18 +7,21 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import asdict
 
 import httpx
 import pytest
 
 from assistant.channels.api import create_app
 from assistant.core.pipeline import Assistant
+from assistant.core.settings import Settings
 from assistant.intents.classifier import METADATA_FILE
 from assistant.lifecycle.hot_reload import ModelWatcher
-from assistant.lifecycle.releases import live_versions
+from assistant.lifecycle.releases import ModelVersions, live_versions, promote, release_built
 from assistant.lifecycle.retrain import RETRIEVAL_FIGURE
 from assistant.lifecycle.versions import make_version_current
 from tests.conftest import ROOT, copy_of_built, environment_for, running_server
+from tests.lifecycle.test_releases import Serving, saved
 
 # Customer messages of our own, answered before, during and after the switch.
 LOAD_MESSAGES = [
@@ -53,7 +56,47 @@ def run_cli(settings, *arguments: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_the_watcher_switches_only_once_the_current_files_settle(own_settings):
+@pytest.fixture
+def watched(tmp_path):
+    """A watcher over a release folder of empty versions, `a` live and serving."""
+    settings = Settings(models_dir=tmp_path / "models", index_dir=tmp_path / "index")
+    first = saved(settings, "a")
+    release_built(settings, asdict(first))
+    return ModelWatcher(Serving(settings, first), interval_s=60), first
+
+
+def test_the_watcher_switches_at_its_first_look_at_a_new_pointer(watched):
+    watcher, _ = watched
+    settings = watcher.assistant.settings
+    assert not watcher.check()
+    second = saved(settings, "b")
+    promote(settings, second, None, "retrain")
+    assert watcher.check()
+    assert watcher.assistant.models.versions == second
+    assert not watcher.check()
+
+
+def test_a_part_changed_outside_a_release_is_never_served(watched):
+    watcher, first = watched
+    settings = watcher.assistant.settings
+    (settings.intent_models_dir / "by-hand").mkdir()
+    make_version_current(settings.intent_models_dir, "by-hand")  # how a switch used to look
+    assert not watcher.check()
+    assert not watcher.check()
+    assert watcher.assistant.models.versions == first
+
+
+def test_a_pointer_naming_a_removed_version_is_not_followed(watched):
+    watcher, first = watched
+    settings = watcher.assistant.settings
+    second = saved(settings, "b")
+    promote(settings, second, None, "retrain")
+    (settings.qa_index_dir / second.index).rmdir()
+    assert not watcher.check()
+    assert watcher.assistant.models.versions == first
+
+
+def test_the_watcher_loads_a_promoted_copy_of_the_live_model(own_settings):
     assistant = Assistant.load(own_settings)
     watcher = ModelWatcher(assistant, interval_s=60)
     serving = assistant.models.versions
@@ -64,9 +107,10 @@ def test_the_watcher_switches_only_once_the_current_files_settle(own_settings):
     shutil.copytree(own_settings.intent_models_dir / serving.intent, copy)
     metadata = json.loads((copy / METADATA_FILE).read_text())
     (copy / METADATA_FILE).write_text(json.dumps({**metadata, "version": "copy-of-live"}))
-    make_version_current(own_settings.intent_models_dir, "copy-of-live")
+    promote(
+        own_settings, ModelVersions("copy-of-live", serving.index, serving.generator), None, "x"
+    )
 
-    assert not watcher.check()  # first sight: wait for the files to settle
     assert watcher.check()
     assert assistant.models.versions.intent == "copy-of-live"
     assert assistant.reply("hello").model_version.startswith("intent:copy-of-live ")
@@ -76,14 +120,14 @@ def test_the_watcher_switches_only_once_the_current_files_settle(own_settings):
 def test_a_version_that_cannot_load_leaves_the_old_one_serving(own_settings):
     assistant = Assistant.load(own_settings)
     serving = assistant.models.versions
-    (own_settings.intent_models_dir / "broken").mkdir()
-    make_version_current(own_settings.intent_models_dir, "broken")
     watcher = ModelWatcher(assistant, interval_s=60)
     assert not watcher.check()
+    (own_settings.intent_models_dir / "broken").mkdir()
+    promote(own_settings, ModelVersions("broken", serving.index, serving.generator), None, "x")
     assert not watcher.check()  # tried, failed, logged
     assert assistant.models.versions == serving
     assert assistant.reply("hello").model_version == serving.describe()
-    assert not watcher.check()  # not retried until the files change
+    assert not watcher.check()  # not retried until the pointer changes
 
 
 def test_export_retrain_promote_and_switch_while_serving(own_settings, tmp_path):
