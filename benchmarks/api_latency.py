@@ -34,14 +34,20 @@ from assistant.datasets.loading import load_intent_examples  # noqa: E402
 
 
 def sample_questions(count: int, seed: int) -> list[str]:
+    """`count` demo messages, seeded; each once while there are enough of them."""
     texts = [example.text for example in load_intent_examples(ROOT / "data" / "intents.csv")]
-    return random.Random(seed).sample(texts, count)
+    rng = random.Random(seed)
+    if count <= len(texts):
+        return rng.sample(texts, count)
+    return rng.sample(texts, len(texts)) + rng.choices(texts, k=count - len(texts))
 
 
-def start_server(port: int) -> subprocess.Popen:
+def start_server(port: int, environment: dict[str, str] | None = None) -> subprocess.Popen:
+    """`assistant serve` on `port`, with `environment` added to this one's."""
     server = subprocess.Popen(
         [sys.executable, "-m", "assistant.cli", "serve", "--port", str(port)],
         cwd=ROOT,
+        env={**os.environ, **(environment or {})},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
