@@ -8,18 +8,9 @@ public trace (`assistant.core.trace.public_trace`), whose sources have no texts 
 
 from __future__ import annotations
 
-import html
-import re
 from typing import Any
 
-MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_{}\[\]()#+\-.!|~=^$])")
-
-
-def plain_text(value: object) -> str:
-    """`value` as Markdown that shows it as written, on one line."""
-    text = " ".join(str(value).split())  # no newline may start a heading, list or block
-    text = MARKDOWN_PUNCTUATION.sub(r"\\\1", html.escape(text, quote=False))
-    return text.replace(":", "&#58;")  # a bare URL is not linked either
+from assistant.text.plain import plain_text
 
 
 def explain(trace: dict[str, Any], latency_ms: float, model_version: str) -> str:

@@ -22,7 +22,7 @@ from assistant.core.records import Author, Conversation, ConversationStatus, Que
 from assistant.core.settings import UserAccount
 from assistant.routing.suggestions import Suggestion, suggest
 from assistant.staff.access import require_role
-from assistant.text.patterns import MARKDOWN_SPECIAL
+from assistant.text.plain import plain_text
 
 SUGGESTION_COUNT = 3
 QUEUE_COLUMNS = ["kind", "why", "since", "status", "agent", "customer said", "conversation"]
@@ -51,11 +51,6 @@ def acting_account(assistant: Assistant, request: gr.Request | None) -> UserAcco
 
 def acting_agent(assistant: Assistant, request: gr.Request | None) -> str:
     return acting_account(assistant, request).name
-
-
-def plain(text: str) -> str:
-    """`text` shown as written: customers' words must not become links, images or markup."""
-    return MARKDOWN_SPECIAL.sub(lambda match: "\\" + match.group(1), text)
 
 
 def short_time(iso: str | None) -> str:
@@ -132,7 +127,7 @@ def status_line(conversation: Conversation) -> str:
 def header(conversation: Conversation) -> str:
     text = f"**Conversation** `{conversation.id}`: {status_line(conversation)}"
     if conversation.handoff_reason:
-        text += f"  \nHanded off: {plain(conversation.handoff_reason)}"
+        text += f"  \nHanded off: {plain_text(conversation.handoff_reason)}"
     return text
 
 
@@ -141,13 +136,14 @@ def transcript(lines: list[dict[str, Any]]) -> History:
     messages = []
     for line in lines:
         if line["author"] == Author.CUSTOMER:
-            content = f"{plain(line['text'])}\n\n*{turn_note(line)}*"
+            content = f"{plain_text(line['text'])}\n\n*{turn_note(line)}*"
             messages.append({"role": "user", "content": content})
         elif line["author"] == Author.AGENT:
-            content = f"**{line['agent']} (support team):** {plain(line['text'])}"
+            content = f"**{line['agent']} (support team):** {plain_text(line['text'])}"
             messages.append({"role": "assistant", "content": content})
         else:
-            messages.append({"role": "assistant", "content": f"**Bot:** {plain(line['text'])}"})
+            content = f"**Bot:** {plain_text(line['text'])}"
+            messages.append({"role": "assistant", "content": content})
     return messages
 
 
@@ -179,12 +175,12 @@ def turn_choices(lines: list[dict[str, Any]]) -> list[tuple[str, int]]:
 def suggestion_card(rank: int, suggestion: Suggestion) -> str:
     score_kind = "cosine" if suggestion.route == "retrieval" else "probability"
     lines = [
-        f"**Suggestion {rank}**: {plain(suggestion.text)}",
+        f"**Suggestion {rank}**: {plain_text(suggestion.text)}",
         f"route `{suggestion.route}` · intent `{suggestion.intent or 'none'}` · "
         f"score {suggestion.score:.2f} ({score_kind})",
     ]
     sources = [
-        f"“{plain(source['question'])}” ({source['intent']}, cosine {source['score']:.2f})"
+        f"“{plain_text(source['question'])}” ({source['intent']}, cosine {source['score']:.2f})"
         for source in suggestion.sources
     ]
     lines.append("Sources: " + ("; ".join(sources) if sources else "none"))

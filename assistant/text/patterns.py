@@ -81,8 +81,8 @@ NUMBER = compile_pattern(r"\d+(?:[.,:/]\d+)*")
 
 WHITESPACE = compile_pattern(r"\s+")
 NON_DIGIT = compile_pattern(r"\D")
-# Characters Markdown gives a meaning, escaped in agent-page text (see staff/agent_views.py).
-MARKDOWN_SPECIAL = compile_pattern(r"([\\`*_{}\[\]()<>#+\-.!|~])")
+# Characters Markdown gives a meaning, escaped in other people's words (see text/plain.py).
+MARKDOWN_SPECIAL = compile_pattern(r"([\\`*_{}\[\]()<>#+\-.!|~=^$])")
 
 # Every pattern above, by name: the tests and benchmarks/patterns.py run each on hostile input.
 ALL_PATTERNS = {

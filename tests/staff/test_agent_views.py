@@ -1,4 +1,4 @@
-from assistant.staff.agent_views import VIEW_SIZE, load_queue, plain, refresh
+from assistant.staff.agent_views import VIEW_SIZE, load_queue, refresh
 from tests.staff.conftest import AS_AGENT, HANDOFF_MESSAGE, is_skip, opened
 
 
@@ -47,9 +47,3 @@ def test_refresh_redraws_only_when_the_conversation_changed(staffed, handed_off)
     values = refresh(staffed, page["selected"], AS_AGENT)
     assert len(values) == VIEW_SIZE
     assert "Are you there?" in values[2][-2]["content"]
-
-
-def test_customers_words_are_shown_as_written():
-    shown = plain("![x](http://example.com/t.png) *free* <b>")
-    assert "![" not in shown
-    assert shown.replace("\\", "") == "![x](http://example.com/t.png) *free* <b>"
