@@ -1,27 +1,11 @@
 """The redactor on the planted-PII corpus: no planted value survives, order numbers and the
 business's contacts do."""
 
-import unicodedata
-
-from assistant.text.redaction import Redactor, digits_of
-from tests.pii_corpus import PUBLIC_CONTACTS, load_planted_pii
+from assistant.text.redaction import Redactor
+from tests.pii_corpus import PUBLIC_CONTACTS, leaked, load_planted_pii
 
 CORPUS = load_planted_pii()
 REDACT = Redactor(PUBLIC_CONTACTS)
-
-
-def leaked_digits(planted: str, redacted: str, kept: list[str]) -> bool:
-    """Whether 6 consecutive digits of `planted` are still in `redacted` (a partial leak
-    such as "4111 1111" counts), once the kept order number and contacts are left out."""
-    for keep in [*kept, *PUBLIC_CONTACTS]:
-        redacted = redacted.replace(keep, " ")
-    digits, rest = digits_of(planted), digits_of(unicodedata.normalize("NFKC", redacted))
-    return any(digits[i : i + 6] in rest for i in range(len(digits) - 5))
-
-
-def leaked_name(planted: str, redacted: str) -> bool:
-    name = unicodedata.normalize("NFKC", planted).split("@")[0].split(" ")[0].split("(")[0]
-    return name.lower() in unicodedata.normalize("NFKC", redacted).lower()
 
 
 def test_the_corpus_is_large_and_varied():
@@ -35,16 +19,7 @@ def test_no_planted_value_survives_redaction():
     leaks = []
     for row in CORPUS:
         redacted = REDACT(row.message)
-        for value in row.planted:
-            is_email = (
-                "@" in unicodedata.normalize("NFKC", value) or " at " in value or "(at)" in value
-            )
-            if (
-                leaked_name(value, redacted)
-                if is_email
-                else leaked_digits(value, redacted, row.kept)
-            ):
-                leaks.append((value, redacted))
+        leaks += [(value, redacted) for value in row.planted if leaked(row, value, redacted)]
     assert leaks == []
 
 
