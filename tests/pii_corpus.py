@@ -3,8 +3,8 @@ each with the personal data planted in it (`planted`) and what must survive (`ke
 a planted value is recognised in a redacted message or in anything the product stores or sends.
 
 A planted number leaks when 6 of its digits in a row appear, whatever separates them; an
-email (written with "@", "(at)", " at " or fullwidth forms) leaks when its name part appears,
-in any case."""
+email (written with "@", "(at)", "[at]", " at " or fullwidth forms) leaks when its name part
+appears, in any case."""
 
 from __future__ import annotations
 
@@ -60,7 +60,8 @@ def load_planted_pii(path: Path = CORPUS) -> list[PlantedMessage]:
 
 
 def is_email(planted: str) -> bool:
-    return "@" in unicodedata.normalize("NFKC", planted) or " at " in planted or "(at)" in planted
+    """Written with "@" (fullwidth too), " at ", "(at)" or "[at]"."""
+    return any(at in unicodedata.normalize("NFKC", planted) for at in ("@", " at ", "(at)", "[at]"))
 
 
 def email_name(planted: str) -> str:
@@ -99,7 +100,9 @@ class LeakFinder:
         kept = {value for row in corpus for value in row.kept} | set(PUBLIC_CONTACTS)
         self._kept = sorted(kept, key=len, reverse=True)
         self._kept_digits = {digits_of(value) for value in kept}
-        self._names = {email_name(v): v for v in self.values if is_email(v)}
+        self._names: dict[str, list[str]] = {}  # "jane.doe": each email it is the name of
+        for value in filter(is_email, self.values):
+            self._names.setdefault(email_name(value), []).append(value)
         self._windows: dict[str, str] = {}
         for value in self.values:
             digits = digits_of(value) if not is_email(value) else ""
@@ -116,9 +119,9 @@ class LeakFinder:
         normal = unicodedata.normalize("NFKC", text)
         found: dict[str, Leak] = {}
         lower = normal.lower()
-        for name, value in self._names.items():
+        for name, values in self._names.items():
             at = lower.find(name)
-            if at >= 0:
+            for value in values if at >= 0 else []:
                 found.setdefault(value, Leak(value, where, _excerpt(normal, at)))
         for keep in self._kept:
             normal = normal.replace(keep, " " * len(keep))
