@@ -1,5 +1,6 @@
 """The pages in headless Chromium, as a customer and an agent use them."""
 
+import json
 import shutil
 import sqlite3
 import time
@@ -11,6 +12,7 @@ from assistant.core.pipeline import Assistant
 from assistant.core.records import ActionKind
 from assistant.storage.sqlite import ConversationStore
 from tests.conftest import AGENT_NAME, AGENT_PASSWORD, running_server
+from tests.pii_corpus import LeakFinder, load_planted_pii
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
@@ -237,3 +239,49 @@ def test_another_sites_page_cannot_act_as_the_signed_in_agent(
     conversations = _recent_conversations(served)
     replies = [t for c in conversations for t in served.store.turns(c) if t["route"] == "agent"]
     assert not any("hostile reply" in (t["reply_text"] or "") for t in replies)
+
+
+BROWSER_STORAGE = """async () => {
+  const lines = (store) => Object.keys(store).map((key) => key + "=" + store.getItem(key));
+  const databases = indexedDB.databases ? await indexedDB.databases() : [];
+  return {
+    localStorage: lines(localStorage),
+    sessionStorage: lines(sessionStorage),
+    cookies: document.cookie,
+    indexedDB: databases.map((database) => database.name),
+  };
+}"""
+PLANTED_SENT = 6
+
+
+def test_the_browser_keeps_no_planted_value_the_customer_typed(page, served):
+    corpus = load_planted_pii()
+    rows = corpus[:PLANTED_SENT]
+    page.locator("#message textarea").wait_for(timeout=WAIT_MS)
+    for row in rows:
+        submit(page, row.message)
+        _wait_for_turn_with(served, row.kept[0])
+    stored = page.evaluate(BROWSER_STORAGE)
+    stored["all cookies"] = page.context.cookies()
+    finder = LeakFinder(corpus)
+    leaks = [
+        str(leak)
+        for name, value in stored.items()
+        for leak in finder.find(json.dumps(value, ensure_ascii=False), f"the browser's {name}")
+    ]
+    assert leaks == []
+    # The values were in this page (the customer typed them), so the finder had them to find.
+    on_page = finder.find(page.locator("#chat").inner_text(), "the chat")
+    assert {leak.value for leak in on_page} >= {value for row in rows for value in row.planted}
+
+
+def _wait_for_turn_with(assistant, text: str) -> None:
+    """Until the customer's turn holding `text` (an order number, kept by the redactor)
+    is logged."""
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while time.monotonic() < deadline:
+        for conversation in _recent_conversations(assistant):
+            if any(text in turn["user_text"] for turn in assistant.store.turns(conversation)):
+                return
+        time.sleep(0.3)
+    raise AssertionError(f"no turn with {text!r} was logged")
