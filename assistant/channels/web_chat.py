@@ -8,6 +8,7 @@ answer a message from the review queue).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from functools import partial
 from typing import Any
@@ -73,12 +74,18 @@ def respond(
         return
     asked = [*history, {"role": "user", "content": message}]
     written = ""
-    for event in stream:
-        if isinstance(event, Reply):
-            reply = event
-            break
-        written += event
-        yield "", [*asked, {"role": "assistant", "content": written}], conversation_id, turn_ids
+    try:
+        for event in stream:
+            if isinstance(event, Reply):
+                reply = event
+                break
+            written += event
+            yield "", [*asked, {"role": "assistant", "content": written}], conversation_id, turn_ids
+    except GeneratorExit:
+        # The page stopped listening (a cancel, a closed tab), and Gradio closes this on the
+        # event loop: the rest of the answer is written, checked and logged in a thread.
+        threading.Thread(target=stream.close, name="abandoned-answer", daemon=True).start()
+        raise
     history = [
         *asked,
         {"role": "assistant", "content": reply.text},

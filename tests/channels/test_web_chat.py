@@ -1,3 +1,6 @@
+import threading
+from types import SimpleNamespace
+
 import gradio as gr
 import pytest
 
@@ -108,3 +111,31 @@ def test_polling_without_a_conversation_or_for_an_unknown_one_stops(assistant):
 
 def test_the_page_builds(assistant):
     assert isinstance(build_ui(assistant), gr.Blocks)
+
+
+class SlowToFinish:
+    """A reply stream whose unseen rest takes until `finish` is set, as a long answer would."""
+
+    def __init__(self) -> None:
+        self.finish, self.closed = threading.Event(), threading.Event()
+        self.closed_on: threading.Thread | None = None
+
+    def __iter__(self):
+        yield "A first piece"
+        yield "and more"
+
+    def close(self) -> None:
+        self.closed_on = threading.current_thread()
+        self.finish.wait(10)
+        self.closed.set()
+
+
+def test_a_page_that_stops_listening_finishes_the_answer_off_the_calling_thread():
+    stream = SlowToFinish()
+    assistant = SimpleNamespace(reply_stream=lambda message, conversation: stream)
+    chat = respond_stream(assistant, "hi", [], None, {})
+    assert next(chat)[1][-1]["content"] == "A first piece"
+    chat.close()  # what Gradio does on the event loop when the page cancels
+    stream.finish.set()
+    assert stream.closed.wait(10)
+    assert stream.closed_on is not threading.current_thread()
