@@ -57,10 +57,11 @@ def public_trace(trace: dict[str, Any]) -> dict[str, Any]:
     if generation:
         verdict = generation["verdict"]
         public["generation"] = {
-            "written": generation["written"],  # streamed to the customer as it was written
             "verdict": {"passed": verdict["passed"], "reason": verdict["reason"]},
             "used": generation["used"],
         }
+        if verdict["passed"]:  # a draft that failed its check may echo past answers
+            public["generation"]["written"] = generation["written"]
     return public
 
 
