@@ -182,6 +182,16 @@ class MemoryLog:
             if r.conversation_id == conversation_id
         ]
 
+    def messages_since(self, conversation_id: str, after_id: int = 0) -> list[dict[str, Any]]:
+        """The transcript as customer and bot lines, two per turn, newer than `after_id`."""
+        self.state(conversation_id)
+        lines = []
+        for turn_id, r in self.records:
+            if r.conversation_id == conversation_id:
+                lines.append({"id": 2 * turn_id - 1, "author": "customer", "text": r.user_text})
+                lines.append({"id": 2 * turn_id, "author": "bot", "text": r.reply_text})
+        return [line for line in lines if line["id"] > after_id]
+
     def close(self) -> None:
         pass
 

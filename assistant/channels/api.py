@@ -253,7 +253,11 @@ def customer_routes(assistant: Assistant) -> APIRouter:
             return _error(404, f"Unknown turn_id {request.turn_id} in this conversation.")
         return {"feedback_id": feedback_id}
 
-    @app.get("/api/conversations/{conversation_id}/messages", responses=contract.MESSAGES)
+    @app.get(
+        "/api/conversations/{conversation_id}/messages",
+        responses=contract.MESSAGES,
+        dependencies=[Depends(limit_address)],
+    )
     def messages(
         conversation_id: str, after: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0
     ) -> Any:

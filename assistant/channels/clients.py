@@ -46,7 +46,8 @@ class Clients:
         peer = self.peer(scope)
         if not _within(peer, self.trusted):
             return peer
-        forwarded = Headers(scope=scope).get("x-forwarded-for", "")
+        # Every X-Forwarded-For header, in order: a proxy may add its own after the client's.
+        forwarded = ",".join(Headers(scope=scope).getlist("x-forwarded-for"))
         hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
         for hop in reversed(hops):
             if not _within(hop, self.trusted):
@@ -64,19 +65,21 @@ class Clients:
         is the client's own (a proxy on this machine not named trusted adds a header)."""
         headers = Headers(scope=scope)
         proxied = "x-forwarded-for" in headers or "forwarded" in headers
-        return not proxied and _within(self.peer(scope), self.exempt_nets)
+        peer = self.peer(scope)
+        # A trusted proxy's own address stands for its clients, never for this machine.
+        return not proxied and not _within(peer, self.trusted) and _within(peer, self.exempt_nets)
 
 
 def origin_of(url: str) -> str | None:
     """`scheme://host[:port]` of `url`, lower case, default port dropped; None if not a URL."""
-    parts = urlsplit(url.strip())
-    if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
-        return None
     try:
-        port = parts.port
-    except ValueError:
+        parts = urlsplit(url.strip())
+        hostname, port = parts.hostname, parts.port
+    except ValueError:  # "http://[" and other malformed hosts or ports
         return None
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    if parts.scheme not in DEFAULT_PORTS or not hostname:
+        return None
+    host = f"[{hostname}]" if ":" in hostname else hostname
     suffix = f":{port}" if port and port != DEFAULT_PORTS[parts.scheme] else ""
     return f"{parts.scheme}://{host}{suffix}"
 

@@ -123,6 +123,7 @@ MESSAGES: Responses = {
     200: {"model": MessagesResponse, "description": "The conversation's lines after `after`."},
     404: _error("Unknown conversation_id."),
     422: INVALID,
+    429: RATE_LIMITED,
 }
 SUGGEST: Responses = {
     401: NO_API_KEY,

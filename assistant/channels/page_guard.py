@@ -1,8 +1,9 @@
 """What the Gradio pages accept: no uploads, and events and sign-ins at a bounded rate.
 
-No page takes files, so `/gradio_api/upload` is refused on every mount (Gradio
+No page takes files, so Gradio's upload routes are refused on every mount (Gradio
 would store any upload under /tmp/gradio), and the customer page serves no files
-(`/gradio_api/file=`). An event on the customer page (`/gradio_api/queue/join`)
+(`/gradio_api/file=`, `/gradio_api/file/`). An event on the customer page (any POST
+under `/gradio_api/`: the queue, and Gradio's `/call` API, which runs the same handlers)
 is counted per browser tab (its `session_hash`) and per address; a sign-in
 (`<page>/login`) per address and, through the shared `SignInThrottle`, per name.
 Over a rate the answer is 429 with `Retry-After` and a JSON `{"error": ...}`.
@@ -21,9 +22,12 @@ from assistant.channels.rate_limits import RateLimits
 from assistant.core.errors import RateLimited
 from assistant.staff.access import SignInThrottle
 
-UPLOAD_PATH = "/gradio_api/upload"
-FILE_PATH = "/gradio_api/file="
-EVENT_PATH = "/gradio_api/queue/join"
+GRADIO_API = "/gradio_api/"
+# Routes that take files from anyone (no page has a file or media input).
+UPLOAD_PATHS = ("/gradio_api/upload", "/gradio_api/process_recording")
+# Routes that serve files or fetch URLs, which the customer page does not need.
+FILE_PATHS = ("/gradio_api/file=", "/gradio_api/file/")
+UNCOUNTED_PATHS = frozenset({"/gradio_api/cancel"})  # stopping an event is never refused
 
 
 def too_many(error: RateLimited) -> JSONResponse:
@@ -51,12 +55,12 @@ class PageGuard:
             return
         page = next((p for p in self.staff_pages if scope["path"].startswith(p + "/")), "")
         path = scope["path"][len(page) :]
-        if path.startswith(UPLOAD_PATH) or (not page and path.startswith(FILE_PATH)):
+        if path.startswith(UPLOAD_PATHS) or (not page and path.startswith(FILE_PATHS)):
             refusal = JSONResponse({"error": "This page takes no files."}, status_code=403)
             await refusal(scope, receive, send)
             return
         counted = scope["method"] == "POST" and (
-            (not page and path == EVENT_PATH) or (page and path.rstrip("/") == "/login")
+            (page and path.rstrip("/") == "/login") or (not page and _customer_event(path))
         )
         if not counted:
             await self.app(scope, receive, send)
@@ -103,9 +107,14 @@ async def _buffered(receive: Receive) -> tuple[bytes, Receive]:
     return b"".join(chunks), replay
 
 
+def _customer_event(path: str) -> bool:
+    """Whatever runs the customer page's handlers: the queue, and Gradio's `/call` API."""
+    return path.startswith(GRADIO_API) and path not in UNCOUNTED_PATHS
+
+
 def _session_hash(body: bytes) -> str | None:
     try:
         value = json.loads(body).get("session_hash")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return None
     return value if isinstance(value, str) and value else None

@@ -45,6 +45,13 @@ def test_another_origin_cannot_sign_in_join_the_queue_or_post(client):
     assert cross_site.status_code == 403
 
 
+def test_a_malformed_origin_or_host_is_refused_not_a_server_error(tmp_path, staff):
+    with TestClient(fake_app(tmp_path, staff), raise_server_exceptions=False) as client:
+        for headers in ({"Origin": "http://["}, {"Origin": OWN, "Host": "[::1"}):
+            response = client.post("/agent/login", data={"username": "x"}, headers=headers)
+            assert response.status_code == 403, headers
+
+
 def test_the_own_origin_and_allowed_ones_may(tmp_path, staff):
     shop = "https://shop.example"
     app = fake_app(tmp_path, staff, allowed_origins=[shop])

@@ -76,6 +76,9 @@ def test_the_customer_page_takes_no_uploads_and_serves_no_files(client):
     small = client.post("/gradio_api/upload", files={"files": ("a.txt", b"hello")})
     assert small.status_code == 403
     assert client.get("/gradio_api/file=/etc/hostname").status_code == 403
+    assert client.get("/gradio_api/file/etc/hostname").status_code == 403
+    video = client.post("/gradio_api/process_recording", files={"video": ("v.webm", b"x")})
+    assert video.status_code == 403
 
 
 def test_the_body_cap_covers_the_gradio_paths(tmp_path):
@@ -93,6 +96,27 @@ def test_the_page_events_are_rate_limited_per_tab(tmp_path):
         other = client.post("/gradio_api/queue/join", json={**join, "session_hash": "tab-2"})
     assert statuses[:2] != [429, 429] and statuses[2] == 429
     assert other.status_code != 429
+
+
+def test_gradios_call_api_counts_like_the_queue(tmp_path):
+    app = fake_app(tmp_path, page_events_per_address="2/minute", rate_limit_exempt=[])
+    with TestClient(app) as client:
+        calls = [client.post("/gradio_api/call/partial", json={"data": []}) for _ in range(3)]
+        cancel = client.post("/gradio_api/cancel", json={"session_hash": "t", "event_id": "e"})
+    assert calls[2].status_code == 429 and cancel.status_code != 429
+
+
+def test_a_body_nested_too_deep_is_counted_not_a_server_error(tmp_path):
+    with TestClient(fake_app(tmp_path), raise_server_exceptions=False) as client:
+        response = client.post("/gradio_api/queue/join", content=b"[" * 50_000)
+    assert response.status_code < 500
+
+
+def test_the_conversation_poll_is_rate_limited_per_address(tmp_path):
+    app = fake_app(tmp_path, rate_per_address="2/minute", rate_limit_exempt=[])
+    with TestClient(app) as client:
+        statuses = [client.get("/api/conversations/nope/messages").status_code for _ in range(3)]
+    assert statuses == [404, 404, 429]
 
 
 def test_sign_ins_are_rate_limited_per_address(tmp_path, staff):
