@@ -20,7 +20,7 @@ from assistant.cli.releases import (
     cmd_retrain,
     cmd_rollback,
 )
-from assistant.cli.serve import cmd_chat, cmd_serve
+from assistant.cli.serve import cmd_chat, cmd_serve, cmd_test
 from assistant.core.errors import AssistantError
 from assistant.core.settings import Settings, load_settings
 from assistant.datasets.loading import (
@@ -90,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
     serve.set_defaults(handler=cmd_serve)
+    test = commands.add_parser(
+        "test", help="replay conversation stories and report each (default: data_dir/stories.yml)"
+    )
+    test.add_argument("stories", nargs="?", type=Path, help="a stories YAML file")
+    test.set_defaults(handler=cmd_test)
     _add_export_command(commands)
     _add_release_commands(commands)
     _add_account_commands(commands)

@@ -1,4 +1,5 @@
-"""`assistant serve` and `assistant chat`: the server, and the terminal channel."""
+"""`assistant serve`, `assistant chat` and `assistant test`: the server, the terminal channel,
+and conversation stories replayed through the assistant."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import argparse
 import sys
 
 from assistant.core.settings import Settings
+
+STORIES_FILE = "stories.yml"  # in data_dir
 
 
 def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
@@ -23,3 +26,21 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     serve(settings, host=args.host, port=args.port)
     return 0
+
+
+def cmd_test(args: argparse.Namespace, settings: Settings) -> int:
+    """Replay the stories on the live models, on a log of their own; 1 if any fails."""
+    import tempfile
+    from pathlib import Path
+
+    from assistant.core.pipeline import Assistant
+    from assistant.evaluation.stories import load_stories, replay, report
+
+    stories = load_stories(args.stories or settings.data_dir / STORIES_FILE)
+    with tempfile.TemporaryDirectory() as scratch:
+        replaying = settings.model_copy(update={"database_path": Path(scratch) / "stories.db"})
+        assistant = Assistant.load(replaying)
+        results = [replay(assistant, story) for story in stories]
+        assistant.store.close()
+    print(report(results))
+    return 0 if all(result.passed for result in results) else 1
