@@ -42,6 +42,21 @@ def fsync_directory(directory: Path) -> None:
         os.close(handle)
 
 
+def fsync_tree(root: Path) -> None:
+    """Flush every file under `root`, then each folder's entries, deepest first."""
+    folders = [root]
+    for folder, _, files in os.walk(root):
+        folders.append(Path(folder))
+        for name in files:
+            handle = os.open(Path(folder) / name, os.O_RDONLY)
+            try:
+                os.fsync(handle)
+            finally:
+                os.close(handle)
+    for folder in sorted(set(folders), key=lambda f: len(f.parts), reverse=True):
+        fsync_directory(folder)
+
+
 def write_json(path: Path, document: Any) -> None:
     atomic_write_text(path, json.dumps(document, indent=2, sort_keys=True) + "\n")
 
@@ -65,15 +80,19 @@ def staging_directory(final: Path) -> Path:
 
 
 def publish_directory(staging: Path, final: Path) -> None:
-    """Move a fully written folder into place, replacing any previous one.
+    """Move a fully written folder into place, replacing any previous one, durably: its
+    files reach the disk before it is renamed in, and the rename before this returns, so
+    a release pointer written next never names a version a power cut would lose.
 
     Also removes what builds killed before publishing left behind.
     """
+    fsync_tree(staging)
     retired = final.with_name(f".{final.name}.retired")
     shutil.rmtree(retired, ignore_errors=True)
     if final.exists():
         os.replace(final, retired)
     os.replace(staging, final)
+    fsync_directory(final.parent)
     shutil.rmtree(retired, ignore_errors=True)
     for leftover in final.parent.glob(f".{final.name}.building-*"):
         shutil.rmtree(leftover, ignore_errors=True)

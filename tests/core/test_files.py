@@ -41,6 +41,32 @@ def test_a_write_is_durable_content_first_then_the_directory_entry(tmp_path, mon
     assert read_json(tmp_path / "LIVE.json", "") == {"release": "r1"}
 
 
+def test_a_published_folder_reaches_the_disk_before_it_is_renamed_in(tmp_path, monkeypatch):
+    staging = staging_directory(tmp_path / "v1")
+    (staging / "weights").mkdir()
+    (staging / "weights" / "model.bin").write_bytes(b"w")
+    (staging / "meta.json").write_text("{}")
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(handle: int) -> None:
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{handle}")))
+        real_fsync(handle)
+
+    def replace(source, target) -> None:
+        events.append(("replace", str(target)))
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    publish_directory(staging, tmp_path / "v1")
+    renamed = events.index(("replace", str(tmp_path / "v1")))
+    flushed_before = {path for kind, path in events[:renamed] if kind == "fsync"}
+    for name in ("weights/model.bin", "meta.json", "weights", ""):
+        assert str((staging / name) if name else staging) in flushed_before, name
+    assert events[renamed + 1 :] == [("fsync", str(tmp_path))]
+
+
 def test_failed_write_keeps_the_old_content(tmp_path):
     target = tmp_path / "meta.json"
     write_json(target, {"rows": 3})
