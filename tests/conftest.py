@@ -206,15 +206,22 @@ def free_port() -> int:
 @contextmanager
 def running_server(app: Any) -> Iterator[str]:
     """Serve `app` with uvicorn in a thread (its lifespan included); yields the base URL."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning")
+    with serving(config) as base_url:
+        yield base_url
+
+
+@contextmanager
+def serving(config: uvicorn.Config) -> Iterator[str]:
+    """Run a uvicorn server configured by `config` in a thread; yields its base URL."""
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.1)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://{config.host}:{config.port}"
     finally:
         server.should_exit = True
         thread.join(timeout=30)

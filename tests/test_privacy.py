@@ -14,7 +14,6 @@ import io
 import json
 import logging
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,7 +35,7 @@ from assistant.lifecycle.releases import live_versions
 from assistant.lifecycle.retrain import read_log_file, retrain
 from assistant.staff.accounts import hash_api_key
 from assistant.text.redaction import Redactor
-from tests.conftest import AGENT_NAME, copy_of_built, free_port
+from tests.conftest import AGENT_NAME, copy_of_built, free_port, serving
 from tests.lifecycle.test_hot_reload import wait_for_version
 from tests.pii_corpus import PUBLIC_CONTACTS, Leak, LeakFinder, load_planted_pii
 
@@ -119,17 +118,8 @@ def logged_server(app: Any) -> Iterator[tuple[str, io.StringIO]]:
         for handler in logging.getLogger(name).handlers:
             if isinstance(handler, logging.StreamHandler):
                 handler.setStream(log)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.1)
-    try:
-        yield f"http://127.0.0.1:{config.port}", log
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    with serving(config) as base_url:
+        yield base_url, log
 
 
 def chat_everything(client: httpx.Client, seen: Seen) -> list[str]:
