@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+from limits import parse
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -45,9 +46,8 @@ from assistant.core.settings import load_settings  # noqa: E402
 
 def pace_seconds() -> float:
     """The gap between one conversation's messages that keeps it inside its rate."""
-    count, _, per = load_settings().serving.rate_per_conversation.partition("/")
-    seconds = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}[per.rstrip("s")]
-    return seconds / int(count) * 1.05
+    rate = parse(load_settings().serving.rate_per_conversation)
+    return rate.get_expiry() / rate.amount * 1.05
 
 
 def converse(client: httpx.Client, messages: list[str], gap: float) -> dict:
