@@ -1,8 +1,9 @@
 """The trained intent classifier: load a version, predict calibrated top intents.
 
 Each trained model lives in its own version folder (weights, tokenizer, labels,
-temperature, fallback thresholds and metrics); `CURRENT` names the version in
-service. Training is in `training.py`.
+temperature, fallback thresholds, the training examples' embeddings for the
+familiarity check, and metrics); `CURRENT` names the version in service.
+Training is in `training.py`.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from transformers import AutoTokenizer
 from assistant.core.base_models import pick_device
 from assistant.core.errors import ArtifactError, ConfigError, TrainingError
 from assistant.core.settings import Settings
-from assistant.core.types import IntentScore
+from assistant.core.types import IntentPrediction, IntentScore
 from assistant.intents.calibration import softmax
+from assistant.intents.familiarity import KnownExamples
 from assistant.intents.network import IntentModel, embed_texts
 from assistant.intents.rejection import RejectionPolicy
 from assistant.lifecycle.versions import read_version, version_path
@@ -46,6 +48,7 @@ class BertIntentClassifier:
         device: str,
         max_length: int,
         rejection: RejectionPolicy = NO_FALLBACK,
+        known: KnownExamples | None = None,
     ) -> None:
         self.model = model.to(device).eval()
         self.tokenizer = tokenizer
@@ -55,6 +58,7 @@ class BertIntentClassifier:
         self.device = device
         self.max_length = max_length
         self.rejection = rejection
+        self.known = known  # the training examples' embeddings, for `familiarity`
 
     @property
     def version(self) -> str:
@@ -62,7 +66,14 @@ class BertIntentClassifier:
 
     def logits(self, texts: Sequence[str], batch_size: int = INFERENCE_BATCH) -> np.ndarray:
         """Raw scores, computed in batches of similar length to keep padding small."""
-        result = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        return self.scores(texts, batch_size)[0]
+
+    def scores(
+        self, texts: Sequence[str], batch_size: int = INFERENCE_BATCH
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The raw scores and the sentence embeddings they come from, in one pass."""
+        logits = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        embeddings = np.zeros((len(texts), self.model.head.in_features), dtype=np.float32)
         order = np.argsort([len(text) for text in texts], kind="stable")
         for start in range(0, len(texts), batch_size):
             rows = order[start : start + batch_size]
@@ -74,19 +85,41 @@ class BertIntentClassifier:
                 return_tensors="pt",
             ).to(self.device)
             with torch.inference_mode():
-                result[rows] = self.model(**encoded)["logits"].float().cpu().numpy()
-        return result
+                batch_logits, batch_embeddings = self.model.scores(**encoded)
+            logits[rows] = batch_logits.float().cpu().numpy()
+            embeddings[rows] = batch_embeddings.float().cpu().numpy()
+        return logits, embeddings
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         return softmax(self.logits(texts) / self.temperature)
 
+    def familiarity(self, embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """Each embedding's cosine to the nearest known example and that example's label
+        index; None for a model saved without its examples."""
+        return None if self.known is None else self.known.nearest(embeddings)
+
+    def assess(self, texts: Sequence[str], top_k: int = 3) -> list[IntentPrediction]:
+        """The `top_k` intents for each text, best first, with calibrated probabilities,
+        and how familiar each text is."""
+        logits, embeddings = self.scores(texts)
+        probabilities = softmax(logits / self.temperature)
+        nearest = self.familiarity(embeddings)
+        results = []
+        for row, scores in enumerate(probabilities):
+            best = np.argsort(scores)[::-1][:top_k]
+            intents = [IntentScore(self.labels[i], float(scores[i])) for i in best]
+            if nearest is None:
+                results.append(IntentPrediction(intents))
+            else:
+                similarity, intent = nearest[0][row], nearest[1][row]
+                results.append(
+                    IntentPrediction(intents, float(similarity), self.labels[int(intent)])
+                )
+        return results
+
     def predict(self, texts: Sequence[str], top_k: int = 3) -> list[list[IntentScore]]:
         """The `top_k` intents for each text, best first, with calibrated probabilities."""
-        results = []
-        for row in self.probabilities(texts):
-            best = np.argsort(row)[::-1][:top_k]
-            results.append([IntentScore(self.labels[i], float(row[i])) for i in best])
-        return results
+        return [prediction.intents for prediction in self.assess(texts, top_k)]
 
     def check_known(self, intents: Sequence[str], out_of_scope_label: str | None) -> None:
         """Refuse labelled data with intents this model has no class for."""
@@ -137,6 +170,7 @@ class BertIntentClassifier:
         try:
             model = IntentModel.load(path)
             tokenizer = AutoTokenizer.from_pretrained(path)
+            known = KnownExamples.load(path)
         except (OSError, ValueError, KeyError) as error:
             raise ArtifactError(
                 f"the intent model in {path} cannot be loaded ({error}). {REBUILD_HINT}"
@@ -158,6 +192,7 @@ class BertIntentClassifier:
             RejectionPolicy.from_dict(metadata["rejection"])
             if "rejection" in metadata
             else NO_FALLBACK,
+            known,
         )
         if int8:
             classifier.quantize()

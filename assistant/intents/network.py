@@ -45,6 +45,11 @@ class IntentModel(torch.nn.Module):
         mean = (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
         return torch.nn.functional.normalize(mean, dim=-1)
 
+    def scores(self, **encoded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The logits and the sentence embedding they come from, in one pass."""
+        embedding = self.embed(**encoded)
+        return self.head(embedding), embedding
+
     def forward(
         self,
         input_ids: torch.Tensor,

@@ -2,10 +2,18 @@
 
 The top intent is accepted when its calibrated probability clears a threshold
 (one for all intents, or one per intent) and leads the runner-up by a margin, as
-Rasa's `FallbackClassifier` does. The values are chosen on validation data: the
-pair that stops the most wrong answers (out-of-scope messages answered, and
-in-scope ones answered with the wrong intent) while giving up at most
-`max_accuracy_loss` of in-scope accuracy.
+Rasa's `FallbackClassifier` does, and when the message is familiar: close enough
+to an example the classifier learned (`familiarity.py`). The values are chosen
+on validation data only:
+
+- with out-of-scope examples in the validation data, the threshold, margin and
+  familiarity that together stop the most wrong answers (out-of-scope messages
+  answered, in-scope ones answered with the wrong intent) while giving up at
+  most `max_accuracy_loss` of in-scope accuracy;
+- with none (most companies have none), the familiarity is the value that
+  `familiarity_quantile` of in-scope validation messages fall below, since only
+  known messages can be measured, and the threshold and margin are chosen as
+  above on what remains.
 """
 
 from __future__ import annotations
@@ -15,9 +23,14 @@ from typing import Any
 
 import numpy as np
 
+from assistant.intents.familiarity import quantile_threshold
+
 THRESHOLD_GRID = np.round(np.arange(0.0, 0.96, 0.01), 2)
 MARGIN_GRID = np.round(np.arange(0.0, 0.51, 0.02), 2)
+# Familiarity candidates: the in-scope validation messages' own values at these quantiles.
+FAMILIARITY_QUANTILES = np.round(np.arange(0.0, 0.301, 0.005), 3)
 OUT_OF_SCOPE = -1  # target index of a message that belongs to no intent
+NOT_MEASURED = -1.0  # a familiarity threshold every message passes
 
 
 @dataclass(frozen=True)
@@ -25,16 +38,28 @@ class RejectionPolicy:
     threshold: float
     margin: float
     per_intent: dict[str, float] = field(default_factory=dict)
+    familiarity: float = NOT_MEASURED  # the nearest known example's cosine must reach this
 
     def threshold_for(self, intent: str) -> float:
         return self.per_intent.get(intent, self.threshold)
 
-    def accepts(self, probabilities: np.ndarray, labels: list[str]) -> np.ndarray:
+    def accepts(
+        self,
+        probabilities: np.ndarray,
+        labels: list[str],
+        familiarity: np.ndarray | None = None,
+    ) -> np.ndarray:
         """For each row, whether its top intent is trusted."""
         top, runner_up = top_two(probabilities)
         best = probabilities.argmax(axis=1)
         thresholds = np.array([self.threshold_for(label) for label in labels])[best]
-        return (top >= thresholds) & (top - runner_up >= self.margin)
+        confident = (top >= thresholds) & (top - runner_up >= self.margin)
+        return confident & self.familiar(familiarity, len(probabilities))
+
+    def familiar(self, familiarity: np.ndarray | None, count: int) -> np.ndarray:
+        if familiarity is None:
+            return np.ones(count, dtype=bool)
+        return familiarity >= self.familiarity
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -45,6 +70,7 @@ class RejectionPolicy:
             float(data["threshold"]),
             float(data["margin"]),
             {k: float(v) for k, v in data.get("per_intent", {}).items()},
+            float(data.get("familiarity", NOT_MEASURED)),
         )
 
 
@@ -71,8 +97,9 @@ def outcome(
     labels: list[str],
     policy: RejectionPolicy,
     out_of_scope_label: str | None = None,
+    familiarity: np.ndarray | None = None,
 ) -> Outcome:
-    accepted = policy.accepts(probabilities, labels) & answerable(
+    accepted = policy.accepts(probabilities, labels, familiarity) & answerable(
         probabilities, labels, out_of_scope_label
     )
     return _outcome(accepted, probabilities.argmax(axis=1), targets)
@@ -110,12 +137,15 @@ def choose_policy(
     max_accuracy_loss: float,
     out_of_scope_label: str | None = None,
     per_intent: bool = False,
+    familiarity: np.ndarray | None = None,
+    familiarity_quantile: float = 0.01,
 ) -> RejectionPolicy:
-    """The threshold and margin that stop the most wrong answers within the accuracy budget.
+    """The threshold, margin and familiarity that stop the most wrong answers within the
+    accuracy budget (see the module docstring).
 
     `targets` are label indices, with -1 for every out-of-scope message (whether or
-    not the out-of-scope label is a trained class). Ties go to the lower threshold
-    and margin (more answers).
+    not the out-of-scope label is a trained class). Ties go to the lower threshold,
+    margin and familiarity (more answers).
     """
     predicted = probabilities.argmax(axis=1)
     top, runner_up = top_two(probabilities)
@@ -123,25 +153,52 @@ def choose_policy(
     can_answer = answerable(probabilities, labels, out_of_scope_label)
     right = (predicted == targets) & can_answer
     wrong = can_answer & ~right  # would be a wrong answer if accepted
-    floor = right.sum() - max_accuracy_loss * (targets != OUT_OF_SCOPE).sum()
-    best = (-1, 0.0, 0.0)
-    for threshold in THRESHOLD_GRID:
-        for margin in MARGIN_GRID:
-            accepted = (top >= threshold) & (gap >= margin)
-            if (accepted & right).sum() < floor:
-                continue
-            stopped = int((~accepted & wrong).sum())
-            if stopped > best[0]:
-                best = (stopped, float(threshold), float(margin))
-    policy = RejectionPolicy(best[1], best[2])
+    in_scope = targets != OUT_OF_SCOPE
+    budget = max_accuracy_loss * in_scope.sum()
+    best = (-1, 0.0, 0.0, NOT_MEASURED)
+    for least_familiar in _familiarity_candidates(familiarity, in_scope, familiarity_quantile):
+        familiar = (
+            np.ones(len(top), dtype=bool) if familiarity is None else familiarity >= least_familiar
+        )
+        # Without out-of-scope examples the familiarity is fixed beforehand, and the threshold
+        # and margin get the whole budget on the messages it keeps.
+        floor = (right & familiar).sum() - budget if in_scope.all() else right.sum() - budget
+        for threshold in THRESHOLD_GRID:
+            confident = familiar & (top >= threshold)
+            for margin in MARGIN_GRID:
+                accepted = confident & (gap >= margin)
+                if (accepted & right).sum() < floor:
+                    continue
+                stopped = int((~accepted & wrong).sum())
+                if stopped > best[0]:
+                    best = (stopped, float(threshold), float(margin), least_familiar)
+    policy = RejectionPolicy(best[1], best[2], familiarity=best[3])
     if not per_intent:
         return policy
+    familiar = policy.familiar(familiarity, len(top))
+    floor = right.sum() - budget
     thresholds = _per_intent_thresholds(
-        policy, len(labels), top, gap, predicted, right, wrong, floor
+        policy, len(labels), top, gap, predicted, right & familiar, wrong & familiar, floor
     )
     return RejectionPolicy(
-        policy.threshold, policy.margin, dict(zip(labels, thresholds, strict=True))
+        policy.threshold,
+        policy.margin,
+        dict(zip(labels, thresholds, strict=True)),
+        policy.familiarity,
     )
+
+
+def _familiarity_candidates(
+    familiarity: np.ndarray | None, in_scope: np.ndarray, quantile: float
+) -> list[float]:
+    """The familiarity thresholds to try: none when it is not measured; the in-scope
+    quantile alone without out-of-scope examples; a range of quantiles with them."""
+    if familiarity is None:
+        return [NOT_MEASURED]
+    known = familiarity[in_scope]
+    if in_scope.all():
+        return [quantile_threshold(known, quantile)]
+    return sorted({NOT_MEASURED, *(quantile_threshold(known, q) for q in FAMILIARITY_QUANTILES)})
 
 
 def _per_intent_thresholds(

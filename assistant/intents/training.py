@@ -7,8 +7,9 @@
    early-stopped on validation accuracy, ties broken by the lower validation
    loss; the epoch best by that measure is kept. Checkpoints are kept per run, so
    a stopped run continues where it left off when the same command is given again.
-3. Temperature scaling and the fallback threshold and margin, both fitted on
-   the validation split; the test split, when given, is only measured.
+3. Temperature scaling and the fallback threshold, margin and familiarity (the
+   nearest training example's similarity, `familiarity.py`), all fitted on the
+   validation split; the test split, when given, is only measured.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from assistant.intents.classifier import (
     checkpoint_metrics,
     classification_metrics,
 )
+from assistant.intents.familiarity import known_examples
 from assistant.intents.network import IntentModel, embed_texts
 from assistant.intents.rejection import choose_policy, outcome, target_indices
 from assistant.lifecycle.runs import resume_point, run_directory, trainer_arguments
@@ -150,7 +152,7 @@ def fit_intent_classifier(
         device=device,
         max_length=settings.max_length,
     )
-    metrics = calibrate(classifier, validation, settings)
+    metrics = calibrate(classifier, train, validation, settings)
     metrics["epochs_run"] = epochs_run
     shutil.rmtree(run_dir, ignore_errors=True)
     return FittedModel(classifier, metrics)
@@ -296,11 +298,25 @@ def _training_metadata(
 
 
 def calibrate(
-    classifier: BertIntentClassifier, validation: Sequence[IntentExample], settings: Settings
+    classifier: BertIntentClassifier,
+    train: Sequence[IntentExample],
+    validation: Sequence[IntentExample],
+    settings: Settings,
 ) -> dict[str, Any]:
-    """Fit the temperature and the fallback policy on validation data; return its figures."""
+    """Fit the temperature and the fallback policy on validation data; return its figures.
+
+    The training examples' embeddings become the classifier's known examples, against
+    which the familiarity of every message is measured.
+    """
     oos_label = settings.out_of_scope_label
-    logits = classifier.logits([e.text for e in validation])
+    classifier.known = known_examples(
+        classifier.embeddings([e.text for e in train]),
+        [e.intent for e in train],
+        classifier.labels,
+        oos_label,
+    )
+    logits, embeddings = classifier.scores([e.text for e in validation])
+    familiarity = classifier.known.nearest(embeddings)[0]
     label_ids = {label: index for index, label in enumerate(classifier.labels)}
     targets = np.array([label_ids[e.intent] for e in validation])
     before = expected_calibration_error(softmax(logits), targets)
@@ -314,6 +330,8 @@ def calibrate(
         settings.max_accuracy_loss,
         oos_label,
         per_intent=settings.per_intent_thresholds,
+        familiarity=familiarity,
+        familiarity_quantile=settings.familiarity_quantile,
     )
     classifier.rejection = policy
     classifier.metadata["temperature"] = classifier.temperature
@@ -325,7 +343,7 @@ def calibrate(
             "ece_after_calibration": expected_calibration_error(probabilities, targets),
             "temperature": classifier.temperature,
             "with_fallback": outcome(
-                probabilities, in_scope, classifier.labels, policy, oos_label
+                probabilities, in_scope, classifier.labels, policy, oos_label, familiarity
             ).__dict__,
         }
     }
@@ -336,14 +354,21 @@ def measure(
 ) -> dict[str, Any]:
     """Accuracy and macro-F1 (every label) and the fallback outcome on labelled examples."""
     classifier.check_known([e.intent for e in examples], oos_label)
-    probabilities = classifier.probabilities([e.text for e in examples])
+    logits, embeddings = classifier.scores([e.text for e in examples])
+    probabilities = softmax(logits / classifier.temperature)
+    nearest = classifier.familiarity(embeddings)
     in_scope = target_indices([e.intent for e in examples], classifier.labels, oos_label)
     label_ids = {label: index for index, label in enumerate(classifier.labels)}
     targets = np.array([label_ids.get(e.intent, -1) for e in examples])
     return {
         **classification_metrics(probabilities.argmax(1), targets),
         "with_fallback": outcome(
-            probabilities, in_scope, classifier.labels, classifier.rejection, oos_label
+            probabilities,
+            in_scope,
+            classifier.labels,
+            classifier.rejection,
+            oos_label,
+            None if nearest is None else nearest[0],
         ).__dict__,
     }
 
@@ -354,6 +379,8 @@ def publish(classifier: BertIntentClassifier, models_dir: Path, make_current: bo
     def write(folder: Path) -> None:
         classifier.model.save(folder)
         classifier.tokenizer.save_pretrained(folder)
+        if classifier.known is not None:
+            classifier.known.save(folder)
         write_json(folder / METADATA_FILE, classifier.metadata)
 
     return publish_version(models_dir, classifier.metadata["version"], write, make_current)
