@@ -19,7 +19,7 @@ import numpy as np
 from assistant.core.errors import UnknownConversation, UnknownTurn
 from assistant.core.records import ConversationState, ConversationStatus, TurnRecord
 from assistant.core.settings import Settings
-from assistant.core.types import IntentScore, Source
+from assistant.core.types import IntentPrediction, IntentScore, Source
 
 # Which words point at which intent, for `KeywordClassifier`.
 KEYWORDS: Mapping[str, tuple[str, ...]] = {
@@ -40,11 +40,12 @@ class FixedThresholds:
     threshold: float = 0.5
     margin: float = 0.1
     per_intent: dict[str, float] = field(default_factory=dict)
+    familiarity: float = 0.5
 
 
 class KeywordClassifier:
     """An intent classifier that counts keywords: sure when one intent's words appear,
-    unsure of everything when none does."""
+    unsure of everything when none does, and then it finds the message unfamiliar."""
 
     def __init__(self, version: str = "keywords-1") -> None:
         self.labels = [*KEYWORDS, "out_of_scope"]
@@ -61,8 +62,13 @@ class KeywordClassifier:
     def version(self) -> str:
         return self._version
 
-    def predict(self, texts: Sequence[str], top_k: int = 3) -> list[list[IntentScore]]:
-        return [self._scores(text)[:top_k] for text in texts]
+    def assess(self, texts: Sequence[str], top_k: int = 3) -> list[IntentPrediction]:
+        return [self._assess(text, top_k) for text in texts]
+
+    def _assess(self, text: str, top_k: int) -> IntentPrediction:
+        scores = self._scores(text)
+        familiar = scores[0].intent in KEYWORDS and scores[0].probability > 1 / len(self.labels)
+        return IntentPrediction(scores[:top_k], 1.0 if familiar else 0.0, scores[0].intent)
 
     def _scores(self, text: str) -> list[IntentScore]:
         words = text.lower()
@@ -121,6 +127,7 @@ class MemoryLog:
         self.statuses: dict[str, ConversationStatus] = {}
         self.records: list[tuple[int, TurnRecord]] = []
         self.ratings: dict[int, list[int]] = {}
+        self.contacts: dict[str, str] = {}
 
     @classmethod
     def from_settings(
@@ -148,6 +155,10 @@ class MemoryLog:
     def log_turn(self, record: TurnRecord) -> int:
         with self._lock:
             return self._write(record)
+
+    def save_contact(self, conversation_id: str, email: str) -> None:
+        self.state(conversation_id)
+        self.contacts[conversation_id] = email
 
     def log_bot_turn(
         self, record: TurnRecord, instead: Callable[[ConversationStatus], TurnRecord]

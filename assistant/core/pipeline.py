@@ -5,7 +5,9 @@ with no return to an earlier step: the router decides once, and a written answer
 that fails its checks is replaced by the fallback decided with it. The pipeline
 talks to each concern through its seam (`assistant.core.seams`). A handoff puts the
 conversation in the agent queue; while it waits for or is with an agent, the bot only
-logs the customer's messages and says a person has it.
+logs the customer's messages and says a person has it. When no one can take it (outside
+support hours, no agent signed in) the customer is told so and asked for an email
+address, which is kept, protected, for the agents.
 """
 
 from __future__ import annotations
@@ -17,31 +19,38 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 from assistant.core.components import build_component
-from assistant.core.records import ConversationState, ConversationStatus, TurnRecord
+from assistant.core.conversation import (
+    CONTACT_SAVED_REPLY,
+    NO_ONE_REPLIES,
+    PRESSED_FOR_PERSON,
+    message_digest,
+    next_state,
+    people_record,
+    reply_to,
+)
+from assistant.core.records import ConversationState, ConversationStatus, HandoffKind, TurnRecord
 from assistant.core.registry import Models
-from assistant.core.seams import AnswerWriter, ConversationLog, IntentClassifier, Retriever
+from assistant.core.seams import (
+    AnswerWriter,
+    ConversationLog,
+    IntentClassifier,
+    Retriever,
+    Staffing,
+)
 from assistant.core.settings import Settings
 from assistant.core.stream import ReplyStream
 from assistant.core.trace import build_trace
 from assistant.core.types import Decision, Reply, ReplyEvent, Route, TurnContext
 from assistant.generation.grounding import StreamGuard, Verdict, check_answer
 from assistant.lifecycle.releases import ModelVersions
+from assistant.routing.router import DEFAULT_HUMAN_REPLY as DEFAULT_PERSON_REPLY
 from assistant.routing.router import Router
 from assistant.routing.templates import TemplateBook
+from assistant.staff.availability import TeamAvailability
 from assistant.text.normalise import normalise_message
 from assistant.text.slots import extract_slots
 
-# Slot values that are personal data are used within a turn but never remembered.
-PERSONAL_SLOTS = frozenset({"email"})
 T = TypeVar("T")
-WITH_PEOPLE_REPLIES = {
-    ConversationStatus.WAITING: (
-        "You're in the queue for a member of our support team, who will reply here shortly."
-    ),
-    ConversationStatus.WITH_AGENT: (
-        "A member of our support team has your conversation and will reply here."
-    ),
-}
 
 
 class Assistant:
@@ -60,6 +69,8 @@ class Assistant:
         self.store = store
         self.models = Models.assemble(settings, classifier, retriever, templates, generator)
         self._switching = threading.Lock()
+        # Who can take a handoff: the support hours here; the server adds who is signed in.
+        self.staffing: Staffing = TeamAvailability(settings.routing.support_hours)
 
     @classmethod
     def load(cls, settings: Settings) -> Assistant:
@@ -144,12 +155,22 @@ class Assistant:
                 version = models.versions.describe()
                 yield self._leave_to_agent(text, conversation_id, state, status, version, started)
                 return
-        intents = models.classifier.predict([text], self.settings.routing.top_k_intents)[0]
+        prediction = models.classifier.assess([text], self.settings.routing.top_k_intents)[0]
+        intents = prediction.intents
         sources = models.retriever.search([text], self.settings.routing.top_k_sources)[0]
         found_slots = extract_slots(text)
         slots = {**state.slots, **found_slots}
-        context = TurnContext(intents, sources, slots, state.pending_intent)
-        decision = models.router.decide(context)
+        digest = message_digest(text)
+        context = TurnContext(
+            intents,
+            sources,
+            slots,
+            state.pending_intent,
+            prediction.familiarity,
+            state.misunderstood,
+            repeated=digest == state.last_digest,
+        )
+        decision = self._when_no_one_can_take(models.router.decide(context), models)
         generation, listening = None, True
         if decision.route is Route.GENERATE:
             writing = self.write_answer(text, context, decision, models)
@@ -165,13 +186,56 @@ class Assistant:
                     decision, generation = drain(writing)
                     listening = False
                     break
-        trace = build_trace(decision, intents, sources, sorted(found_slots), models.router.policy)
+        trace = build_trace(
+            decision, prediction, sources, sorted(found_slots), models.router.policy
+        )
         if generation is not None:
             trace["generation"] = generation
         version = models.versions.describe()
-        reply = self._log(text, conversation_id, decision, trace, slots, state, version, started)
+        after = next_state(decision, slots, context, digest)
+        reply = self._log(text, conversation_id, decision, trace, after, state, version, started)
         if listening:
             yield reply
+
+    def _when_no_one_can_take(self, decision: Decision, models: Models) -> Decision:
+        """A handoff when no one can take it: say so, and ask for an email address."""
+        why = self.staffing.unavailable() if decision.route is Route.HANDOFF else None
+        if why is None:
+            return decision
+        messages = models.router.templates.messages
+        return replace(
+            decision,
+            reply=f"{decision.reply} {messages.get(why, NO_ONE_REPLIES[why])}",
+            reason=f"{decision.reason}; no one can take it now ({why.replace('_', ' ')})",
+            asked_for=("email",),
+        )
+
+    def request_person(self, conversation_id: str | None = None) -> Reply:
+        """The customer pressed the chat's "talk to a person" control: hand off at once."""
+        started = time.perf_counter()
+        models = self.models
+        if conversation_id is None:
+            conversation_id = self.store.start_conversation()
+        state = self.store.state(conversation_id)
+        status = self.store.status(conversation_id)
+        version = models.versions.describe()
+        if status.with_people:
+            record = people_record(PRESSED_FOR_PERSON, conversation_id, state, status, version, 0.0)
+            return reply_to(record, self.store.log_turn(record), status)
+        decision = Decision(
+            Route.HANDOFF,
+            models.router.templates.messages.get("talk_to_person", DEFAULT_PERSON_REPLY),
+            None,
+            0.0,
+            "the customer pressed \u201cTalk to a person\u201d",
+            handoff=HandoffKind.ASKED,
+        )
+        decision = self._when_no_one_can_take(decision, models)
+        trace = build_trace(decision, None, [], [], models.router.policy)
+        after = next_state(decision, state.slots, TurnContext([], [], state.slots), None)
+        return self._log(
+            PRESSED_FOR_PERSON, conversation_id, decision, trace, after, state, version, started
+        )
 
     def write_answer(
         self, text: str, context: TurnContext, decision: Decision, models: Models | None = None
@@ -217,7 +281,7 @@ class Assistant:
         conversation_id: str,
         decision: Decision,
         trace: dict[str, Any],
-        slots: dict[str, str],
+        after: ConversationState,
         state: ConversationState,
         model_version: str,
         started: float,
@@ -239,8 +303,9 @@ class Assistant:
             trace=trace,
             latency_ms=latency_ms,
             model_version=model_version,
-            next_state=next_state(decision, slots),
+            next_state=after,
             handoff_reason=decision.reason if handoff else None,
+            handoff_kind=decision.handoff if handoff else None,
         )
 
         def for_people(status: ConversationStatus) -> TurnRecord:
@@ -261,6 +326,7 @@ class Assistant:
             latency_ms,
             model_version,
             status.value,
+            list(decision.options),
         )
 
     def _leave_to_agent(
@@ -272,65 +338,24 @@ class Assistant:
         model_version: str,
         started: float,
     ) -> Reply:
-        """Log the message for the agent without routing it; tell the customer a person has it."""
+        """Log the message for the agent without routing it; tell the customer a person has it,
+        or, if they were asked for an email address and gave one, that it is kept."""
         latency_ms = round((time.perf_counter() - started) * 1000, 2)
         record = people_record(text, conversation_id, state, status, model_version, latency_ms)
+        email = extract_slots(text).get("email") if state.awaiting_contact else None
+        if email is not None:
+            self.store.save_contact(conversation_id, email)
+            messages = self.models.router.templates.messages
+            record = replace(
+                record,
+                reply_text=messages.get("contact_saved", CONTACT_SAVED_REPLY),
+                next_state=replace(state, awaiting_contact=False),
+            )
         return reply_to(record, self.store.log_turn(record), status)
 
     def feedback(self, turn_id: int, conversation_id: str, rating: int) -> int:
         """Rate a turn of `conversation_id`; raises `UnknownTurn` for one of another."""
         return self.store.add_feedback(turn_id, conversation_id, rating)
-
-
-def people_record(
-    text: str,
-    conversation_id: str,
-    state: ConversationState,
-    status: ConversationStatus,
-    model_version: str,
-    latency_ms: float,
-) -> TurnRecord:
-    """The turn of a message the support team answers: kept for them, the state unchanged."""
-    reason = f"the conversation is {status.value.replace('_', ' ')}: the support team answers"
-    trace = {
-        "route": Route.AGENT.value,
-        "reason": reason,
-        "checks": [],
-        "intents": [],
-        "sources": [],
-        "slots_found": [],
-        "asked_for": [],
-    }
-    return TurnRecord(
-        conversation_id=conversation_id,
-        user_text=text,
-        reply_text=WITH_PEOPLE_REPLIES[status],
-        route=Route.AGENT.value,
-        intent=None,
-        confidence=0.0,
-        reason=reason,
-        sources=[],
-        trace=trace,
-        latency_ms=latency_ms,
-        model_version=model_version,
-        next_state=state,
-    )
-
-
-def reply_to(record: TurnRecord, turn_id: int, status: ConversationStatus) -> Reply:
-    """The customer's reply for a turn the support team answers."""
-    return Reply(
-        record.reply_text,
-        record.route,
-        None,
-        0.0,
-        record.conversation_id,
-        turn_id,
-        record.trace,
-        record.latency_ms,
-        record.model_version,
-        status.value,
-    )
 
 
 def drain(stream: Generator[Any, None, T]) -> T:
@@ -345,9 +370,3 @@ def drain(stream: Generator[Any, None, T]) -> T:
 def invented_reason(count: int) -> str:
     """Why a written answer with invented identifiers failed, naming none of them."""
     return f"it named {count} identifier{'' if count == 1 else 's'} found in no input"
-
-
-def next_state(decision: Decision, slots: dict[str, str]) -> ConversationState:
-    remembered = {name: value for name, value in slots.items() if name not in PERSONAL_SLOTS}
-    pending = decision.intent if decision.asked_for else None
-    return ConversationState(pending, remembered)

@@ -39,6 +39,18 @@ class Author(StrEnum):
     AGENT = "agent"
 
 
+class HandoffKind(StrEnum):
+    """Why a conversation was handed to a person, most urgent first (the queue's order)."""
+
+    ASKED = "asked_for_person"  # in words, or with the chat's "talk to a person" control
+    ALWAYS_HUMAN = "always_human"  # an intent the company always leaves to people
+    MISUNDERSTOOD = "misunderstood"  # the bot failed to understand several messages running
+
+    @property
+    def priority(self) -> int:
+        return list(HandoffKind).index(self)
+
+
 class QueueKind(StrEnum):
     HANDOFF = "handoff"
     THUMBS_DOWN = "thumbs_down"
@@ -53,6 +65,8 @@ class Conversation:
     handoff_at: str | None
     assigned_to: str | None
     resolved_at: str | None
+    handoff_kind: HandoffKind | None = None
+    contact: str | None = None  # an email address the customer left, for the agents only
 
 
 @dataclass(frozen=True)
@@ -75,6 +89,9 @@ class ConversationState:
 
     pending_intent: str | None = None
     slots: dict[str, str] = field(default_factory=dict)
+    misunderstood: int = 0  # consecutive in-domain messages the bot did not understand
+    last_digest: str | None = None  # of the last message, to tell a repeated one
+    awaiting_contact: bool = False  # asked for an email address because no one is available
 
 
 @dataclass(frozen=True)
@@ -92,3 +109,4 @@ class TurnRecord:
     model_version: str
     next_state: ConversationState = field(default_factory=ConversationState)
     handoff_reason: str | None = None  # set: the conversation joins the agent queue
+    handoff_kind: HandoffKind | None = None  # with a handoff reason: its kind, for the order

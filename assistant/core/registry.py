@@ -16,7 +16,7 @@ from assistant.core.components import build_component
 from assistant.core.seams import AnswerWriter, IntentClassifier, Retriever, Thresholds
 from assistant.core.settings import Settings
 from assistant.lifecycle.releases import ModelVersions, live_release_or_none, live_versions
-from assistant.routing.router import Router, RoutingPolicy
+from assistant.routing.router import UNMEASURED, Router, RoutingPolicy
 from assistant.routing.templates import TemplateBook, load_templates
 
 WARM_UP_MESSAGE = "Where is my order?"
@@ -91,7 +91,7 @@ class Models:
 
     def warm_up(self) -> None:
         """Run each model once so the first customer does not pay for lazy initialisation."""
-        self.classifier.predict([WARM_UP_MESSAGE])
+        self.classifier.assess([WARM_UP_MESSAGE])
         self.retriever.search([WARM_UP_MESSAGE])
         if self.generator is not None:
             self.generator.generate(WARM_UP_MESSAGE, [])
@@ -121,4 +121,11 @@ def policy_from(
         intent_thresholds={} if threshold_set else chosen.per_intent,
         generation_threshold=routing.generation_threshold if can_generate else None,
         fallback_retrieval_threshold=routing.fallback_retrieval_threshold,
+        familiarity_threshold=(
+            routing.familiarity_threshold
+            if routing.familiarity_threshold is not None
+            else getattr(chosen, "familiarity", UNMEASURED)
+        ),
+        always_human_intents=frozenset(routing.always_human_intents),
+        misunderstood_before_handoff=routing.misunderstood_before_handoff,
     )

@@ -27,7 +27,7 @@ from assistant.core.records import (
     QueueItem,
     TurnRecord,
 )
-from assistant.core.types import IntentScore, Source
+from assistant.core.types import IntentPrediction, Source
 
 
 class Thresholds(Protocol):
@@ -36,6 +36,7 @@ class Thresholds(Protocol):
     threshold: float  # the top intent's probability must reach this...
     margin: float  # ...and lead the runner-up by this much
     per_intent: dict[str, float]  # thresholds that differ by intent
+    familiarity: float  # the nearest known example's cosine must reach this (-1: unmeasured)
 
 
 @runtime_checkable
@@ -52,7 +53,9 @@ class IntentClassifier(Protocol):
         """The fallback threshold and margin chosen when it was trained."""
         ...
 
-    def predict(self, texts: Sequence[str], top_k: int = 3) -> list[list[IntentScore]]: ...
+    def assess(self, texts: Sequence[str], top_k: int = 3) -> list[IntentPrediction]:
+        """The `top_k` intents of each text and how familiar it is (see `IntentPrediction`)."""
+        ...
 
 
 @runtime_checkable
@@ -90,6 +93,15 @@ class AnswerWriter(Protocol):
     def generate(self, question: str, contexts: Sequence[str]) -> str: ...
 
 
+class Staffing(Protocol):
+    """Whether a person can take a handed-off conversation now."""
+
+    def unavailable(self) -> str | None:
+        """None when someone can; else why not, as a `messages` key of templates.json
+        ("outside_hours" or "no_agent")."""
+        ...
+
+
 @runtime_checkable
 class TurnLog(Protocol):
     """What the pipeline writes: conversations, their state, turns and feedback."""
@@ -101,6 +113,10 @@ class TurnLog(Protocol):
     def status(self, conversation_id: str) -> ConversationStatus: ...
 
     def log_turn(self, record: TurnRecord) -> int: ...
+
+    def save_contact(self, conversation_id: str, email: str) -> None:
+        """Keep the address a customer left to be contacted on (protected at rest)."""
+        ...
 
     def log_bot_turn(
         self, record: TurnRecord, instead: Callable[[ConversationStatus], TurnRecord]

@@ -21,53 +21,12 @@ from pydantic_settings import (
 )
 
 from assistant.core.errors import ConfigError, MissingConfigFile
+from assistant.core.setting_tables import ApiKey, Components, SupportHours, UserAccount
 from assistant.text.redaction import DEFAULT_PHONE_REGIONS, Redactor
 
+__all__ = ["ApiKey", "Components", "Settings", "SupportHours", "UserAccount", "load_settings"]
+
 DEFAULT_CONFIG_FILE = Path("assistant.toml")
-
-
-# Names that fit in a TOML string and a log line without quoting.
-ACCOUNT_NAME_PATTERN = r"^[A-Za-z0-9._@-]{1,64}$"
-
-
-class UserAccount(BaseModel):
-    """A person who may sign in to the agent page (agent) or also the admin page (admin)."""
-
-    model_config = {"extra": "forbid", "frozen": True}
-
-    name: str = Field(pattern=ACCOUNT_NAME_PATTERN)
-    role: Literal["agent", "admin"]
-    password_hash: str  # argon2id, from `assistant add-user`; never the password
-
-    @field_validator("password_hash")
-    @classmethod
-    def _is_argon2(cls, value: str) -> str:
-        if not value.startswith("$argon2"):
-            raise ValueError(
-                "password_hash must be an argon2 hash; create the entry with `assistant add-user`"
-            )
-        return value
-
-
-class ApiKey(BaseModel):
-    """A help-desk tool allowed to call `POST /api/suggest`, known by its key's SHA-256."""
-
-    model_config = {"extra": "forbid", "frozen": True}
-
-    name: str = Field(pattern=ACCOUNT_NAME_PATTERN)
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")  # from `assistant add-api-key`
-
-
-class Components(BaseModel):
-    """Which class plays each role, as "module:Class" or an entry point's name (see
-    assistant/core/components.py); each needs `from_settings(settings, version, previous)`."""
-
-    model_config = {"extra": "forbid", "frozen": True}
-
-    intent_classifier: str = "assistant.intents.classifier:BertIntentClassifier"
-    retriever: str = "assistant.retrieval.index:FaissRetriever"
-    answer_writer: str = "assistant.generation.writer:Gpt2AnswerWriter"
-    conversation_log: str = "assistant.storage.sqlite:ConversationStore"
 
 
 class Settings(BaseSettings):
@@ -106,6 +65,8 @@ class Settings(BaseSettings):
     intent_threshold: float | None = Field(None, ge=0, le=1)
     ambiguity_margin: float | None = Field(None, ge=0, le=1)
     max_accuracy_loss: float = Field(0.01, ge=0, le=1)  # in-scope accuracy the fallback may cost
+    # With no out-of-scope examples: the share of known messages judged too unfamiliar.
+    familiarity_quantile: float = Field(0.01, ge=0, lt=1)
     per_intent_thresholds: bool = False
     intent_int8: bool = False  # serve the classifier with int8 dynamic quantization (CPU)
 
@@ -136,6 +97,12 @@ class Settings(BaseSettings):
     # that past question is at least this similar; otherwise the conversation is handed off.
     fallback_retrieval_threshold: float = Field(0.7, ge=-1, le=1)
     handoff_intents: list[str] = ["human_agent"]
+    # Not knowing (routing/fallback.py): intents always left to people, misunderstandings
+    # running before a handoff, and when a person can take one (None: always).
+    always_human_intents: list[str] = ["complaint", "delete_account"]
+    misunderstood_before_handoff: int = Field(2, ge=1)
+    familiarity_threshold: float | None = Field(None, ge=-1, le=1)  # None: chosen at training
+    support_hours: SupportHours | None = None
     top_k_intents: int = Field(3, ge=1)
     top_k_sources: int = Field(3, ge=1)
 
@@ -266,7 +233,7 @@ SECTIONS: dict[str, dict[str, str]] = {
             "warmup_ratio", "label_smoothing", "probe_regularisation", "freeze_word_embeddings",
             "bf16", "early_stopping_patience", "validation_fraction", "max_length", "seed",
             "out_of_scope_label", "intent_threshold", "ambiguity_margin", "max_accuracy_loss",
-            "per_intent_thresholds", "intent_int8",
+            "familiarity_quantile", "per_intent_thresholds", "intent_int8",
         )
     },
     "generator": {
@@ -285,6 +252,8 @@ SECTIONS: dict[str, dict[str, str]] = {
         for name in (
             "retrieval_threshold", "generation_threshold", "fallback_retrieval_threshold",
             "handoff_intents", "top_k_intents", "top_k_sources", "low_confidence_below",
+            "always_human_intents", "misunderstood_before_handoff", "familiarity_threshold",
+            "support_hours",
         )
     },
     "serving": {

@@ -10,22 +10,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from assistant.core.types import Decision, IntentScore, Reply, Source
+from assistant.core.types import Decision, IntentPrediction, Reply, Source
 from assistant.routing.router import RoutingPolicy
 
 
 def build_trace(
     decision: Decision,
-    intents: list[IntentScore],
+    prediction: IntentPrediction | None,
     sources: list[Source],
     slots_found: list[str],
     policy: RoutingPolicy,
 ) -> dict[str, Any]:
     """Everything needed to see why this reply was given; read by the UI, API and reviews."""
+    intents = prediction.intents if prediction is not None else []
     return {
         "route": decision.route.value,
         "reason": decision.reason,
         "checks": decision.checks,
+        "signals": signals(prediction, sources),
+        "options": list(decision.options),
+        "handoff": decision.handoff.value if decision.handoff else None,
         "intents": [{"intent": s.intent, "probability": round(s.probability, 4)} for s in intents],
         "sources": [
             {
@@ -42,7 +46,23 @@ def build_trace(
             "intent": policy.intent_threshold,
             "ambiguity_margin": policy.ambiguity_margin,
             "retrieval": policy.retrieval_threshold,
+            "familiarity": policy.familiarity_threshold,
         },
+    }
+
+
+def signals(prediction: IntentPrediction | None, sources: list[Source]) -> dict[str, Any]:
+    """What the out-of-scope and confidence checks weighed, kept with every reply."""
+    intents = list(prediction.intents) if prediction is not None else []
+    top = intents[0].probability if intents else None
+    runner_up = intents[1].probability if len(intents) > 1 else 0.0
+    familiarity = prediction.familiarity if prediction is not None else None
+    return {
+        "top_probability": None if top is None else round(top, 4),
+        "margin": None if top is None else round(top - runner_up, 4),
+        "familiarity": None if familiarity is None else round(familiarity, 4),
+        "nearest_known_intent": prediction.nearest_intent if prediction is not None else None,
+        "closest_past_question": round(sources[0].score, 4) if sources else None,
     }
 
 

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from assistant.core.records import ConversationStatus
+from assistant.core.records import ConversationStatus, HandoffKind
 
 
 class Route(StrEnum):
@@ -21,6 +21,8 @@ class Route(StrEnum):
     TEMPLATE = "template"
     RETRIEVAL = "retrieval"
     GENERATE = "generate"
+    REFUSE = "refuse"  # out of scope: a polite refusal saying what it can help with
+    CLARIFY = "clarify"  # in domain but unsure: a question offering the likeliest intents
     HANDOFF = "handoff"
     AGENT = "agent"  # the conversation is with the support team: the bot only logs it
 
@@ -29,6 +31,15 @@ class Route(StrEnum):
 class IntentScore:
     intent: str
     probability: float
+
+
+@dataclass(frozen=True)
+class IntentPrediction:
+    """The classifier's view of one message: its intents, and how familiar the message is."""
+
+    intents: list[IntentScore]  # best first, calibrated probabilities
+    familiarity: float | None = None  # cosine to the nearest example learned; None: unmeasured
+    nearest_intent: str | None = None  # that example's intent
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,9 @@ class TurnContext:
     sources: Sequence[Source]  # best first
     slots: dict[str, str]  # found in this message or remembered from the conversation
     pending_intent: str | None = None  # the previous turn asked for a slot of this intent
+    familiarity: float | None = None  # see `IntentPrediction`
+    misunderstood: int = 0  # consecutive misunderstood in-domain messages before this one
+    repeated: bool = False  # this message repeats the conversation's last one
 
 
 @dataclass(frozen=True)
@@ -59,6 +73,7 @@ class Fallback:
     reply: str
     reason: str  # follows "the generated answer failed its check (why)"
     checks: list[str] = field(default_factory=list)
+    options: tuple[str, ...] = ()  # a clarifying question's choices
 
 
 @dataclass(frozen=True)
@@ -71,6 +86,8 @@ class Decision:
     checks: list[str] = field(default_factory=list)  # the threshold comparisons made
     asked_for: tuple[str, ...] = ()  # slots the reply asks the customer for
     fallback: Fallback | None = None  # the generate route: what stands if the answer fails
+    options: tuple[str, ...] = ()  # a clarifying question's choices, as the customer sees them
+    handoff: HandoffKind | None = None  # the handoff route: why, for the queue's order
 
     def settle(self, answer: str, passed: bool, why: str) -> Decision:
         """This generate decision once its answer is written and checked: the answer if it
@@ -88,6 +105,7 @@ class Decision:
             reason=f"the generated answer failed its check ({why}){fallback.reason}",
             checks=[*checks, *fallback.checks],
             fallback=None,
+            options=fallback.options,
         )
 
 
@@ -103,6 +121,7 @@ class Reply:
     latency_ms: float
     model_version: str
     status: str = ConversationStatus.BOT.value  # who answers next: see `ConversationStatus`
+    options: list[str] = field(default_factory=list)  # quick replies the customer may send
 
     def to_dict(self) -> dict[str, Any]:
         return {"reply": self.text, **{k: v for k, v in asdict(self).items() if k != "text"}}

@@ -1,10 +1,15 @@
-"""Choosing how to answer one message: template, retrieval or handoff, with the reasons.
+"""Choosing how to answer one message: template, retrieval, writing, refusal, a clarifying
+question or a handoff, with the reasons.
 
 Pure logic over the classifier's and retriever's outputs, so every branch is
 easy to test. Rules are tried in order; the first that applies decides, once.
+A message out of scope is refused and one the bot is unsure of gets a
+clarifying question; it is handed to a person only when the customer asks, on
+an intent always left to people, or after repeated misunderstandings
+(`fallback.py`).
 The generate route says that an answer should be written and, decided with it,
 what replaces the answer if it fails its checks (`Decision.fallback`): the
-closest past answer when it is close enough, else a handoff. The pipeline settles
+closest past answer when it is close enough, else a clarifying question. The pipeline settles
 the decision once the answer is written (`Decision.settle`), without coming back.
 """
 
@@ -13,18 +18,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from assistant.core.records import HandoffKind
 from assistant.core.types import Decision, Fallback, IntentScore, Route, TurnContext
+from assistant.routing.fallback import always_human, clarification, escalate, refusal
 from assistant.routing.templates import Template, TemplateBook
 
-DEFAULT_OUT_OF_SCOPE_REPLY = (
-    "I'm sorry, that is outside what I can help with. I've passed your message to a "
-    "member of our support team, who will follow up."
-)
-DEFAULT_LOW_CONFIDENCE_REPLY = (
-    "I'm not sure I understood that correctly, so I've passed your message to a member of "
-    "our support team, who will reply here shortly."
-)
 DEFAULT_HUMAN_REPLY = "I'm connecting you with a member of our support team."
+UNMEASURED = -1.0  # a familiarity threshold every message passes
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,9 @@ class RoutingPolicy:
     intent_thresholds: Mapping[str, float] = field(default_factory=dict)  # per-intent overrides
     generation_threshold: float | None = None  # None: no generator is loaded
     fallback_retrieval_threshold: float = 1.0
+    familiarity_threshold: float = UNMEASURED  # below: the message is out of scope
+    always_human_intents: frozenset[str] = frozenset()
+    misunderstood_before_handoff: int = 2
 
     def threshold_for(self, intent: str) -> float:
         return self.intent_thresholds.get(intent, self.intent_threshold)
@@ -52,27 +55,31 @@ class Router:
         self.rules: list[Rule] = [
             self._answer_to_slot_question,
             self._human_requested,
+            self._always_human,
             self._out_of_scope,
+            self._unfamiliar,
             self._template,
             self._retrieval,
             self._generate,
         ]
 
     def decide(self, context: TurnContext) -> Decision:
+        limit = self.policy.misunderstood_before_handoff
+        return escalate(self._first_that_applies(context), context, limit, self.templates)
+
+    def _first_that_applies(self, context: TurnContext) -> Decision:
         checks: list[str] = []
         for rule in self.rules:
             decision = rule(context, checks)
             if decision is not None:
                 return decision
-        top = context.intents[0] if context.intents else None
-        return Decision(
-            Route.HANDOFF,
-            self.templates.messages.get("low_confidence", DEFAULT_LOW_CONFIDENCE_REPLY),
-            top.intent if top else None,
-            top.probability if top else 0.0,
-            "no confident intent with a template and no close past question",
-            checks,
+        return self._clarify(
+            context, "no confident intent with a template and no close past question", checks
         )
+
+    def _clarify(self, context: TurnContext, reason: str, checks: list[str]) -> Decision:
+        answerable = frozenset(self.templates.templates) - {self.policy.out_of_scope_label}
+        return clarification(self.templates, list(context.intents), reason, checks, answerable)
 
     def _confident_top(self, context: TurnContext, checks: list[str]) -> IntentScore | None:
         """The top intent if it clears the absolute threshold and the ambiguity margin."""
@@ -113,29 +120,47 @@ class Router:
             reply,
             top.intent,
             top.probability,
-            "the customer asked for a human",
+            "the customer asked for a person",
             checks,
+            handoff=HandoffKind.ASKED,
         )
 
+    def _always_human(self, context: TurnContext, checks: list[str]) -> Decision | None:
+        top = self._confident_top(context, [])  # already recorded by _human_requested
+        if top is None or not self._familiar(context, []):
+            return None
+        return always_human(self.templates, top, checks, self.policy.always_human_intents)
+
     def _out_of_scope(self, context: TurnContext, checks: list[str]) -> Decision | None:
+        """The top intent is the trained out-of-scope class."""
         if not context.intents or context.intents[0].intent != self.policy.out_of_scope_label:
             return None
         top = context.intents[0]
         threshold = self.policy.threshold_for(top.intent)
         if not _check(checks, "out-of-scope p", top.probability, threshold):
             return None
-        return Decision(
-            Route.HANDOFF,
-            self.templates.messages.get("out_of_scope", DEFAULT_OUT_OF_SCOPE_REPLY),
-            top.intent,
-            top.probability,
-            "the message is out of scope",
-            checks,
+        return refusal(self.templates, context, "the message is out of scope", checks)
+
+    def _unfamiliar(self, context: TurnContext, checks: list[str]) -> Decision | None:
+        """Unlike every example the classifier learned, and no past question is close."""
+        if self._familiar(context, checks):
+            return None
+        if context.sources and context.sources[0].score >= self.policy.retrieval_threshold:
+            checks.append("unfamiliar, but a past question is close enough to reuse")
+            return None
+        return refusal(
+            self.templates, context, "the message is unlike anything the assistant knows", checks
         )
+
+    def _familiar(self, context: TurnContext, checks: list[str]) -> bool:
+        threshold = self.policy.familiarity_threshold
+        if context.familiarity is None or threshold <= UNMEASURED:
+            return True
+        return _check(checks, "nearest known example cosine", context.familiarity, threshold)
 
     def _template(self, context: TurnContext, checks: list[str]) -> Decision | None:
         top = self._confident_top(context, [])  # already recorded by _human_requested
-        if top is None:
+        if top is None or not self._familiar(context, []):
             return None
         template = self.templates.get(top.intent)
         if template is None:
@@ -192,7 +217,8 @@ class Router:
         )
 
     def _if_written_answer_fails(self, context: TurnContext) -> Fallback:
-        """The closest past answer if its question is close enough, else a handoff."""
+        """The closest past answer if its question is close enough, else a clarifying
+        question."""
         best = context.sources[0]
         checks: list[str] = []
         threshold = self.policy.fallback_retrieval_threshold
@@ -200,11 +226,13 @@ class Router:
             return Fallback(
                 Route.RETRIEVAL, best.answer, "; reusing the closest past answer instead", checks
             )
+        question = self._clarify(context, "", [])
         return Fallback(
-            Route.HANDOFF,
-            self.templates.messages.get("low_confidence", DEFAULT_LOW_CONFIDENCE_REPLY),
+            Route.CLARIFY,
+            question.reply,
             " and no past answer is close enough to reuse",
             checks,
+            question.options,
         )
 
     def _filled(

@@ -39,6 +39,10 @@ class Suggestion:
         return asdict(self)
 
 
+# Routes whose reply answers the question, and so can be an agent's suggestion.
+ANSWERS = frozenset({Route.TEMPLATE, Route.RETRIEVAL, Route.GENERATE})
+
+
 def history_slots(history: Iterable[Mapping[str, str]], max_chars: int = 1000) -> dict[str, str]:
     """Details (order number, email) the customer gave earlier; later ones win.
     Each line is normalised and length-checked as a message is (`MessageError`)."""
@@ -68,23 +72,24 @@ def suggest(
     settings = assistant.settings
     text = normalise_message(message, settings.serving.max_message_chars)
     models = models or assistant.models  # one set throughout, even across a switch
-    intents = models.classifier.predict([text], settings.routing.top_k_intents)[0]
+    prediction = models.classifier.assess([text], settings.routing.top_k_intents)[0]
+    intents = prediction.intents
     sources = models.retriever.search([text], settings.routing.top_k_sources)[0]
     found = extract_slots(text)
     slots = {**history_slots(history, settings.serving.max_message_chars), **found}
     router = models.router
-    context = TurnContext(intents, sources, slots)
+    context = TurnContext(intents, sources, slots, familiarity=prediction.familiarity)
     chosen = router.decide(context)
     if chosen.route is Route.GENERATE:
         chosen, _ = drain(assistant.write_answer(text, context, chosen, models))
-    candidates = [chosen] if chosen.route is not Route.HANDOFF else []
+    candidates = [chosen] if chosen.route in ANSWERS else []
     alternatives = [*_template_decisions(router, intents, slots), *_past_answers(sources)]
     candidates += sorted(alternatives, key=lambda d: -_score(d, sources))
     suggestions: list[Suggestion] = []
     for decision in candidates:
         if any(s.text == decision.reply for s in suggestions):
             continue
-        trace = build_trace(decision, intents, sources, sorted(found), router.policy)
+        trace = build_trace(decision, prediction, sources, sorted(found), router.policy)
         suggestions.append(
             Suggestion(
                 decision.reply,

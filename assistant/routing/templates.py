@@ -34,11 +34,14 @@ class TemplateBook:
         templates: dict[str, Template],
         slot_prompts: dict[str, str],
         messages: dict[str, str] | None = None,
+        intent_names: dict[str, str] | None = None,
     ) -> None:
         self.templates = templates
         self.slot_prompts = slot_prompts
         # Fixed replies that belong to no intent, e.g. "out_of_scope", "low_confidence".
         self.messages = messages or {}
+        # How intents are offered to customers in a clarifying question ("Track an order").
+        self.intent_names = intent_names or {}
 
     def __len__(self) -> int:
         return len(self.templates)
@@ -63,13 +66,20 @@ class TemplateBook:
             raise DataError(path, 'expected an object with "templates" (and "slots")')
         prompts = document.get("slots", {})
         messages = document.get("messages", {})
-        if not isinstance(prompts, dict) or not isinstance(messages, dict):
-            raise DataError(path, '"slots" and "messages" must be objects mapping names to text')
+        names = document.get("intent_names", {})
+        if not all(_is_text_map(part) for part in (prompts, messages, names)):
+            raise DataError(
+                path, '"slots", "messages" and "intent_names" must be objects mapping names to text'
+            )
         templates = {
             intent: _parse_template(path, intent, text, prompts)
             for intent, text in document["templates"].items()
         }
-        return cls(templates, prompts, messages)
+        return cls(templates, prompts, messages, names)
+
+
+def _is_text_map(value: object) -> bool:
+    return isinstance(value, dict) and all(isinstance(text, str) for text in value.values())
 
 
 def _parse_template(path: Path, intent: str, text: object, prompts: dict) -> Template:

@@ -85,6 +85,11 @@ class StaffSessions:
         self.pages[path] = PageTokens(self._lifetime, self._clock)
         return self.pages[path]
 
+    def signed_in(self, path: str) -> bool:
+        """Whether anyone holds an unexpired sign-in to the page at `path`."""
+        tokens = self.pages.get(path)
+        return tokens is not None and len(tokens.keys()) > 0
+
     def end_user(self, name: str) -> None:
         for tokens in self.pages.values():
             tokens.drop_user(name)

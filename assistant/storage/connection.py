@@ -17,7 +17,8 @@ from typing import Any
 import sqlite_utils
 
 from assistant.core.errors import ArtifactError, UnknownConversation, UnknownTurn
-from assistant.core.records import Author, Conversation, ConversationStatus
+from assistant.core.records import Author, Conversation, ConversationStatus, HandoffKind
+from assistant.storage.contacts import ContactVault
 from assistant.storage.migrations import MIGRATIONS
 from assistant.text.redaction import Redactor
 
@@ -44,6 +45,7 @@ class SQLiteConnection:
     def __init__(self, path: Path, redact: Redactor | None = None) -> None:
         self.path = path
         self._redact = redact or Redactor()
+        self._contacts = ContactVault.beside(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         connection = sqlite3.connect(path, check_same_thread=False, timeout=30)
         self._db = sqlite_utils.Database(connection)
@@ -93,17 +95,22 @@ class SQLiteConnection:
             row["handoff_at"],
             row["assigned_to"],
             row["resolved_at"],
+            HandoffKind(row["handoff_kind"]) if row.get("handoff_kind") else None,
+            self._contacts.open(row.get("contact")),
         )
 
-    def _enter_queue(self, conversation_id: str, reason: str, now: str) -> None:
+    def _enter_queue(
+        self, conversation_id: str, reason: str, now: str, kind: str | None = None
+    ) -> None:
         """Waiting for an agent, unless one is already waited for or has it."""
         self._db.execute(
-            "UPDATE conversations SET status = ?, handoff_reason = ?, handoff_at = ?, "
-            "assigned_to = NULL, resolved_at = NULL, updated_at = ? "
+            "UPDATE conversations SET status = ?, handoff_reason = ?, handoff_kind = ?, "
+            "handoff_at = ?, assigned_to = NULL, resolved_at = NULL, updated_at = ? "
             "WHERE id = ? AND status NOT IN (?, ?)",
             [
                 ConversationStatus.WAITING.value,
                 self._redact(reason),
+                kind,
                 now,
                 now,
                 conversation_id,

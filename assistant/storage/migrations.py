@@ -166,5 +166,21 @@ def _create_v3(db: sqlite_utils.Database) -> None:
     db["reuse_reviews"].create_index(["turn_id"])
 
 
+def _create_v4(db: sqlite_utils.Database) -> None:
+    """Not knowing: misunderstandings running, why a conversation was handed off (its
+    place in the queue), and an email address left to be contacted on (encrypted)."""
+    conversations = db["conversations"]
+    conversations.add_column("misunderstood", int, not_null_default=0)
+    conversations.add_column("last_digest", str)
+    conversations.add_column("awaiting_contact", int, not_null_default=0)
+    conversations.add_column("handoff_kind", str)
+    conversations.add_column("contact", str)
+
+
 # Append only: each entry upgrades the schema by one version.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_create_v1, _create_v2, _create_v3]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _create_v1,
+    _create_v2,
+    _create_v3,
+    _create_v4,
+]

@@ -32,7 +32,20 @@ class SQLiteTurnLog(SQLiteConnection):
 
     def state(self, conversation_id: str) -> ConversationState:
         row = self._conversation_row(conversation_id)
-        return ConversationState(row["pending_intent"], json.loads(row["slots"] or "{}"))
+        return ConversationState(
+            row["pending_intent"],
+            json.loads(row["slots"] or "{}"),
+            misunderstood=row["misunderstood"] or 0,
+            last_digest=row["last_digest"],
+            awaiting_contact=bool(row["awaiting_contact"]),
+        )
+
+    def save_contact(self, conversation_id: str, email: str) -> None:
+        with self._write_lock, self._db.atomic():
+            self._require_conversation(conversation_id)
+            self._db["conversations"].update(
+                conversation_id, {"contact": self._contacts.seal(email), "updated_at": _now()}
+            )
 
     def status(self, conversation_id: str) -> ConversationStatus:
         return self.conversation(conversation_id).status
@@ -95,10 +108,14 @@ class SQLiteTurnLog(SQLiteConnection):
                 "updated_at": now,
                 "pending_intent": record.next_state.pending_intent,
                 "slots": json.dumps(record.next_state.slots),
+                "misunderstood": record.next_state.misunderstood,
+                "last_digest": record.next_state.last_digest,
+                "awaiting_contact": int(record.next_state.awaiting_contact),
             },
         )
         if record.handoff_reason is not None:
-            self._enter_queue(record.conversation_id, record.handoff_reason, now)
+            kind = record.handoff_kind.value if record.handoff_kind else None
+            self._enter_queue(record.conversation_id, record.handoff_reason, now, kind)
         return turn_id
 
     def add_feedback(

@@ -37,7 +37,7 @@ def test_a_past_answer_comes_from_the_configured_retriever(plugged):
     reply = plugged.reply("Do you offer gift wrapping?")
     assert reply.route == "retrieval"
     assert reply.text == "Yes, gift wrapping is $3."
-    assert plugged.reply("Will it rain tomorrow?").route == "handoff"
+    assert plugged.reply("Will it rain tomorrow?").route == "refuse"
 
 
 def test_the_configured_classes_serve_through_the_api(plugged):

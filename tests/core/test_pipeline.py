@@ -3,8 +3,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from assistant.core.conversation import WITH_PEOPLE_REPLIES
 from assistant.core.errors import MessageError, UnknownConversation
-from assistant.core.pipeline import WITH_PEOPLE_REPLIES, Assistant, drain
+from assistant.core.pipeline import Assistant, drain
 from assistant.core.records import ConversationStatus
 from assistant.core.types import Decision, Fallback, Route, TurnContext
 from assistant.storage.sqlite import ConversationStore
@@ -98,13 +99,17 @@ def cautious(assistant, built_settings):
 
 
 def test_a_handoff_leaves_the_conversation_to_the_support_team(cautious, eager):
-    from assistant.core.pipeline import WITH_PEOPLE_REPLIES
+    from assistant.core.conversation import WITH_PEOPLE_REPLIES
     from assistant.core.records import ConversationStatus
 
     first = cautious.reply("Can you recommend a good pizza recipe for tonight?")
-    assert (first.route, first.status) == ("handoff", "waiting")
+    assert first.route in ("refuse", "clarify") and first.status == "bot"  # the bot keeps it
     store = cautious.store
     conversation = first.conversation_id
+    assert store.queue() == []
+    pressed = cautious.request_person(conversation)
+    assert (pressed.route, pressed.status) == ("handoff", "waiting")
+    assert store.conversation(conversation).handoff_kind == "asked_for_person"
     assert store.status(conversation) == ConversationStatus.WAITING
     assert [i.conversation_id for i in store.queue()].count(conversation) == 1
 
@@ -118,7 +123,9 @@ def test_a_handoff_leaves_the_conversation_to_the_support_team(cautious, eager):
     assert (with_agent.route, with_agent.status) == ("agent", "with_agent")
     assert with_agent.text == WITH_PEOPLE_REPLIES[ConversationStatus.WITH_AGENT]
     authors = [m["author"] for m in store.history(conversation)]
-    assert authors == ["customer", "bot", "customer", "bot", "agent", "customer", "bot"]
+    assert authors == [
+        *("customer", "bot", "customer", "bot", "customer", "bot", "agent", "customer", "bot")
+    ]
 
     store.resolve(conversation, "ana")
     again = eager.reply("How much does standard shipping cost?", conversation)
@@ -137,7 +144,7 @@ def test_asking_for_a_human_enters_the_queue(eager, built_settings):
     assert (reply.route, reply.intent) == ("handoff", "human_agent")
     conversation = eager.store.conversation(reply.conversation_id)
     assert conversation.status == ConversationStatus.WAITING
-    assert conversation.handoff_reason == "the customer asked for a human"
+    assert conversation.handoff_reason == "the customer asked for a person"
 
 
 def _stream(assistant, message):
@@ -186,12 +193,13 @@ def test_a_failed_check_falls_back_to_the_closest_past_answer(assistant, built_s
     assert "failed its check" in reply.trace["reason"]
 
 
-def test_a_failed_check_with_no_close_past_answer_hands_off(assistant, built_settings):
+def test_a_failed_check_with_no_close_past_answer_asks_what_was_meant(assistant, built_settings):
     _, reply = _stream(
         writing_assistant(assistant, built_settings, 2.0, 1.01), "How long does delivery take?"
     )
-    assert (reply.route, reply.status) == ("handoff", "waiting")
-    assert reply.trace["generation"]["used"] == "handoff"
+    assert (reply.route, reply.status) == ("clarify", "bot")
+    assert reply.trace["generation"]["used"] == "clarify"
+    assert reply.options and reply.options == reply.trace["options"]
 
 
 # Without trained models: the pipeline over the fakes in tests/fakes.py.
@@ -277,3 +285,55 @@ def test_the_reason_a_written_answer_failed_counts_invented_identifiers_without_
     assert "999999" not in final.reason and "999999" not in " ".join(final.checks)
     assert "1 identifier found in no input" in final.reason
     assert generation["verdict"]["invented"]  # the full trace keeps which, for the staff
+
+
+# Not knowing (routing/fallback.py) through the pipeline, over the fakes.
+
+
+def test_an_off_topic_message_is_refused_and_the_bot_answers_the_next_one(plain):
+    refused = plain.reply("Will it rain in Lisbon tomorrow?")
+    assert (refused.route, refused.status) == ("refuse", "bot")
+    assert refused.trace["signals"]["familiarity"] == 0.0
+    later = plain.reply("I want to track my order", refused.conversation_id)
+    assert later.route == "template" and later.status == "bot"
+
+
+def test_off_topic_messages_never_hand_off_however_many(plain):
+    assistant, conversation = plain, None
+    for text in ["asdf qwerty", "asdf qwerty", "buy cheap watches", "zzz", "zzz"]:
+        reply = assistant.reply(text, conversation)
+        conversation = reply.conversation_id
+        assert (reply.route, reply.status) == ("refuse", "bot")
+
+
+def test_two_unclear_messages_running_hand_off_a_repeat_does_not_count(plain):
+    unclear = "order or shipping, I mean delivery"
+    first = plain.reply(unclear)
+    assert first.route == "clarify" and len(first.options) == 2
+    conversation = first.conversation_id
+    repeated = plain.reply(unclear, conversation)
+    assert (repeated.route, repeated.status) == ("clarify", "bot")
+    second = plain.reply("track the order? shipping?", conversation)
+    assert (second.route, second.status) == ("handoff", "waiting")
+    assert second.trace["handoff"] == "misunderstood"
+
+
+def test_with_no_one_available_the_customer_is_asked_for_an_email_which_is_kept(plain):
+    from assistant.staff.availability import TeamAvailability
+
+    plain.staffing = TeamAvailability(None, signed_in=lambda: False)
+    handed = plain.request_person()
+    assert (handed.route, handed.status) == ("handoff", "waiting")
+    assert "email address" in handed.text
+    conversation = handed.conversation_id
+    given = plain.reply("sure, it's dana.lee@example.org", conversation)
+    assert given.route == "agent" and "contact you at that address" in given.text
+    assert plain.store.contacts[conversation] == "dana.lee@example.org"
+    again = plain.reply("thanks", conversation)
+    assert "contact you at that address" not in again.text  # asked and answered once
+
+
+def test_pressing_talk_to_a_person_twice_does_not_queue_twice(plain):
+    first = plain.request_person()
+    second = plain.request_person(first.conversation_id)
+    assert (second.route, second.status) == ("agent", "waiting")

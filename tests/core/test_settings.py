@@ -83,6 +83,10 @@ def test_each_component_reads_its_own_section():
         "handoff_intents",
         "top_k_intents",
         "top_k_sources",
+        "always_human_intents",
+        "misunderstood_before_handoff",
+        "familiarity_threshold",
+        "support_hours",
         "low_confidence_below",
     }
     with pytest.raises(ValidationError):  # a section is a view: set the settings instead

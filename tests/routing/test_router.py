@@ -73,13 +73,14 @@ def test_asking_for_a_human_hands_off(router):
     decision = router.decide(TurnContext(scores(("human_agent", 0.8)), [PAST], {}))
     assert decision.route is Route.HANDOFF
     assert decision.reply == "A colleague will join shortly."
-    assert decision.reason == "the customer asked for a human"
+    assert decision.reason == "the customer asked for a person"
 
 
-def test_out_of_scope_hands_off(router):
+def test_out_of_scope_is_refused_and_stays_with_the_bot(router):
     decision = router.decide(TurnContext(scores(("out_of_scope", 0.7)), [], {}))
-    assert decision.route is Route.HANDOFF
+    assert decision.route is Route.REFUSE
     assert decision.reply == "Not something I can help with."
+    assert decision.handoff is None
 
 
 def test_ambiguous_intents_use_a_close_past_question(router):
@@ -90,11 +91,17 @@ def test_ambiguous_intents_use_a_close_past_question(router):
     assert any("margin over runner-up 0.100 < 0.2" in check for check in decision.checks)
 
 
-def test_low_confidence_and_no_close_question_hands_off(router):
+def test_low_confidence_and_no_close_question_asks_which_was_meant(router):
     far = Source("q", "a", "shipping_cost", 0.5)
-    decision = router.decide(TurnContext(scores(("shipping_cost", 0.3)), [far], {}))
-    assert decision.route is Route.HANDOFF
-    assert decision.reply == "Let me find someone."
+    unsure = scores(("shipping_cost", 0.3), ("order_status", 0.25))
+    decision = router.decide(TurnContext(unsure, [far], {}))
+    assert decision.route is Route.CLARIFY
+    assert decision.options == ("Shipping cost", "Order status")
+    assert (
+        decision.reply
+        == 'Sorry, I\'m not sure I understood. Did you mean "Shipping cost" or "Order status"?'
+    )
+
     assert any("closest past question cosine 0.500 < 0.8" in check for check in decision.checks)
 
 
@@ -109,7 +116,7 @@ def test_per_intent_threshold_replaces_the_shared_one():
 
     strict = replace(POLICY, ambiguity_margin=0.0, intent_thresholds={"shipping_cost": 0.95})
     decision = Router(strict, BOOK).decide(TurnContext(scores(("shipping_cost", 0.9)), [], {}))
-    assert decision.route is Route.HANDOFF
+    assert decision.route is Route.CLARIFY
     assert "top intent shipping_cost p 0.900 < 0.95" in decision.checks
     relaxed = Router(strict, BOOK).decide(TurnContext(scores(("order_status", 0.9)), [], {}))
     assert relaxed.route is Route.TEMPLATE  # other intents keep the shared threshold
@@ -124,13 +131,13 @@ def test_a_related_past_question_routes_to_the_generator():
     decision = Router(WRITING, BOOK).decide(context)
     assert decision.route is Route.GENERATE
     assert decision.reply == "" and decision.intent == "shipping_cost"
-    assert Router(POLICY, BOOK).decide(context).route is Route.HANDOFF  # no generator loaded
+    assert Router(POLICY, BOOK).decide(context).route is Route.CLARIFY  # no generator loaded
 
 
 def test_an_unrelated_message_is_not_written_for():
     far = Source("do you ship abroad", "We ship to 30 countries.", "shipping_cost", 0.4)
     decision = Router(WRITING, BOOK).decide(TurnContext(scores(("shipping_cost", 0.3)), [far], {}))
-    assert decision.route is Route.HANDOFF
+    assert decision.route is Route.CLARIFY
 
 
 def test_a_written_answer_stands_or_its_fallback_decided_with_it():
@@ -143,5 +150,6 @@ def test_a_written_answer_stands_or_its_fallback_decided_with_it():
     assert (fallback.route, fallback.reply) == (Route.RETRIEVAL, RELATED.answer)
     assert "similarity 0.1 < 0.3" in fallback.reason
     weaker = TurnContext(context.intents, [Source(**{**RELATED.__dict__, "score": 0.6})], {})
-    handoff = router.decide(weaker).settle("x", False, "it named number:9")
-    assert (handoff.route, handoff.reply) == (Route.HANDOFF, "Let me find someone.")
+    question = router.decide(weaker).settle("x", False, "it named number:9")
+    assert question.route is Route.CLARIFY
+    assert question.options == ("Shipping cost",)

@@ -243,7 +243,7 @@ def handed_off(store, text="I want a person"):
             text,
             route="handoff",
             intent="human_agent",
-            handoff_reason="the customer asked for a human",
+            handoff_reason="the customer asked for a person",
         )
     )
     return conversation
@@ -254,12 +254,12 @@ def test_a_handoff_turn_puts_the_conversation_in_the_queue(store):
     details = store.conversation(conversation)
     assert details.status == ConversationStatus.WAITING
     assert details.status.with_people
-    assert details.handoff_reason == "the customer asked for a human"
+    assert details.handoff_reason == "the customer asked for a person"
     assert details.handoff_at
     [item] = store.queue()
     assert item.kind == QueueKind.HANDOFF
     assert item.conversation_id == conversation
-    assert "asked for a human" in item.why
+    assert "asked for a person" in item.why
     assert item.user_text == "I want a person"
 
 
@@ -396,7 +396,7 @@ def test_the_queue_lists_thumbs_down_and_low_confidence_turns_until_an_agent_act
         (QueueKind.LOW_CONFIDENCE, unsure),
     ]
     assert "thumbs down" in items[1].why
-    assert "p=0.30" in items[2].why
+    assert items[2].why == "low confidence 0.30 (greeting)"
     store.correct_intent(unsure, "ana", "greeting")
     assert [i.kind for i in store.queue()] == [QueueKind.HANDOFF]
 
