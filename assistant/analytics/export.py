@@ -1,7 +1,9 @@
 """Training data from the conversation log: what customers asked, and the intent that was right.
 
 A turn becomes a row when its intent can be trusted: an agent corrected it, or the
-bot answered it confidently and the customer did not give it a thumbs down.
+bot answered it confidently and the customer did not give it a thumbs down. A turn
+the bot did not answer (handed off, refused as out of scope, or met with a clarifying
+question) is not an example of its top intent unless an agent corrected it.
 Everything else is left out and counted by reason, so a team can see what
 review would add. Customer text is already redacted in the log. The JSONL and
 CSV use the `text` and `intent` columns `assistant train --data FILE` reads by
@@ -54,6 +56,8 @@ class LeftOut(StrEnum):
 
     THUMBS_DOWN = "thumbs down without correction"
     HANDED_OFF = "handed off without correction"
+    REFUSED = "refused as out of scope without correction"
+    CLARIFIED = "clarifying question without correction"
     NO_INTENT = "no intent (left to an agent) without correction"
     LOW_CONFIDENCE = "low confidence without correction"
     DUPLICATE = "duplicate"
@@ -92,14 +96,22 @@ def training_rows(turns: Iterable[dict[str, Any]], min_confidence: float) -> Exp
     return export
 
 
+# Routes whose turns the bot did not answer: their top intent is not a training label.
+NOT_ANSWERED = {
+    Route.HANDOFF: LeftOut.HANDED_OFF,
+    Route.REFUSE: LeftOut.REFUSED,
+    Route.CLARIFY: LeftOut.CLARIFIED,
+}
+
+
 def _final_intent(turn: dict[str, Any], min_confidence: float) -> str | LeftOut:
     """The agent's correction, else the model's intent when it can be trusted, else why not."""
     if turn["corrected_intent"]:
         return str(turn["corrected_intent"])
     if turn["rating"] == -1:
         return LeftOut.THUMBS_DOWN
-    if turn["route"] == Route.HANDOFF:
-        return LeftOut.HANDED_OFF
+    if turn["route"] in NOT_ANSWERED:
+        return NOT_ANSWERED[turn["route"]]
     if not turn["intent"] or turn["route"] == Route.AGENT:
         return LeftOut.NO_INTENT
     if (turn["confidence"] or 0.0) < min_confidence:

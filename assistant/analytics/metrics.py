@@ -2,7 +2,10 @@
 
 Figures are computed from SQLite when asked, not kept in process memory, so every
 replica reports the same numbers and a restart loses nothing. A conversation
-counts once: contained (the bot alone) or handed off (a person took part).
+counts once: handed off (a person took part), abandoned (no person, and it ends on a
+clarifying question the customer did not answer), or contained (resolved by the bot
+alone; a polite refusal, or a clarifying question the customer carried on from, keeps
+it contained).
 """
 
 from __future__ import annotations
@@ -19,8 +22,11 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from assistant.analytics.export import normalised
+from assistant.core.records import HandoffKind
 from assistant.core.seams import LogReader
 from assistant.core.types import Route
+
+OTHER_HANDOFF = "other"  # a handoff with no kind: logged before v4, or made by an agent
 
 Embed = Callable[[Sequence[str]], np.ndarray]  # texts -> one vector per text
 
@@ -28,16 +34,21 @@ Embed = Callable[[Sequence[str]], np.ndarray]  # texts -> one vector per text
 @dataclass(frozen=True)
 class Metrics:
     conversations: int
-    contained: int
-    handed_off: int
+    contained: int  # resolved by the bot alone
+    handed_off: int  # a person took part
     bot_turns: int  # customer messages the bot answered or handed off (not left to an agent)
-    fallbacks: int  # handoffs because the bot could not answer (not a request for a human)
+    fallbacks: int  # bot turns it could not answer: see `could_not_answer`
     rated_turns: int
     thumbs_down: int
     latency_p50_ms: float | None
     latency_p95_ms: float | None
     intents: dict[str, int] = field(default_factory=dict)  # final intents (corrections win)
     routes: dict[str, int] = field(default_factory=dict)
+    abandoned: int = 0  # no person, and the last reply was a clarifying question
+    refusals: int = 0  # out-of-scope messages refused politely (the bot kept the conversation)
+    clarifications: int = 0  # clarifying questions asked
+    # Handed-off conversations by the latest handoff's kind (`HandoffKind` values, "other").
+    handoffs: dict[str, int] = field(default_factory=dict)
 
     @property
     def containment_rate(self) -> float | None:
@@ -46,6 +57,10 @@ class Metrics:
     @property
     def handoff_rate(self) -> float | None:
         return _ratio(self.handed_off, self.conversations)
+
+    @property
+    def abandoned_rate(self) -> float | None:
+        return _ratio(self.abandoned, self.conversations)
 
     @property
     def fallback_rate(self) -> float | None:
@@ -74,6 +89,43 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return float(np.percentile(values, q)) if values else None
 
 
+def could_not_answer(turn: dict[str, Any], humans: set[str]) -> bool:
+    """A bot turn that was not an answer: a refusal, a clarifying question, or a handoff
+    because the bot did not understand. A handoff the customer asked for, or of an
+    intent always left to people, is not; one logged before kinds were recorded is when
+    its intent is not one of `humans` (the intents that ask for a person)."""
+    route = turn["route"]
+    if route in (Route.REFUSE, Route.CLARIFY):
+        return True
+    if route != Route.HANDOFF:
+        return False
+    kind = turn.get("handoff_kind")
+    if kind:
+        return kind == HandoffKind.MISUNDERSTOOD
+    return turn["intent"] not in humans
+
+
+def handoffs_by_kind(conversations: Iterable[dict[str, Any]]) -> dict[str, int]:
+    """Handed-off conversations by the kind of their latest handoff, every kind listed."""
+    counts = dict.fromkeys([*(kind.value for kind in HandoffKind), OTHER_HANDOFF], 0)
+    for conversation in conversations:
+        if conversation["handoff_at"] is None:
+            continue
+        kind = conversation.get("handoff_kind")
+        counts[kind if kind in counts else OTHER_HANDOFF] += 1
+    return counts
+
+
+def outcome(conversation: dict[str, Any]) -> str:
+    """ "handed_off" (a person took part), "abandoned" (it ends on a clarifying question the
+    customer did not answer) or "contained" (the bot resolved it, refusals included)."""
+    if conversation["human"]:
+        return "handed_off"
+    if conversation.get("last_route") == Route.CLARIFY:
+        return "abandoned"
+    return "contained"
+
+
 def summarise(
     conversations: Iterable[dict[str, Any]],
     turns: Sequence[dict[str, Any]],
@@ -81,25 +133,30 @@ def summarise(
 ) -> Metrics:
     """Metrics from `LogReader.conversation_facts` and `turn_facts` rows."""
     humans = set(human_intents)
-    outcomes = Counter(bool(c["human"]) for c in conversations)
+    rows = list(conversations)
+    outcomes = Counter(outcome(c) for c in rows)
     bot_turns = [t for t in turns if t["route"] != Route.AGENT]
-    fallbacks = sum(t["route"] == Route.HANDOFF and t["intent"] not in humans for t in bot_turns)
+    routes = Counter(t["route"] for t in turns)
     ratings = [t["rating"] for t in turns if t["rating"] is not None]
     latencies = [t["latency_ms"] for t in bot_turns if t["latency_ms"] is not None]
     intents = Counter(t["corrected_intent"] or t["intent"] for t in turns)
     intents.pop(None, None)
     return Metrics(
-        conversations=outcomes[True] + outcomes[False],
-        contained=outcomes[False],
-        handed_off=outcomes[True],
+        conversations=len(rows),
+        contained=outcomes["contained"],
+        handed_off=outcomes["handed_off"],
         bot_turns=len(bot_turns),
-        fallbacks=fallbacks,
+        fallbacks=sum(could_not_answer(t, humans) for t in bot_turns),
         rated_turns=len(ratings),
         thumbs_down=ratings.count(-1),
         latency_p50_ms=percentile(latencies, 50),
         latency_p95_ms=percentile(latencies, 95),
         intents=dict(intents.most_common()),
-        routes=dict(Counter(t["route"] for t in turns).most_common()),
+        routes=dict(routes.most_common()),
+        abandoned=outcomes["abandoned"],
+        refusals=routes[Route.REFUSE],
+        clarifications=routes[Route.CLARIFY],
+        handoffs=handoffs_by_kind(rows),
     )
 
 
@@ -117,16 +174,14 @@ def unanswered(
     low_confidence_below: float,
     human_intents: Iterable[str] = ("human_agent",),
 ) -> list[str]:
-    """Customer messages the bot handed off (not asked to) or answered with low confidence."""
+    """Customer messages the bot could not answer (`could_not_answer`: refused, asked to
+    clarify, handed off unasked) or answered with low confidence."""
     humans = set(human_intents)
     return [
         t["user_text"]
         for t in turns
         if t["route"] != Route.AGENT
-        and (
-            (t["route"] == Route.HANDOFF and t["intent"] not in humans)
-            or (t["confidence"] or 0.0) < low_confidence_below
-        )
+        and (could_not_answer(t, humans) or (t["confidence"] or 0.0) < low_confidence_below)
     ]
 
 
@@ -223,14 +278,27 @@ class LogCollector(Collector):
         )
         conversations.add_metric(["contained"], metrics.contained)
         conversations.add_metric(["handed_off"], metrics.handed_off)
+        conversations.add_metric(["abandoned"], metrics.abandoned)
         yield conversations
         for name, value, text in (
-            ("containment_ratio", metrics.containment_rate, "Conversations without a human"),
+            ("containment_ratio", metrics.containment_rate, "Conversations resolved by the bot"),
             ("handoff_ratio", metrics.handoff_rate, "Conversations a human took part in"),
-            ("fallback_ratio", metrics.fallback_rate, "Bot turns handed off, unasked"),
+            ("fallback_ratio", metrics.fallback_rate, "Bot turns it could not answer"),
             ("thumbs_down_ratio", metrics.thumbs_down_rate, "Rated replies rated down"),
         ):
             yield GaugeMetricFamily(f"assistant_{name}", text, value=value or 0.0)
+        yield GaugeMetricFamily(
+            "assistant_refusals", "Out-of-scope messages refused", value=metrics.refusals
+        )
+        yield GaugeMetricFamily(
+            "assistant_clarifications", "Clarifying questions asked", value=metrics.clarifications
+        )
+        yield _labelled(
+            "assistant_handoffs",
+            "Handed-off conversations by reason",
+            "reason",
+            metrics.handoffs,
+        )
         latency = GaugeMetricFamily(
             "assistant_reply_latency_ms", "Bot reply latency quantiles", labels=["quantile"]
         )

@@ -19,6 +19,7 @@ import pandas as pd
 
 from assistant.analytics.export import ExportFormat, export_log, write_export
 from assistant.analytics.metrics import (
+    OTHER_HANDOFF,
     Embed,
     Metrics,
     QuestionGroup,
@@ -29,6 +30,7 @@ from assistant.analytics.metrics import (
 from assistant.core.errors import AccessDenied, ArtifactError
 from assistant.core.files import read_json
 from assistant.core.pipeline import Assistant
+from assistant.core.records import HandoffKind
 from assistant.core.settings import Settings
 from assistant.intents.classifier import METADATA_FILE
 from assistant.lifecycle.releases import ModelVersions, live_or_none, release_history
@@ -49,6 +51,12 @@ MODEL_COLUMNS = [
 ]
 EXPORT_SUFFIXES = {ExportFormat.JSONL: "jsonl", ExportFormat.CSV: "csv", ExportFormat.RASA: "yml"}
 EXPORT_KEEP_SECONDS = 3600
+HANDOFF_REASONS = {
+    HandoffKind.ASKED.value: "the customer asked for a person",
+    HandoffKind.ALWAYS_HUMAN.value: "an intent always handled by a person",
+    HandoffKind.MISUNDERSTOOD.value: "not understood several times running",
+    OTHER_HANDOFF: "other (by an agent, or logged before reasons were)",
+}
 
 
 def acting_admin(settings: Settings, request: gr.Request | None) -> str:
@@ -86,7 +94,7 @@ def figures_table(metrics: Metrics) -> str:
     rows = [
         ("Conversations", str(metrics.conversations)),
         (
-            "Containment rate (closed without a human)",
+            "Containment rate (resolved by the bot, polite refusals included)",
             rate(metrics.contained, metrics.conversations, metrics.containment_rate),
         ),
         (
@@ -94,8 +102,18 @@ def figures_table(metrics: Metrics) -> str:
             rate(metrics.handed_off, metrics.conversations, metrics.handoff_rate),
         ),
         (
-            "Fallback rate (bot turns handed off unasked)",
+            "Left at a clarifying question (no answer from the customer)",
+            rate(metrics.abandoned, metrics.conversations, metrics.abandoned_rate),
+        ),
+        (
+            "Fallback rate (bot turns refused, clarified or handed off unasked)",
             rate(metrics.fallbacks, metrics.bot_turns, metrics.fallback_rate),
+        ),
+        ("Refusals (out of scope; the bot kept the conversation)", str(metrics.refusals)),
+        ("Clarifying questions asked", str(metrics.clarifications)),
+        *(
+            (f"Handoffs: {HANDOFF_REASONS.get(reason, reason)}", str(count))
+            for reason, count in metrics.handoffs.items()
         ),
         (
             "Thumbs-down rate (of rated replies)",

@@ -1,11 +1,12 @@
 """The agent page (Gradio, at /agent): the queue, one conversation, suggested replies, actions.
 
-An agent picks a conversation from the queue (handed off, answered with low
-confidence, or given a thumbs down), reads its history with the intent and
-confidence of each customer turn, and answers with one of the top three
-suggestions, as it is or edited, or with their own words; they can correct any
-customer turn's intent and resolve the conversation, after which the bot answers
-it again. Each action is logged by the store as the signed-in account.
+An agent picks a conversation from the queue (handed off, the most urgent first,
+then turns given a thumbs down or answered with low confidence; each row says why),
+reads why it was handed off, the email address the customer left when no one was
+available, and its history with the intent and confidence of each customer turn, and
+answers with one of the top three suggestions, as it is or edited, or with their own
+words; they can correct any customer turn's intent and resolve the conversation,
+after which the bot answers it again. Each action is logged by the store as the signed-in account.
 
 This module lays the page out and wires its events; what it shows is built in
 `agent_views`, and the actions are in `agent_actions`.
@@ -71,9 +72,12 @@ def build_agent_ui(assistant: Assistant, path: str = AGENT_PATH) -> gr.Blocks:
             headers=QUEUE_COLUMNS,
             interactive=False,
             wrap=True,
-            column_widths=["11%", "22%", "12%", "9%", "8%", "24%", "14%"],
+            column_widths=["10%", "24%", "12%", "9%", "8%", "23%", "14%"],
             elem_id="queue",
-            label="Handed off, low confidence and thumbs down; click a row to open it",
+            label=(
+                "Handed off (most urgent first), then thumbs down and low confidence; "
+                "click a row to open it"
+            ),
         )
         queue_shown = gr.State([])  # the rows on screen, so an unchanged queue is not redrawn
         selected = gr.State(None)

@@ -1,10 +1,11 @@
 """What the agent page shows: the queue, one conversation and its suggested replies.
 
-The queue lists conversations handed off, answered with low confidence, or given a
-thumbs down; an opened conversation shows its history with the intent and
-confidence of each customer turn, and the top three suggestions for the latest
-customer message. The page layout is in `agent_page`, the agent's actions in
-`agent_actions`.
+The queue lists conversations handed off (the most urgent first), then turns given a
+thumbs down or answered with low confidence, each saying why; an opened conversation
+shows why it was handed off, the email address the customer left when no one was
+available, its history with the intent and confidence of each customer turn, and the
+top three suggestions for the latest customer message. The page layout is in
+`agent_page`, the agent's actions in `agent_actions`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,14 @@ import pandas as pd
 
 from assistant.core.errors import AccessDenied, MessageError, UnknownConversation
 from assistant.core.pipeline import Assistant
-from assistant.core.records import Author, Conversation, ConversationStatus, QueueItem, QueueKind
+from assistant.core.records import (
+    Author,
+    Conversation,
+    ConversationStatus,
+    HandoffKind,
+    QueueItem,
+    QueueKind,
+)
 from assistant.core.settings import UserAccount
 from assistant.routing.suggestions import Suggestion, suggest
 from assistant.staff.access import require_role
@@ -30,6 +38,11 @@ KIND_LABELS = {
     QueueKind.HANDOFF: "handed off",
     QueueKind.LOW_CONFIDENCE: "low confidence",
     QueueKind.THUMBS_DOWN: "thumbs down",
+}
+HANDOFF_LABELS = {
+    HandoffKind.ASKED: "the customer asked for a person",
+    HandoffKind.ALWAYS_HUMAN: "always handled by a person",
+    HandoffKind.MISUNDERSTOOD: "the bot did not understand",
 }
 NOTHING_SELECTED = "Select a conversation in the queue."
 GONE = "This conversation no longer exists; refresh the queue."
@@ -125,9 +138,16 @@ def status_line(conversation: Conversation) -> str:
 
 
 def header(conversation: Conversation) -> str:
+    """The conversation's status, why it was handed off, and the contact left, if any."""
     text = f"**Conversation** `{conversation.id}`: {status_line(conversation)}"
     if conversation.handoff_reason:
-        text += f"  \nHanded off: {plain_text(conversation.handoff_reason)}"
+        kind = conversation.handoff_kind
+        label = f" ({HANDOFF_LABELS[kind]})" if kind is not None else ""
+        text += f"  \nHanded off{label}: {plain_text(conversation.handoff_reason)}"
+    if conversation.contact:
+        text += (
+            f"  \nContact: {plain_text(conversation.contact)} (left because no one was available)"
+        )
     return text
 
 

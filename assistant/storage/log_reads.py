@@ -55,7 +55,8 @@ class SQLiteLogReader(SQLiteConnection):
         Besides the turn's own columns: `corrected_intent` (the latest agent
         correction), `agent_reply` (the first agent reply to it), `approved_question` and
         `approved_answer` (the Q&A pair a person approved for reuse from it, if the latest
-        review of its agent reply approved) and `rating` (its feedback, 1 or -1).
+        review of its agent reply approved), `rating` (its feedback, 1 or -1) and
+        `handoff_kind` (a handoff turn's `HandoffKind`, from its trace; None before v4).
         """
         db = self._reader()
         try:
@@ -69,7 +70,9 @@ class SQLiteLogReader(SQLiteConnection):
                     f"({APPROVED_SQL.format(column='question')}) AS approved_question, "
                     f"({APPROVED_SQL.format(column='answer')}) AS approved_answer, "
                     f"(SELECT f.rating FROM feedback f WHERE f.turn_id = t.id "
-                    f" ORDER BY f.id DESC LIMIT 1) AS rating "
+                    f" ORDER BY f.id DESC LIMIT 1) AS rating, "
+                    f"CASE WHEN json_valid(t.trace) THEN json_extract(t.trace, '$.handoff') END "
+                    f"  AS handoff_kind "
                     f"FROM turns t WHERE t.created_at >= ? ORDER BY t.id",
                     [Author.AGENT.value, since or ""],
                 )
@@ -81,19 +84,23 @@ class SQLiteLogReader(SQLiteConnection):
         """Each conversation started since an ISO date or time, and whether a person took part.
 
         `human` is 1 when it was ever handed off, taken or answered by an agent; an
-        agent only correcting intents afterwards does not count.
+        agent only correcting intents afterwards does not count. `handoff_kind` is the
+        latest handoff's `HandoffKind` (None before v4, or for one an agent made), and
+        `last_route` the route of its latest turn.
         """
         db = self._reader()
         try:
             return list(
                 db.query(
-                    "SELECT c.id, c.created_at, c.status, c.handoff_at, "
+                    "SELECT c.id, c.created_at, c.status, c.handoff_at, c.handoff_kind, "
                     "  (c.handoff_at IS NOT NULL "
                     "   OR EXISTS (SELECT 1 FROM messages m "
                     "              WHERE m.conversation_id = c.id AND m.author = ?) "
                     "   OR EXISTS (SELECT 1 FROM agent_actions a "
                     "              WHERE a.conversation_id = c.id AND a.kind = ?)) AS human, "
-                    "  (SELECT COUNT(*) FROM turns t WHERE t.conversation_id = c.id) AS turns "
+                    "  (SELECT COUNT(*) FROM turns t WHERE t.conversation_id = c.id) AS turns, "
+                    "  (SELECT t.route FROM turns t WHERE t.conversation_id = c.id "
+                    "   ORDER BY t.position DESC LIMIT 1) AS last_route "
                     "FROM conversations c WHERE c.created_at >= ? ORDER BY c.created_at",
                     [Author.AGENT.value, ActionKind.TAKEN.value, since or ""],
                 )

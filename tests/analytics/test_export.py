@@ -54,7 +54,11 @@ def store(tmp_path):
     opened.add_feedback(disliked_fixed, c, -1)
     opened.correct_intent(disliked_fixed, "ana", "international_shipping")
     handed = opened.start_conversation()
-    turn(opened, handed, "tell me a joke", intent="out_of_scope", route="handoff")
+    turn(opened, handed, "I can't find it", intent="order_status", route="handoff")
+    turn(opened, handed, "tell me a joke", intent="out_of_scope", route="refuse")
+    turn(opened, handed, "the thing", intent="order_status", confidence=0.8, route="clarify")
+    clarified = turn(opened, handed, "the thing I bought", confidence=0.8, route="clarify")
+    opened.correct_intent(clarified, "ana", "missing_package")
     asked = turn(
         opened,
         handed,
@@ -77,6 +81,7 @@ def test_rows_carry_the_final_intent_and_answer_and_what_was_left_out(store):
         "Where is my order?",
         "my parcel never came",
         "do you ship abroad",
+        "the thing I bought",
         "I was charged twice, mail me at [EMAIL]",
     ]
     assert rows["Where is my order?"]["intent_source"] == "model"
@@ -88,21 +93,27 @@ def test_rows_carry_the_final_intent_and_answer_and_what_was_left_out(store):
     # No one approved the agent's answer for reuse: it is not exported as one.
     assert charged["answer_source"] == "bot" and "refunded" not in charged["answer"]
     assert charged["route"] == "agent"
+    # A clarifying question is not an example of its top intent, unless an agent said so.
+    clarified = rows["the thing I bought"]
+    assert (clarified["intent"], clarified["intent_source"]) == ("missing_package", "agent")
+    assert clarified["route"] == "clarify"
     assert export.left_out == {
         LeftOut.DUPLICATE: 1,
         LeftOut.LOW_CONFIDENCE: 1,
         LeftOut.THUMBS_DOWN: 1,
         LeftOut.HANDED_OFF: 1,
+        LeftOut.REFUSED: 1,
+        LeftOut.CLARIFIED: 1,
         LeftOut.NO_INTENT: 1,
     }
-    assert "4 rows; left out:" in export.summary()
+    assert "5 rows; left out:" in export.summary()
 
 
 def test_since_keeps_only_later_turns(store):
     tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
     yesterday = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
     assert export_log(store, since=tomorrow).rows == []
-    assert len(export_log(store, since=yesterday).rows) == 4
+    assert len(export_log(store, since=yesterday).rows) == 5
 
 
 def test_normalisation_for_duplicates():

@@ -6,6 +6,7 @@ from pathlib import Path
 import gradio as gr
 import pytest
 
+from assistant.analytics.metrics import Metrics
 from assistant.core.pipeline import Assistant
 from assistant.lifecycle.releases import ModelVersions, live_versions, promote, rollback
 from assistant.staff.admin_page import (
@@ -13,6 +14,7 @@ from assistant.staff.admin_page import (
     build_admin_ui,
     evaluation_summary,
     export_training_data,
+    figures_table,
     intent_model_rows,
     load_figures,
     load_versions,
@@ -51,16 +53,59 @@ def four_conversations(own_log) -> list:
 
 def test_figures_count_each_conversation_once(own_log, four_conversations):
     table, intents, groups = load_figures(own_log, "", AS_ADMIN)
-    contained = sum(reply.status == "bot" for reply in four_conversations)
+    # Each reply is the conversation's last but for the person's, whose follow-up the
+    # agent has: with the bot and not left at a clarifying question is contained.
+    contained = sum(r.status == "bot" and r.route != "clarify" for r in four_conversations)
+    handed_off = sum(r.status != "bot" for r in four_conversations)
+    assert handed_off == 1
+    refused = sum(r.route == "refuse" for r in four_conversations)
+    clarified = sum(r.route == "clarify" for r in four_conversations)
     assert "| Conversations | 4 |" in table
     assert f"{contained / 4:.1%} ({contained} of 4)" in table.split("Containment")[1]
-    assert f"{(4 - contained) / 4:.1%} ({4 - contained} of 4)" in table.split("Handoff")[1]
+    assert f"{handed_off / 4:.1%} ({handed_off} of 4)" in table.split("Handoff rate")[1]
+    assert f"| Refusals (out of scope; the bot kept the conversation) | {refused} |" in table
+    assert f"| Clarifying questions asked | {clarified} |" in table
+    assert "| Handoffs: the customer asked for a person | 1 |" in table
+    assert "| Handoffs: not understood several times running | 0 |" in table
     assert "| Reply latency p95 |" in table
     assert list(intents.columns) == ["intent", "turns"]
     assert dict(zip(intents["intent"], intents["turns"], strict=True))["human_agent"] == 1
     assert intents["turns"].sum() == 4  # the follow-up left to the agent has no intent
     assert groups.iloc[0]["question"] == OUT_OF_SCOPE
     assert groups.iloc[0]["times asked"] == 2
+
+
+def test_the_figures_table_shows_refusals_clarifications_and_handoffs_by_reason():
+    metrics = Metrics(
+        conversations=10,
+        contained=6,
+        handed_off=3,
+        bot_turns=20,
+        fallbacks=5,
+        rated_turns=0,
+        thumbs_down=0,
+        latency_p50_ms=None,
+        latency_p95_ms=None,
+        abandoned=1,
+        refusals=4,
+        clarifications=2,
+        handoffs={"asked_for_person": 1, "always_human": 1, "misunderstood": 0, "other": 1},
+    )
+    table = figures_table(metrics)
+    assert (
+        "| Containment rate (resolved by the bot, polite refusals included) | 60.0% (6 of 10) |"
+        in table
+    )
+    assert (
+        "| Left at a clarifying question (no answer from the customer) | 10.0% (1 of 10) |" in table
+    )
+    assert "| Refusals (out of scope; the bot kept the conversation) | 4 |" in table
+    assert "| Clarifying questions asked | 2 |" in table
+    assert "| Handoffs: the customer asked for a person | 1 |" in table
+    assert "| Handoffs: an intent always handled by a person | 1 |" in table
+    assert "| Handoffs: not understood several times running | 0 |" in table
+    assert "| Handoffs: other (by an agent, or logged before reasons were) | 1 |" in table
+    assert "| Thumbs-down rate (of rated replies) | no data yet |" in table
 
 
 def test_figures_since_a_day(own_log, four_conversations):
