@@ -1,11 +1,13 @@
 """The JSON API and the web UI, served by one FastAPI app.
 
 Endpoints are plain `def` functions, which FastAPI runs in its thread pool, so
-model work never blocks the event loop. `POST /api/suggest` is for other
-help-desk tools and needs an API key (`X-API-Key`); `/metrics` serves the log's
-figures to Prometheus (with a key too, if `metrics_need_api_key` is on). The
-customer chat is at `/`; with accounts configured, the agent page is at `/agent`
-and the admin page at `/admin`, each behind a sign-in.
+model work never blocks the event loop. `POST /api/handoff` is a chat client's
+"talk to a person" control: it hands the conversation to the support team at once,
+and is counted like `/api/chat`. `POST /api/suggest` is for other help-desk tools
+and needs an API key (`X-API-Key`); `/metrics` serves the log's figures to
+Prometheus (with a key too, if `metrics_need_api_key` is on). The customer chat is
+at `/`; with accounts configured, the agent page is at `/agent` and the admin page
+at `/admin`, each behind a sign-in.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ from assistant.staff.access import (
     new_throttle,
 )
 from assistant.staff.accounts import check_api_key
+from assistant.staff.availability import TeamAvailability
 from assistant.staff.sessions import SessionCookies, StaffSessions
 
 
@@ -80,6 +83,16 @@ class ChatResponse(BaseModel):
     model_version: str
     trace: dict[str, Any]
     status: str
+    options: list[str] = Field(
+        description="Quick replies the customer may send as their next message, e.g. the "
+        "likeliest intents a clarifying question offers; empty when there are none."
+    )
+
+
+class HandoffRequest(BaseModel):
+    conversation_id: str | None = Field(
+        None, max_length=64, description="The conversation to hand off; leave it out to start one."
+    )
 
 
 class FeedbackRequest(BaseModel):
@@ -110,6 +123,9 @@ class SuggestionOut(BaseModel):
 class SuggestResponse(BaseModel):
     suggestions: list[SuggestionOut]
     model_version: str
+
+
+UNKNOWN_CONVERSATION = "Unknown conversation_id; leave it out to start a new conversation."
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -238,10 +254,24 @@ def customer_routes(assistant: Assistant) -> APIRouter:
         except MessageError as error:
             return _error(422, str(error))
         except UnknownConversation:
-            return _error(404, "Unknown conversation_id; leave it out to start a new conversation.")
+            return _error(404, UNKNOWN_CONVERSATION)
         if request.stream:
             return EventSourceResponse(_server_sent_events(stream))
         return public_reply(stream.final())  # the full trace stays in the log
+
+    @app.post(
+        "/api/handoff",
+        response_model=ChatResponse,
+        responses=contract.HANDOFF,
+        dependencies=[Depends(limit_chat)],
+    )
+    def handoff(request: HandoffRequest) -> Any:
+        """The customer asks for a person: the conversation goes to the support team now."""
+        try:
+            reply = assistant.request_person(request.conversation_id)
+        except UnknownConversation:
+            return _error(404, UNKNOWN_CONVERSATION)
+        return public_reply(reply)
 
     @app.post("/api/feedback", responses=contract.FEEDBACK, dependencies=[Depends(limit_address)])
     def feedback(request: FeedbackRequest) -> Any:
@@ -328,6 +358,9 @@ def mount_staff_pages(app: FastAPI, assistant: Assistant) -> None:
     settings = assistant.settings
     throttle = app.state.sign_in_throttle = new_throttle(settings)
     sessions = StaffSessions(settings.access.session_hours)
+    assistant.staffing = TeamAvailability(
+        settings.routing.support_hours, lambda: sessions.signed_in(AGENT_PATH)
+    )
     agent_page = build_agent_ui(assistant, AGENT_PATH)
     mount_signed_in(app, agent_page, AGENT_PATH, settings, "agent", throttle, sessions)
     admin_page = build_admin_ui(assistant)

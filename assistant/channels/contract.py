@@ -111,6 +111,17 @@ CHAT: Responses = {
     429: RATE_LIMITED,
     503: BUSY,
 }
+HANDOFF: Responses = {
+    200: {
+        "description": "The reply: the conversation is with the support team (`status`), or "
+        "already was and stays so."
+    },
+    404: _error("Unknown conversation_id."),
+    400: BAD_BODY,
+    413: TOO_LARGE,
+    422: _error("The request does not fit this document."),
+    429: RATE_LIMITED,
+}
 FEEDBACK: Responses = {
     200: {"model": FeedbackResponse, "description": "The feedback was recorded."},
     404: _error("Unknown turn_id, or a turn of another conversation."),

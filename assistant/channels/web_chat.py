@@ -1,4 +1,10 @@
-"""The customer chat page (Gradio): chat, a "why this answer" fold per reply, thumbs up/down.
+"""The customer chat page (Gradio): chat, a "why this answer" fold per reply, thumbs up/down,
+quick replies under a clarifying question, and a "Talk to a person" button.
+
+A reply that offers options (a clarifying question's likeliest intents) shows them as
+buttons under the chat; choosing one sends its text as the customer's next message, by
+the same path as a typed one. "Talk to a person" hands the conversation to the support
+team at once (`Assistant.request_person`), and its reply appears like any other.
 
 While a conversation is open the page asks the log for what is new and shows
 the agents' replies without the customer sending anything: every 2 seconds
@@ -28,9 +34,10 @@ INTRO = (
     "## Pebble & Pine support\n"
     "Ask about orders, delivery, returns, refunds, payments or your account. "
     "Open **Why this answer** under a reply to see how it was chosen, and rate replies "
-    "with the thumbs."
+    "with the thumbs. **Talk to a person** passes the chat to our support team."
 )
 WHY_TITLE = "Why this answer"
+TALK_TO_PERSON = "Talk to a person"
 SUPPORT_TEAM = "Support team"
 POLL_SECONDS = 2.0  # while people have the conversation
 IDLE_POLL_SECONDS = 10.0  # while the bot has it
@@ -86,18 +93,51 @@ def respond(
         # event loop: the rest of the answer is written, checked and logged in a thread.
         threading.Thread(target=stream.close, name="abandoned-answer", daemon=True).start()
         raise
-    history = [
-        *asked,
-        {"role": "assistant", "content": reply.text},
-        {
-            "role": "assistant",
-            "content": explain(public_trace(reply.trace), reply.latency_ms, reply.model_version),
-            "metadata": {"title": WHY_TITLE, "status": "done"},
-        },
-    ]
+    history, turn_ids = answered(asked, reply, turn_ids)
+    yield "", history, reply.conversation_id, turn_ids
+
+
+def answered(
+    asked: History, reply: Reply, turn_ids: dict[int, int]
+) -> tuple[History, dict[int, int]]:
+    """The chat once `reply` stands: its text, its "why this answer" fold, and its quick
+    replies; and the turn ids with both new messages rated as this turn."""
+    fold: dict[str, Any] = {
+        "role": "assistant",
+        "content": explain(public_trace(reply.trace), reply.latency_ms, reply.model_version),
+        "metadata": {"title": WHY_TITLE, "status": "done"},
+    }
+    if reply.options:
+        # The chat shows the options of its last message as buttons under it, until another
+        # message follows; choosing one is the chatbot's `option_select` event.
+        fold["options"] = [{"value": option} for option in reply.options]
+    history = [*asked, {"role": "assistant", "content": reply.text}, fold]
     # Both the reply and its fold can be rated; either rating belongs to this turn.
     turn_ids = {**turn_ids, len(history) - 2: reply.turn_id, len(history) - 1: reply.turn_id}
-    yield "", history, reply.conversation_id, turn_ids
+    return history, turn_ids
+
+
+def chosen_option(event: gr.SelectData) -> str:
+    """The text of the quick reply the customer chose, to send as their message."""
+    return str(event.value)
+
+
+def hand_off(
+    assistant: Assistant,
+    history: History,
+    conversation_id: str | None,
+    turn_ids: dict[int, int],
+) -> tuple[History, str | None, dict[int, int]]:
+    """The "Talk to a person" button: hand this page's conversation (or a new one) to the
+    support team, and show the reply like any other."""
+    try:
+        reply = assistant.request_person(conversation_id)
+    except UnknownConversation:
+        gr.Warning(EXPIRED)
+        return [], None, {}
+    asked = [*history, {"role": "user", "content": TALK_TO_PERSON}]
+    history, turn_ids = answered(asked, reply, turn_ids)
+    return history, reply.conversation_id, turn_ids
 
 
 def rate(
@@ -175,18 +215,35 @@ def build_ui(assistant: Assistant) -> gr.Blocks:
                 elem_id="message",
             )
             send = gr.Button("Send", variant="primary", scale=1, elem_id="send")
-        restart = gr.Button("New conversation", size="sm")
+        with gr.Row():
+            person = gr.Button(TALK_TO_PERSON, size="sm", elem_id="talk-to-person")
+            restart = gr.Button("New conversation", size="sm")
         last_seen = gr.State(0)
         timer = gr.Timer(POLL_SECONDS, active=False)
         state = [message, chatbot, conversation_id, turn_ids]
         polled = [chatbot, last_seen, status, timer]
         check = partial(poll, assistant)
-        for trigger in (message.submit, send.click):
-            # The timer rests while a reply is written, so a tick cannot overwrite the chat
-            # with a copy that lacks the reply; the check after the reply restarts it.
-            trigger(lambda: gr.Timer(active=False), None, timer).then(
-                partial(respond, assistant), state, state
-            ).then(check, [chatbot, conversation_id, last_seen], polled, show_progress="hidden")
+
+        def choose(event: gr.SelectData) -> tuple[str, gr.Timer]:
+            # A plain function: Gradio finds the SelectData parameter by its annotation.
+            return chosen_option(event), gr.Timer(active=False)
+
+        # The timer rests while a reply is written, so a tick cannot overwrite the chat with
+        # a copy that lacks the reply; the check after the reply restarts it. A quick reply
+        # goes into the box and from there the same way as a typed message.
+        for started in (
+            message.submit(lambda: gr.Timer(active=False), None, timer),
+            send.click(lambda: gr.Timer(active=False), None, timer),
+            chatbot.option_select(choose, None, [message, timer]),
+        ):
+            started.then(partial(respond, assistant), state, state).then(
+                check, [chatbot, conversation_id, last_seen], polled, show_progress="hidden"
+            )
+        person.click(lambda: gr.Timer(active=False), None, timer).then(
+            partial(hand_off, assistant),
+            [chatbot, conversation_id, turn_ids],
+            [chatbot, conversation_id, turn_ids],
+        ).then(check, [chatbot, conversation_id, last_seen], polled, show_progress="hidden")
         timer.tick(check, [chatbot, conversation_id, last_seen], polled, show_progress="hidden")
         chatbot.like(on_like, [turn_ids, conversation_id], None)
         restart.click(

@@ -100,6 +100,7 @@ def test_every_answer_is_one_the_document_allows(case: schemathesis.Case) -> Non
 def test_methods_a_path_does_not_take_get_405_with_allow(client):
     for method, path, allow in [
         ("GET", "/api/chat", "POST"),
+        ("GET", "/api/handoff", "POST"),
         ("DELETE", "/api/feedback", "POST"),
         ("TRACE", "/api/suggest", "POST"),
         ("POST", "/api/health", "GET"),
@@ -125,10 +126,22 @@ def test_every_error_and_content_type_is_documented(client):
     chat = paths["/api/chat"]["post"]["responses"]
     assert set(chat) >= {"200", "400", "404", "413", "422", "429", "503"}
     assert set(chat["200"]["content"]) == {"application/json", "text/event-stream"}
+    handoff = paths["/api/handoff"]["post"]["responses"]
+    assert set(handoff) == {"200", "400", "404", "413", "422", "429"}
+    reply = {"$ref": "#/components/schemas/ChatResponse"}
+    assert handoff["200"]["content"]["application/json"]["schema"] == reply
     assert "Retry-After" in chat["503"]["headers"]
     assert set(paths["/metrics"]["get"]["responses"]["200"]["content"]) == {"text/plain"}
     assert {"401", "429"} <= set(paths["/api/suggest"]["post"]["responses"])
     assert "404" in paths["/api/conversations/{conversation_id}/messages"]["get"]["responses"]
+
+
+def test_a_reply_documents_its_quick_replies(client):
+    reply = client.get("/openapi.json").json()["components"]["schemas"]["ChatResponse"]
+    assert "options" in reply["required"]
+    assert reply["properties"]["options"]["items"] == {"type": "string"}
+    sent = client.post("/api/chat", json={"message": "my order and the shipping"}).json()
+    assert sent["route"] == "clarify" and len(sent["options"]) == 2
 
 
 def test_the_document_refuses_the_messages_the_server_refuses(client):
