@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     ambiguity_margin: float | None = Field(None, ge=0, le=1)
     max_accuracy_loss: float = Field(0.01, ge=0, le=1)  # in-scope accuracy the fallback may cost
     # With no out-of-scope examples: the share of known messages judged too unfamiliar.
-    familiarity_quantile: float = Field(0.01, ge=0, lt=1)
+    familiarity_quantile: float = Field(0.005, ge=0, lt=1)
     per_intent_thresholds: bool = False
     intent_int8: bool = False  # serve the classifier with int8 dynamic quantization (CPU)
 

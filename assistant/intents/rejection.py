@@ -138,7 +138,7 @@ def choose_policy(
     out_of_scope_label: str | None = None,
     per_intent: bool = False,
     familiarity: np.ndarray | None = None,
-    familiarity_quantile: float = 0.01,
+    familiarity_quantile: float = 0.005,
 ) -> RejectionPolicy:
     """The threshold, margin and familiarity that stop the most wrong answers within the
     accuracy budget (see the module docstring).

@@ -40,11 +40,16 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_the_demo_stories_load_and_cover_every_kind_of_turn():
     stories = load_stories(ROOT / "data" / "stories.yml")
-    assert len(stories) >= 20
+    assert len(stories) >= 30
     expected = [step.expected for story in stories for step in story.steps]
     routes = {e.get("route") for e in expected}
-    assert {"template", "handoff", "agent"} <= routes
+    assert {"template", "handoff", "agent", "refuse", "clarify"} <= routes
     assert any(e.get("slots") for e in expected) and any(e.get("asks_for") for e in expected)
+    kinds = {e.get("handoff") for e in expected}
+    assert {"asked_for_person", "always_human", "misunderstood"} <= kinds
+    actions = {step.action for story in stories for step in story.steps}
+    assert {"press", "agent"} <= actions
+    assert {"away", "closed"} <= {story.team for story in stories}
 
 
 @pytest.mark.parametrize(
@@ -55,6 +60,8 @@ def test_the_demo_stories_load_and_cover_every_kind_of_turn():
         ("stories:\n  - name: x\n", "`steps` must be a non-empty list"),
         ("stories:\n  - name: x\n    steps:\n      - route: template\n", "`customer` message"),
         ("stories:\n  - name: x\n    steps:\n      - {customer: hi, rout: x}\n", "unknown"),
+        ("stories:\n  - name: x\n    steps:\n      - {press: button}\n", "talk_to_person"),
+        ("stories:\n  - name: x\n    team: gone\n    steps:\n      - {customer: hi}\n", "team"),
     ],
 )
 def test_a_broken_stories_file_says_what_and_where(tmp_path, text, problem):
@@ -90,3 +97,52 @@ WRONG_STORY = """  - name: hello is not a refund
       - customer: hello there
         intent: refund_status
 """
+
+
+FALLBACK = """
+stories:
+  - name: no one is in, so an address is asked for and kept
+    team: away
+    steps:
+      - press: talk_to_person
+        route: handoff
+        handoff: asked_for_person
+        reply_contains: email address
+      - customer: it is dana.lee@example.org
+        route: agent
+        contact: dana.lee@example.org
+  - name: resolved by the team, the bot answers again
+    steps:
+      - customer: I want a human
+        route: handoff
+        status: waiting
+      - agent: resolves
+      - customer: where is my order PP-204817
+        route: template
+        status: resolved
+  - name: off topic twice is refused twice, never handed off
+    steps:
+      - customer: will it rain
+        route: refuse
+      - customer: will it rain
+        route: refuse
+        status: bot
+        options: 0
+"""
+
+
+def test_stories_press_buttons_resolve_and_set_who_is_in(demo_slice, tmp_path):
+    from assistant.core.pipeline import Assistant
+    from tests.fakes import fake_settings
+
+    components = {
+        "intent_classifier": "tests.fakes:KeywordClassifier",
+        "retriever": "tests.fakes:WordOverlapRetriever",
+        "conversation_log": "assistant.storage.sqlite:ConversationStore",
+    }
+    settings = fake_settings(demo_slice, components=components, database_path=tmp_path / "log.db")
+    assistant = Assistant.load(settings)
+    results = [replay(assistant, story) for story in load_stories(write(tmp_path, FALLBACK))]
+    assert [r.failure for r in results] == [None, None, None]
+    assert ("agent", "[resolves the conversation]") in results[1].transcript
+    assert assistant.staffing.unavailable() is None  # the story's team did not stay
