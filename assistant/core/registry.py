@@ -128,4 +128,6 @@ def policy_from(
         ),
         always_human_intents=frozenset(routing.always_human_intents),
         misunderstood_before_handoff=routing.misunderstood_before_handoff,
+        clarify_below=routing.clarify_below,
+        clarify_margin=routing.clarify_margin,
     )

@@ -94,13 +94,18 @@ class Settings(BaseSettings):
     # Below the retrieval threshold but above this, the generator writes an answer.
     generation_threshold: float = Field(0.5, ge=-1, le=1)
     # A generated answer that fails its checks is replaced by the closest past answer when
-    # that past question is at least this similar; otherwise the conversation is handed off.
+    # that past question is at least this similar; otherwise a clarifying question is asked.
     fallback_retrieval_threshold: float = Field(0.7, ge=-1, le=1)
     handoff_intents: list[str] = ["human_agent"]
     # Not knowing (routing/fallback.py): intents always left to people, misunderstandings
     # running before a handoff, and when a person can take one (None: always).
     always_human_intents: list[str] = ["complaint", "delete_account"]
     misunderstood_before_handoff: int = Field(2, ge=1)
+    # The least probability and lead over the runner-up an answer needs, whatever thresholds
+    # training chose on a small validation set (Rasa's FallbackClassifier defaults); below
+    # them the customer gets a clarifying question. 0 turns each off.
+    clarify_below: float = Field(0.3, ge=0, le=1)
+    clarify_margin: float = Field(0.1, ge=0, le=1)
     familiarity_threshold: float | None = Field(None, ge=-1, le=1)  # None: chosen at training
     support_hours: SupportHours | None = None
     top_k_intents: int = Field(3, ge=1)
@@ -253,7 +258,7 @@ SECTIONS: dict[str, dict[str, str]] = {
             "retrieval_threshold", "generation_threshold", "fallback_retrieval_threshold",
             "handoff_intents", "top_k_intents", "top_k_sources", "low_confidence_below",
             "always_human_intents", "misunderstood_before_handoff", "familiarity_threshold",
-            "support_hours",
+            "support_hours", "clarify_below", "clarify_margin",
         )
     },
     "serving": {

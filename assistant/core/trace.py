@@ -44,7 +44,8 @@ def build_trace(
         "asked_for": list(decision.asked_for),
         "thresholds": {
             "intent": policy.intent_threshold,
-            "ambiguity_margin": policy.ambiguity_margin,
+            "ambiguity_margin": policy.margin,
+            "clarify_below": policy.clarify_below,
             "retrieval": policy.retrieval_threshold,
             "familiarity": policy.familiarity_threshold,
         },

@@ -26,7 +26,7 @@ from assistant.routing.templates import TemplateBook
 DEFAULT_REFUSAL = (
     "Sorry, that's outside what I can help with here. I can answer questions about "
     "orders, delivery, returns, refunds, payments and accounts. If you'd like a person "
-    "to help, press \"Talk to a person\"."
+    'to help, press "Talk to a person".'
 )
 DEFAULT_CLARIFY = "Sorry, I'm not sure I understood. Did you mean {options}?"
 DEFAULT_CLARIFY_ONE = "Sorry, I'm not sure I understood. Did you mean {option}?"

@@ -40,9 +40,16 @@ class RoutingPolicy:
     familiarity_threshold: float = UNMEASURED  # below: the message is out of scope
     always_human_intents: frozenset[str] = frozenset()
     misunderstood_before_handoff: int = 2
+    # Below these the bot asks rather than answers, whatever thresholds training chose.
+    clarify_below: float = 0.0
+    clarify_margin: float = 0.0
 
     def threshold_for(self, intent: str) -> float:
-        return self.intent_thresholds.get(intent, self.intent_threshold)
+        return max(self.intent_thresholds.get(intent, self.intent_threshold), self.clarify_below)
+
+    @property
+    def margin(self) -> float:
+        return max(self.ambiguity_margin, self.clarify_margin)
 
 
 Rule = Callable[[TurnContext, list[str]], Decision | None]
@@ -91,7 +98,7 @@ class Router:
         if not _check(checks, f"top intent {top.intent} p", top.probability, threshold):
             return None
         margin = top.probability - runner_up
-        distinct = _check(checks, "margin over runner-up", margin, self.policy.ambiguity_margin)
+        distinct = _check(checks, "margin over runner-up", margin, self.policy.margin)
         return top if distinct else None
 
     def _answer_to_slot_question(self, context: TurnContext, checks: list[str]) -> Decision | None:
@@ -139,14 +146,20 @@ class Router:
         threshold = self.policy.threshold_for(top.intent)
         if not _check(checks, "out-of-scope p", top.probability, threshold):
             return None
+        if self._close_past_question(context, checks):
+            return None
         return refusal(self.templates, context, "the message is out of scope", checks)
+
+    def _close_past_question(self, context: TurnContext, checks: list[str]) -> bool:
+        """A past question close enough to reuse its answer outweighs a refusal."""
+        if context.sources and context.sources[0].score >= self.policy.retrieval_threshold:
+            checks.append("judged out of scope, but a past question is close enough to reuse")
+            return True
+        return False
 
     def _unfamiliar(self, context: TurnContext, checks: list[str]) -> Decision | None:
         """Unlike every example the classifier learned, and no past question is close."""
-        if self._familiar(context, checks):
-            return None
-        if context.sources and context.sources[0].score >= self.policy.retrieval_threshold:
-            checks.append("unfamiliar, but a past question is close enough to reuse")
+        if self._familiar(context, checks) or self._close_past_question(context, checks):
             return None
         return refusal(
             self.templates, context, "the message is unlike anything the assistant knows", checks

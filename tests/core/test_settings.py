@@ -87,6 +87,8 @@ def test_each_component_reads_its_own_section():
         "misunderstood_before_handoff",
         "familiarity_threshold",
         "support_hours",
+        "clarify_below",
+        "clarify_margin",
         "low_confidence_below",
     }
     with pytest.raises(ValidationError):  # a section is a view: set the settings instead
