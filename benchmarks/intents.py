@@ -263,10 +263,10 @@ SUMMARISED = (
 )
 
 
-def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean and sample standard deviation over seeds of each figure the table shows."""
-    summary: dict[str, Any] = {"model": runs[0]["model"], "seeds": [r["seed"] for r in runs]}
-    for key in SUMMARISED:
+def spread(runs: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[str, Any]:
+    """Mean, sample standard deviation and per-seed values of each of `keys` over runs."""
+    summary: dict[str, Any] = {}
+    for key in keys:
         values = [r[key] for r in runs if r.get(key) is not None]
         if values:
             summary[key] = {
@@ -275,6 +275,12 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 "per_seed": values,
             }
     return summary
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and sample standard deviation over seeds of each figure the table shows."""
+    seeds = [r["seed"] for r in runs]
+    return {"model": runs[0]["model"], "seeds": seeds, **spread(runs, SUMMARISED)}
 
 
 def _cell(summary: dict[str, Any], key: str, scale: float = 100.0) -> str:

@@ -36,7 +36,7 @@ SHARED = ROOT.parent / "shared" / "datasets"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from intents import OUT_OF_SCOPE, clinc150  # noqa: E402
+from intents import OUT_OF_SCOPE, clinc150, spread  # noqa: E402
 from oos_deployment import run_deployment  # noqa: E402
 
 from assistant.core.base_models import resolve_model_path  # noqa: E402
@@ -116,16 +116,16 @@ def figures(scored: Scored, labels: list[str], policy: RejectionPolicy) -> dict[
 
 
 def trade_off(scored: Scored, labels: list[str], policy: RejectionPolicy) -> list[list[float]]:
-    """(recall, accuracy) on test as the fallback's gate moves: the familiarity threshold
-    with the chosen probability and margin, or the probability threshold when there is no
-    familiarity."""
-    points = []
+    """(recall, accuracy) on test as the fallback's gate moves, keeping the best accuracy
+    at each recall: the probability threshold alone, the familiarity threshold alone, and
+    the familiarity threshold with the chosen probability and margin."""
+    probability_gates = [RejectionPolicy(float(g), 0.0) for g in np.linspace(0, 1, 101)]
+    policies = list(probability_gates)
     if scored.familiarity is not None:
         gates = np.quantile(scored.familiarity, np.linspace(0, 0.6, 121))
-        policies = [RejectionPolicy(policy.threshold, policy.margin, {}, float(g)) for g in gates]
-    else:
-        gates = np.linspace(0, 1, 101)
-        policies = [RejectionPolicy(float(g), policy.margin) for g in gates]
+        for threshold, margin in ((0.0, 0.0), (policy.threshold, policy.margin)):
+            policies += [RejectionPolicy(threshold, margin, {}, float(g)) for g in gates]
+    points = []
     for candidate in policies:
         result = outcome(
             scored.probabilities,
@@ -135,8 +135,17 @@ def trade_off(scored: Scored, labels: list[str], policy: RejectionPolicy) -> lis
             OUT_OF_SCOPE,
             scored.familiarity,
         )
-        points.append([result.out_of_scope_recall or 0.0, result.in_scope_accuracy])
-    return points
+        points.append((result.out_of_scope_recall or 0.0, result.in_scope_accuracy))
+    return pareto_front(points)
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[list[float]]:
+    """The points no other beats on both recall and accuracy, by recall."""
+    front: list[list[float]] = []
+    for recall, accuracy in sorted(points, key=lambda p: (-p[0], -p[1])):
+        if not front or accuracy > front[-1][1]:
+            front.append([recall, accuracy])
+    return sorted(front)
 
 
 def separation(scored: Scored) -> dict[str, float]:
@@ -239,15 +248,7 @@ def run_clinc(seeds: list[int]) -> dict[str, Any]:
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    summary: dict[str, Any] = {"runs": runs}
-    for key in SUMMARISED:
-        values = [r[key] for r in runs if r.get(key) is not None]
-        if values:
-            summary[key] = {
-                "mean": float(np.mean(values)),
-                "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
-            }
-    return summary
+    return {"runs": runs, **spread(runs, SUMMARISED)}
 
 
 def plot(curves: dict[str, list[list[float]]], path: Path) -> None:

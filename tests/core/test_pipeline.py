@@ -106,7 +106,7 @@ def test_a_handoff_leaves_the_conversation_to_the_support_team(cautious, eager):
     assert first.route in ("refuse", "clarify") and first.status == "bot"  # the bot keeps it
     store = cautious.store
     conversation = first.conversation_id
-    assert store.queue() == []
+    assert conversation not in [item.conversation_id for item in store.queue()]
     pressed = cautious.request_person(conversation)
     assert (pressed.route, pressed.status) == ("handoff", "waiting")
     assert store.conversation(conversation).handoff_kind == "asked_for_person"
