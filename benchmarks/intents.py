@@ -324,6 +324,10 @@ def main() -> None:
         "command": "python " + " ".join(sys.argv),
         "datasets": {},
     }
+    output = RESULTS / "intents.json"
+    if output.is_file():  # keep the datasets this run does not measure
+        previous = json.loads(output.read_text(encoding="utf-8")).get("datasets", {})
+        results["datasets"] = {k: v for k, v in previous.items() if k not in args.datasets}
     for name in args.datasets:
         runs: dict[str, list[dict[str, Any]]] = {}
         result = {"published": PUBLISHED[name], "runs": runs, "summary": []}
