@@ -120,9 +120,8 @@ def run_ours(splits: Splits, settings: Settings, reuse: bool) -> dict[str, Any]:
     fitted = None
     for int8 in (False, True):
         classifier = BertIntentClassifier.load(settings.intent_models_dir, "cpu", int8=int8)
-        if fitted is None and classifier.known is None:
-            # Trained before the familiarity check: fit it the way training now does.
-            calibrate(classifier, splits.train, splits.validation, settings)
+        if fitted is None:
+            with_familiarity(classifier, splits, settings)
         if fitted is not None:
             classifier.known, classifier.rejection = fitted.known, fitted.rejection
             classifier.temperature = fitted.temperature
@@ -153,6 +152,16 @@ def run_ours(splits: Splits, settings: Settings, reuse: bool) -> dict[str, Any]:
         "int8": rows["int8"],
         "version": metadata["version"],
     }
+
+
+def with_familiarity(
+    classifier: BertIntentClassifier, splits: Splits, settings: Settings
+) -> BertIntentClassifier:
+    """A model trained before the familiarity check, fitted with it the way training now
+    fits it (on the training and validation splits); a newer model as it is."""
+    if classifier.known is None:
+        calibrate(classifier, splits.train, splits.validation, settings)
+    return classifier
 
 
 def measure_speed(classifier: BertIntentClassifier, texts: list[str]) -> dict[str, float]:

@@ -36,7 +36,7 @@ SHARED = ROOT.parent / "shared" / "datasets"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from intents import OUT_OF_SCOPE, clinc150, spread  # noqa: E402
+from intents import OUT_OF_SCOPE, clinc150, spread, with_familiarity  # noqa: E402
 from oos_deployment import run_deployment  # noqa: E402
 
 from assistant.core.base_models import resolve_model_path  # noqa: E402
@@ -51,7 +51,7 @@ from assistant.intents.rejection import (  # noqa: E402
     outcome,
     target_indices,
 )
-from assistant.intents.training import calibrate, train_intent_classifier  # noqa: E402
+from assistant.intents.training import train_intent_classifier  # noqa: E402
 
 PUBLISHED = {
     "BERT-Large + threshold (Larson et al. 2019)": (96.2, 52.3),
@@ -86,9 +86,7 @@ def our_classifier(settings: Settings, splits: Any) -> BertIntentClassifier:
             splits.train, splits.validation, settings, checksum(splits.train), fresh=True
         )
     classifier = BertIntentClassifier.load(settings.intent_models_dir, "cpu")
-    if classifier.known is None:  # trained before the familiarity check: fit it the same way
-        calibrate(classifier, splits.train, splits.validation, settings)
-    return classifier
+    return with_familiarity(classifier, splits, settings)
 
 
 def score_ours(classifier: BertIntentClassifier, examples: list[IntentExample]) -> Scored:

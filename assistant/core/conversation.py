@@ -108,6 +108,11 @@ def next_state(
     )
 
 
+def repeat_form(text: str) -> str:
+    """A message as compared for a repeat: any case, any spacing."""
+    return " ".join(text.casefold().split())
+
+
 def message_digest(text: str) -> str:
     """A short fingerprint of a message, to tell one repeated word for word (any case)."""
-    return hashlib.sha256(" ".join(text.casefold().split()).encode()).hexdigest()[:16]
+    return hashlib.sha256(repeat_form(text).encode()).hexdigest()[:16]

@@ -6,6 +6,7 @@ from typing import Any
 
 import sqlite_utils
 
+from assistant.core.conversation import repeat_form
 from assistant.core.records import Author, ConversationStatus, HandoffKind, QueueItem, QueueKind
 from assistant.core.types import Route
 from assistant.storage.connection import SQLiteConnection
@@ -168,5 +169,4 @@ def _misunderstood_run(db: sqlite_utils.Database, handoff_turn: int) -> int:
 
 
 def _folded(text: str | None) -> str | None:
-    """A message as compared for a repeat (`assistant.core.conversation.message_digest`)."""
-    return " ".join(text.casefold().split()) if text is not None else None
+    return repeat_form(text) if text is not None else None
