@@ -3,7 +3,9 @@ and which device runs them."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -64,3 +66,33 @@ def pick_device(preference: str) -> str:
     if preference == "cuda" and not torch.cuda.is_available():
         raise HardwareError("device 'cuda' was configured but PyTorch sees no CUDA GPU")
     return preference
+
+
+def model_threads(configured: int) -> int:
+    """Threads for model work: as configured, or one per core this process may use."""
+    if configured > 0:
+        return configured
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def limit_model_threads(configured: int) -> int:
+    """Keep PyTorch's and FAISS's thread pools to `model_threads(configured)`: more threads
+    than cores only make concurrent requests fight over them. Returns the count."""
+    import faiss
+    import torch
+
+    count = model_threads(configured)
+    if torch.get_num_threads() != count:
+        torch.set_num_threads(count)
+    faiss.omp_set_num_threads(count)
+    return count
+
+
+def lower_thread_priority(steps: int = 10) -> None:
+    """Make the calling thread yield the CPU to the others (Linux: a per-thread nice value);
+    a long written answer then never delays the quick replies. Elsewhere, nothing changes."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), steps)

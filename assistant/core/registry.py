@@ -9,9 +9,10 @@ the classifier was trained.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from assistant.core.batching import MessageEncoder
 from assistant.core.components import build_component
 from assistant.core.seams import AnswerWriter, IntentClassifier, Retriever, Thresholds
 from assistant.core.settings import Settings
@@ -30,6 +31,8 @@ class Models:
     classifier: IntentClassifier
     retriever: Retriever
     router: Router
+    # Classifies and searches concurrent messages together (see `assistant.core.batching`).
+    encoder: MessageEncoder = field(compare=False)
     generator: AnswerWriter | None = None
 
     @classmethod
@@ -44,7 +47,16 @@ class Models:
         policy = policy_from(
             settings.routing, settings.intents, classifier.rejection, generator is not None
         )
-        return cls(classifier, retriever, Router(policy, templates), generator)
+        serving = settings.serving
+        encoder = MessageEncoder(
+            classifier,
+            retriever,
+            settings.routing.top_k_intents,
+            settings.routing.top_k_sources,
+            serving.batch_max_messages,
+            serving.batch_wait_ms,
+        )
+        return cls(classifier, retriever, Router(policy, templates), encoder, generator)
 
     @classmethod
     def load(
@@ -91,8 +103,7 @@ class Models:
 
     def warm_up(self) -> None:
         """Run each model once so the first customer does not pay for lazy initialisation."""
-        self.classifier.assess([WARM_UP_MESSAGE])
-        self.retriever.search([WARM_UP_MESSAGE])
+        self.encoder.understand(WARM_UP_MESSAGE)
         if self.generator is not None:
             self.generator.generate(WARM_UP_MESSAGE, [])
 

@@ -27,6 +27,11 @@ from assistant.text.redaction import DEFAULT_PHONE_REGIONS, Redactor
 __all__ = ["ApiKey", "Components", "Settings", "SupportHours", "UserAccount", "load_settings"]
 
 DEFAULT_CONFIG_FILE = Path("assistant.toml")
+RETIRED_INT8 = (
+    "intent_int8 is retired: the intent model and the sentence encoder now run as int8 ONNX "
+    "on the CPU whenever int8 kept its accuracy at training, fp32 otherwise; remove the "
+    'setting, or set encoder_runtime = "int8", "fp32" or "torch" to choose yourself'
+)
 
 
 class Settings(BaseSettings):
@@ -43,6 +48,14 @@ class Settings(BaseSettings):
     embedding_model: str = "all-MiniLM-L6-v2"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     faiss_gpu: Literal["auto", "on", "off"] = "auto"
+    # What runs the intent model and the sentence encoder (core/onnx_forms.py): "auto" is the
+    # ONNX form chosen at training (int8 on the CPU when it kept within the tolerances below,
+    # fp32 otherwise; fp32 on CUDA); "int8" and "fp32" force one; "torch" is PyTorch.
+    encoder_runtime: Literal["auto", "int8", "fp32", "torch"] = "auto"
+    # How far below fp32 the int8 form may score on held-out data and still be chosen: intent
+    # accuracy (0.003 = 0.3 points) and the index's MRR@10. Negative: never int8.
+    int8_accuracy_tolerance: float = Field(0.003, ge=-1, le=1)
+    int8_mrr_tolerance: float = Field(0.005, ge=-1, le=1)
 
     # Intent classifier training (defaults chosen on validation data; see README).
     epochs: int = Field(7, ge=1)
@@ -68,7 +81,7 @@ class Settings(BaseSettings):
     # With no out-of-scope examples: the share of known messages judged too unfamiliar.
     familiarity_quantile: float = Field(0.005, ge=0, lt=1)
     per_intent_thresholds: bool = False
-    intent_int8: bool = False  # serve the classifier with int8 dynamic quantization (CPU)
+    intent_int8: bool | None = None  # retired: see RETIRED_INT8
 
     # Answer generator. With no base model, a small GPT-2 and its tokenizer are trained from
     # scratch on the Q&A pairs; a local folder or hub name (e.g. "gpt2") is fine-tuned instead.
@@ -129,6 +142,17 @@ class Settings(BaseSettings):
     trusted_proxies: list[str] = []
     max_waiting_chats: int = Field(128, ge=1)  # /api/chat requests at once; more: 503
     queue_max_size: int = Field(100, ge=1)  # events waiting per page; more: "busy"
+    # Concurrent messages are encoded together (core/batching.py): at most this many in one
+    # batch, and while busy the encoder waits this long for more.
+    batch_max_messages: int = Field(64, ge=1)
+    batch_wait_ms: float = Field(2.0, ge=0, le=50)
+    # Threads for model work (encoders, FAISS, the generator); 0: one per core.
+    model_threads: int = Field(0, ge=0)
+    # Written answers at once (each in its own worker); more wait, up to `generation_queue`.
+    generation_workers: int = Field(1, ge=1)
+    generation_queue: int = Field(8, ge=0)  # written answers waiting; more get the fallback
+    # Web chat events (a reply being written, a rating) handled at once per event kind.
+    chat_concurrency: int = Field(0, ge=0)  # 0: sized to the server (max_waiting_chats)
 
     # Access: the support team's accounts and other tools' API keys (see staff/accounts.py).
     users: list[UserAccount] = []
@@ -201,6 +225,13 @@ class Settings(BaseSettings):
     def __init__(self, **values: Any) -> None:
         super().__init__(**flatten_sections(values))
 
+    @field_validator("intent_int8")
+    @classmethod
+    def _retired(cls, value: bool | None) -> None:
+        if value is not None:
+            raise ValueError(RETIRED_INT8)
+        return None
+
     # Each component's section (see SECTIONS).
     paths = property(lambda self: section(self, "paths"))
     models = property(lambda self: section(self, "models"))
@@ -229,7 +260,11 @@ class Settings(BaseSettings):
 SECTIONS: dict[str, dict[str, str]] = {
     "paths": {name: name for name in ("data_dir", "models_dir", "index_dir", "database_path")},
     "models": {
-        name: name for name in ("intent_base_model", "embedding_model", "device", "faiss_gpu")
+        name: name
+        for name in (
+            "intent_base_model", "embedding_model", "device", "faiss_gpu", "encoder_runtime",
+            "int8_accuracy_tolerance", "int8_mrr_tolerance",
+        )
     },
     "intents": {
         name: name
@@ -268,6 +303,8 @@ SECTIONS: dict[str, dict[str, str]] = {
             "rate_per_conversation", "rate_per_address", "page_events_per_session",
             "page_events_per_address", "rate_limit_exempt", "trusted_proxies",
             "max_waiting_chats", "queue_max_size", "phone_regions",
+            "batch_max_messages", "batch_wait_ms", "model_threads", "generation_workers",
+            "generation_queue", "chat_concurrency",
         )
     },
     "access": {

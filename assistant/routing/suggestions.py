@@ -72,9 +72,9 @@ def suggest(
     settings = assistant.settings
     text = normalise_message(message, settings.serving.max_message_chars)
     models = models or assistant.models  # one set throughout, even across a switch
-    prediction = models.classifier.assess([text], settings.routing.top_k_intents)[0]
+    understood = models.encoder.understand(text)
+    prediction, sources = understood.prediction, understood.sources
     intents = prediction.intents
-    sources = models.retriever.search([text], settings.routing.top_k_sources)[0]
     found = extract_slots(text)
     slots = {**history_slots(history, settings.serving.max_message_chars), **found}
     router = models.router

@@ -1,0 +1,128 @@
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from assistant.core.batching import MessageEncoder, MicroBatcher
+from tests.fakes import KeywordClassifier, WordOverlapRetriever
+
+
+class HeldWork:
+    """Doubles its inputs; the first batch waits until released, so others queue behind it."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.started = threading.Event()
+        self.batches: list[list[int]] = []
+
+    def __call__(self, items: list[int]) -> list[int]:
+        self.batches.append(list(items))
+        if len(self.batches) == 1:
+            self.started.set()
+            self.release.wait(5)
+        if any(item < 0 for item in items):
+            raise ValueError("negative")
+        return [item * 2 for item in items]
+
+
+def queue_behind_first(batcher, work, later):
+    """Run `[0]` and hold it, queue each of `later` from its own thread, then release."""
+    pool = ThreadPoolExecutor(len(later) + 1)
+    first = pool.submit(batcher.run, [0])
+    assert work.started.wait(5)
+    futures = [pool.submit(batcher.run, items) for items in later]
+    while batcher._jobs.qsize() < len(later):
+        threading.Event().wait(0.001)
+    work.release.set()
+    return first, futures, pool
+
+
+def test_callers_that_arrive_together_share_one_batch_and_get_their_own_results():
+    work = HeldWork()
+    batcher = MicroBatcher(work, max_batch=64)
+    first, futures, pool = queue_behind_first(batcher, work, [[1], [2, 3], [4]])
+    assert first.result() == [0]
+    assert sorted(tuple(f.result()) for f in futures) == [(2,), (4, 6), (8,)]
+    assert len(work.batches) == 2
+    assert sorted(work.batches[1]) == [1, 2, 3, 4]
+    pool.shutdown()
+
+
+def test_a_batch_never_holds_more_than_max_batch_inputs():
+    work = HeldWork()
+    batcher = MicroBatcher(work, max_batch=2)
+    _first, futures, pool = queue_behind_first(batcher, work, [[1], [2], [3], [4], [5]])
+    assert sorted(f.result()[0] for f in futures) == [2, 4, 6, 8, 10]
+    assert all(len(batch) <= 2 for batch in work.batches)
+    assert len(work.batches) >= 4
+    pool.shutdown()
+
+
+def test_a_bad_input_fails_only_its_own_caller():
+    work = HeldWork()
+    batcher = MicroBatcher(work)
+    _first, futures, pool = queue_behind_first(batcher, work, [[1], [-1], [3]])
+    good, bad, other = futures
+    assert good.result() == [2]
+    assert other.result() == [6]
+    with pytest.raises(ValueError, match="negative"):
+        bad.result()
+    pool.shutdown()
+
+
+def test_a_lone_caller_runs_alone_and_the_idle_worker_leaves_and_comes_back():
+    seen = []
+    batcher = MicroBatcher(lambda items: seen.append(items) or items, idle_seconds=0.05)
+    assert batcher.run(["a"]) == ["a"]
+    worker = batcher._worker
+    worker.join(2)
+    assert not worker.is_alive()
+    assert batcher.run(["b"]) == ["b"]
+    assert seen == [["a"], ["b"]]
+    assert batcher.run([]) == []
+
+
+class CountingClassifier(KeywordClassifier):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[list[str]] = []
+        self.release = threading.Event()
+
+    def assess(self, texts, top_k=3):
+        self.calls.append(list(texts))
+        if len(self.calls) == 1:
+            self.release.wait(5)
+        return super().assess(texts, top_k)
+
+
+class CountingRetriever(WordOverlapRetriever):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[list[str]] = []
+
+    def search(self, texts, k=3):
+        self.calls.append(list(texts))
+        return super().search(texts, k)
+
+
+def test_concurrent_messages_are_classified_and_searched_together_once_each():
+    classifier, retriever = CountingClassifier(), CountingRetriever()
+    encoder = MessageEncoder(classifier, retriever, top_k_intents=2, top_k_sources=1)
+    messages = ["where is my order", "I want a refund", "reset my password", "hello there"]
+    with ThreadPoolExecutor(len(messages)) as pool:
+        futures = [pool.submit(encoder.understand, messages[0])]
+        while not classifier.calls:
+            threading.Event().wait(0.001)
+        futures += [pool.submit(encoder.understand, text) for text in messages[1:]]
+        while encoder.batcher._jobs.qsize() < len(messages) - 1:
+            threading.Event().wait(0.001)
+        classifier.release.set()
+        understood = [future.result() for future in futures]
+    assert len(classifier.calls) == 2
+    assert classifier.calls[0] == messages[:1]
+    assert sorted(classifier.calls[1]) == sorted(messages[1:])
+    assert sorted(text for call in retriever.calls for text in call) == sorted(messages)
+    for text, result in zip(messages, understood, strict=True):
+        assert result.prediction == classifier.assess([text], 2)[0]
+        assert result.sources == retriever.search([text], 1)[0]
+        assert len(result.prediction.intents) <= 2
