@@ -25,9 +25,12 @@ class SQLiteAgentDesk(SQLiteAgentQueue):
 
     def handoff(self, conversation_id: str, reason: str) -> None:
         """Put a conversation in the agent queue; the bot stops answering it."""
-        with self._write_lock, self._db.atomic():
+
+        def change():
             self._require_conversation(conversation_id)
             self._enter_queue(conversation_id, reason, _now())
+
+        self._write(change)
 
     def _act(
         self,
@@ -84,8 +87,11 @@ class SQLiteAgentDesk(SQLiteAgentQueue):
 
     def take(self, conversation_id: str, agent: str) -> None:
         """An agent takes a conversation, from another agent too: it is theirs until resolved."""
-        with self._write_lock, self._db.atomic():
+
+        def change():
             self._assign(conversation_id, agent, _now(), take_over=True)
+
+        self._write(change)
 
     def agent_reply(
         self,
@@ -106,31 +112,36 @@ class SQLiteAgentDesk(SQLiteAgentQueue):
         """
         if not text.strip():
             raise MessageError("the reply is empty")
-        with self._write_lock, self._db.atomic():
+
+        def change():
             now = _now()
             self._assign(conversation_id, agent, now, take_over=False)
-            if turn_id is None:
-                turn_id = self._last_turn_id(conversation_id)
-            elif self._require_turn(turn_id)["conversation_id"] != conversation_id:
-                raise UnknownTurn(turn_id)
+            concerned = turn_id
+            if concerned is None:
+                concerned = self._last_turn_id(conversation_id)
+            elif self._require_turn(concerned)["conversation_id"] != conversation_id:
+                raise UnknownTurn(concerned)
             clean = self._redact(text.strip())
             message = self._db["messages"].insert(
-                self._message(conversation_id, turn_id, Author.AGENT, clean, now, agent)
+                self._message(conversation_id, concerned, Author.AGENT, clean, now, agent)
             )
             message_id = int(message.last_pk)
             kind, payload = _reply_action(clean, suggestion, self._redact)
             if suggestion_info:
                 payload["suggestion"] = suggestion_info
             payload["message_id"] = message_id
-            self._act(conversation_id, turn_id, kind, agent, payload, now)
+            self._act(conversation_id, concerned, kind, agent, payload, now)
             return message_id
+
+        return self._write(change)
 
     def correct_intent(self, turn_id: int, agent: str, intent: str) -> int:
         """Record the right intent of a customer turn; the latest correction counts."""
         intent = intent.strip()
         if not intent:
             raise MessageError("the corrected intent is empty")
-        with self._write_lock, self._db.atomic():
+
+        def change():
             turn = self._require_turn(turn_id)
             previous = self._db.execute(
                 "SELECT json_extract(payload, '$.new') FROM agent_actions "
@@ -147,9 +158,12 @@ class SQLiteAgentDesk(SQLiteAgentQueue):
                 _now(),
             )
 
+        return self._write(change)
+
     def resolve(self, conversation_id: str, agent: str) -> None:
         """Close the conversation for the support team; the bot answers it again."""
-        with self._write_lock, self._db.atomic():
+
+        def change():
             row = self._require_conversation(conversation_id)
             now = _now()
             self._db["conversations"].update(
@@ -170,6 +184,8 @@ class SQLiteAgentDesk(SQLiteAgentQueue):
                 now,
             )
 
+        self._write(change)
+
     def review_answer(
         self,
         message_id: int,
@@ -187,12 +203,13 @@ class SQLiteAgentDesk(SQLiteAgentQueue):
         """
         if not reviewer.strip():
             raise ValueError("a review needs the reviewer's name")
-        with self._write_lock, self._db.atomic():
+
+        def change() -> int:
             line = self._agent_line(message_id)
             turn = self._require_turn(line["turn_id"]) if line["turn_id"] else {}
-            question = (question or turn.get("user_text") or "").strip()
-            answer = (answer or line["text"]).strip()
-            if approved and not (question and answer):
+            pair = (question or turn.get("user_text") or "").strip()
+            reply = (answer or line["text"]).strip()
+            if approved and not (pair and reply):
                 raise MessageError("an approved answer needs its question and answer")
             row = self._db["reuse_reviews"].insert(
                 {
@@ -202,11 +219,13 @@ class SQLiteAgentDesk(SQLiteAgentQueue):
                     "approved": int(approved),
                     "actor": reviewer,
                     "created_at": _now(),
-                    "question": self._redact(question) if approved else None,
-                    "answer": self._redact(answer) if approved else None,
+                    "question": self._redact(pair) if approved else None,
+                    "answer": self._redact(reply) if approved else None,
                 }
             )
             return int(row.last_pk)
+
+        return self._write(change)
 
     def _agent_line(self, message_id: int) -> dict[str, Any]:
         row = self._db.execute(

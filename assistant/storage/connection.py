@@ -1,7 +1,11 @@
 """The SQLite connection the log's roles share: one writer, fresh readers, the schema.
 
-SQLite runs in WAL mode: one writer connection, serialised by a lock, and a fresh
-connection per read, so readers never wait on the writer. Personal data is
+SQLite runs in WAL mode with one writer: every change is a function queued to one
+thread, which runs the changes waiting together in one transaction (each in its own
+savepoint, so one that fails undoes only itself) and commits them as a group. The
+caller returns only once its change is committed, so an acknowledged turn survives a
+`kill -9`; a crowd pays for one commit per group, not per turn. Reads use a fresh
+connection each, so readers never wait on the writer. Personal data is
 redacted here, at the only door into storage, so no caller can forget it (the
 business's own contacts, `public_contacts`, are kept).
 """
@@ -9,13 +13,15 @@ business's own contacts, `public_contacts`, are kept).
 from __future__ import annotations
 
 import sqlite3
-import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlite_utils
 
+from assistant.core.batching import MicroBatcher
 from assistant.core.errors import ArtifactError, UnknownConversation, UnknownTurn
 from assistant.core.records import Author, Conversation, ConversationStatus, HandoffKind
 from assistant.storage.contacts import ContactVault
@@ -35,6 +41,21 @@ APPROVED_SQL = (
 )
 
 
+T = TypeVar("T")
+WRITE_GROUP = 256  # changes committed together at most
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    value: Any = None
+    error: Exception | None = None
+
+    def result(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -49,27 +70,47 @@ class SQLiteConnection:
         path.parent.mkdir(parents=True, exist_ok=True)
         connection = sqlite3.connect(path, check_same_thread=False, timeout=30)
         self._db = sqlite_utils.Database(connection)
-        self._write_lock = threading.Lock()
         self._db.enable_wal()
         self._db.execute("PRAGMA foreign_keys = ON")
         self._migrate()
+        self._writes: MicroBatcher[Callable[[], Any], _Outcome] = MicroBatcher(
+            self._commit_group, WRITE_GROUP, max_wait_ms=0, name="log-writer"
+        )
+
+    def _write(self, change: Callable[[], T]) -> T:
+        """Run `change` on the writer connection in a transaction of its own or shared with
+        others; returns its result, or raises its error, once that is committed."""
+        return self._writes.run([change])[0].result()
+
+    def _commit_group(self, changes: list[Callable[[], Any]]) -> list[_Outcome]:
+        """One transaction for `changes`, each in a savepoint. A failed commit raises, and
+        the batcher then runs each change alone."""
+        outcomes = []
+        with self._db.atomic():
+            for change in changes:
+                try:
+                    with self._db.atomic():
+                        outcomes.append(_Outcome(change()))
+                except Exception as error:
+                    outcomes.append(_Outcome(error=error))
+        return outcomes
 
     @property
     def schema_version(self) -> int:
         return self._db.execute("PRAGMA user_version").fetchone()[0]
 
     def _migrate(self) -> None:
-        with self._write_lock:
-            version = self.schema_version
-            if version > len(MIGRATIONS):
-                raise ArtifactError(
-                    f"{self.path} has schema version {version}, newer than this program "
-                    f"knows ({len(MIGRATIONS)}); upgrade the assistant to open it"
-                )
-            for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
-                with self._db.atomic():
-                    migration(self._db)
-                    self._db.execute(f"PRAGMA user_version = {number}")
+        """Bring the schema up to date; runs before the writer starts, so alone."""
+        version = self.schema_version
+        if version > len(MIGRATIONS):
+            raise ArtifactError(
+                f"{self.path} has schema version {version}, newer than this program "
+                f"knows ({len(MIGRATIONS)}); upgrade the assistant to open it"
+            )
+        for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self._db.atomic():
+                migration(self._db)
+                self._db.execute(f"PRAGMA user_version = {number}")
 
     def _reader(self) -> sqlite_utils.Database:
         return sqlite_utils.Database(sqlite3.connect(self.path, timeout=30))

@@ -17,7 +17,8 @@ class SQLiteTurnLog(SQLiteConnection):
     def start_conversation(self, channel: str = "chat") -> str:
         conversation_id = uuid.uuid4().hex
         now = _now()
-        with self._write_lock, self._db.atomic():
+
+        def change():
             self._db["conversations"].insert(
                 {
                     "id": conversation_id,
@@ -28,6 +29,8 @@ class SQLiteTurnLog(SQLiteConnection):
                     "slots": "{}",
                 }
             )
+
+        self._write(change)
         return conversation_id
 
     def state(self, conversation_id: str) -> ConversationState:
@@ -41,11 +44,13 @@ class SQLiteTurnLog(SQLiteConnection):
         )
 
     def save_contact(self, conversation_id: str, email: str) -> None:
-        with self._write_lock, self._db.atomic():
+        def change():
             self._require_conversation(conversation_id)
             self._db["conversations"].update(
                 conversation_id, {"contact": self._contacts.seal(email), "updated_at": _now()}
             )
+
+        self._write(change)
 
     def status(self, conversation_id: str) -> ConversationStatus:
         return self.conversation(conversation_id).status
@@ -56,8 +61,11 @@ class SQLiteTurnLog(SQLiteConnection):
         A turn with a `handoff_reason` puts the conversation in the agent queue. The texts,
         the reason, the sources and the trace are all redacted: each can quote the customer.
         """
-        with self._write_lock, self._db.atomic():
+
+        def change():
             return self._write_turn(record)
+
+        return self._write(change)
 
     def log_bot_turn(
         self, record: TurnRecord, instead: Callable[[ConversationStatus], TurnRecord]
@@ -65,11 +73,14 @@ class SQLiteTurnLog(SQLiteConnection):
         """Write the bot's turn unless people have the conversation by now, read in the same
         transaction as the write: then write `instead(status)`. Returns the turn id and the
         status it was written under."""
-        with self._write_lock, self._db.atomic():
+
+        def change():
             status = ConversationStatus(
                 self._require_conversation(record.conversation_id)["status"]
             )
             return self._write_turn(instead(status) if status.with_people else record), status
+
+        return self._write(change)
 
     def _write_turn(self, record: TurnRecord) -> int:
         position = self._db.execute(
@@ -129,7 +140,8 @@ class SQLiteTurnLog(SQLiteConnection):
         """
         if rating not in (1, -1):
             raise ValueError("rating must be 1 (thumbs up) or -1 (thumbs down)")
-        with self._write_lock, self._db.atomic():
+
+        def change():
             owned = self._db["turns"].count_where(
                 "id = ? AND conversation_id = ?", [turn_id, conversation_id]
             )
@@ -162,3 +174,5 @@ class SQLiteTurnLog(SQLiteConnection):
                     }
                 )
             return feedback_id
+
+        return self._write(change)
