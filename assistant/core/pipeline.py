@@ -18,6 +18,7 @@ from collections.abc import Generator
 from dataclasses import replace
 from typing import Any, TypeVar
 
+from assistant.core.base_models import limit_model_threads
 from assistant.core.components import build_component
 from assistant.core.conversation import (
     CONTACT_SAVED_REPLY,
@@ -41,6 +42,7 @@ from assistant.core.settings import Settings
 from assistant.core.stream import ReplyStream
 from assistant.core.trace import build_trace
 from assistant.core.types import Decision, Reply, ReplyEvent, Route, TurnContext
+from assistant.generation.capacity import BUSY_REASON, WritingCapacity
 from assistant.generation.grounding import StreamGuard, Verdict, check_answer
 from assistant.lifecycle.releases import ModelVersions
 from assistant.routing.router import DEFAULT_HUMAN_REPLY as DEFAULT_PERSON_REPLY
@@ -71,10 +73,13 @@ class Assistant:
         self._switching = threading.Lock()
         # Who can take a handoff: the support hours here; the server adds who is signed in.
         self.staffing: Staffing = TeamAvailability(settings.routing.support_hours)
+        serving = settings.serving
+        self.writing = WritingCapacity(serving.generation_workers, serving.generation_queue)
 
     @classmethod
     def load(cls, settings: Settings) -> Assistant:
         """Load built artifacts; raises `ArtifactError` saying how to build what is missing."""
+        limit_model_threads(settings.serving.model_threads)
         models = Models.load(settings)
         return cls(
             settings,
@@ -155,9 +160,9 @@ class Assistant:
                 version = models.versions.describe()
                 yield self._leave_to_agent(text, conversation_id, state, status, version, started)
                 return
-        prediction = models.classifier.assess([text], self.settings.routing.top_k_intents)[0]
+        understood = models.encoder.understand(text)
+        prediction, sources = understood.prediction, understood.sources
         intents = prediction.intents
-        sources = models.retriever.search([text], self.settings.routing.top_k_sources)[0]
         found_slots = extract_slots(text)
         slots = {**state.slots, **found_slots}
         digest = message_digest(text)
@@ -174,7 +179,7 @@ class Assistant:
         generation, listening = None, True
         if decision.route is Route.GENERATE:
             writing = self.write_answer(text, context, decision, models)
-            while True:
+            while True:  # pieces pass through as they come; the last holds the settled reply
                 try:
                     piece = next(writing)
                 except StopIteration as done:
@@ -249,13 +254,16 @@ class Assistant:
         given = [text, *context.slots.values()]
         guard = StreamGuard([*given, *past_answers])
         stop = threading.Event()
-        for piece in generator.stream(text, past_answers, stop):
-            shown = guard.feed(piece)
-            if guard.tripped:
-                stop.set()
-                break
-            if shown:
-                yield shown
+        with self.writing.turn() as admitted:
+            if not admitted:
+                return decision.settle("", False, BUSY_REASON), {"used": "busy"}
+            for piece in generator.stream(text, past_answers, stop):
+                shown = guard.feed(piece)
+                if guard.tripped:
+                    stop.set()
+                    break
+                if shown:
+                    yield shown
         tail = guard.finish()
         if tail:
             yield tail

@@ -29,7 +29,7 @@ from transformers import (
 )
 from transformers.pytorch_utils import Conv1D
 
-from assistant.core.base_models import pick_device
+from assistant.core.base_models import lower_thread_priority, pick_device
 from assistant.core.errors import ArtifactError, ConfigError
 from assistant.core.settings import Settings
 from assistant.lifecycle.versions import read_version, version_path
@@ -192,6 +192,7 @@ class Gpt2AnswerWriter:
         }
 
     def _generate(self, arguments: dict[str, Any]) -> None:
+        lower_thread_priority()
         with torch.inference_mode():
             self.model.generate(**arguments)
 
