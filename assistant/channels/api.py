@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
+import anyio.to_thread
 import gradio as gr
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -41,6 +42,7 @@ from assistant.channels.origins import OriginGuard, add_cors
 from assistant.channels.page_guard import PageGuard, too_many
 from assistant.channels.rate_limits import chat_slot, limit_address, limit_chat
 from assistant.channels.sse import server_sent_events as _server_sent_events
+from assistant.channels.web_chat import chat_concurrency
 from assistant.core.errors import (
     MessageError,
     MissingApiKey,
@@ -162,7 +164,12 @@ def watching_for_new_models(assistant: Assistant):
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        interval = assistant.settings.serving.reload_check_seconds
+        # Endpoints and chat events wait in threads for the encoders' shared batches: room
+        # for every request the server admits (AnyIO's default is 40 threads).
+        serving = assistant.settings.serving
+        threads = anyio.to_thread.current_default_thread_limiter()
+        threads.total_tokens = max(threads.total_tokens, server_threads(serving))
+        interval = serving.reload_check_seconds
         watcher = ModelWatcher(assistant, interval) if interval > 0 else None
         if watcher is not None:
             watcher.start()
@@ -171,6 +178,12 @@ def watching_for_new_models(assistant: Assistant):
             await asyncio.to_thread(watcher.stop)
 
     return lifespan
+
+
+def server_threads(serving: Any) -> int:
+    """Threads for requests: every API chat admitted, every chat-page event, and a margin
+    for polls, feedback and the staff pages."""
+    return serving.max_waiting_chats + chat_concurrency(serving) + 16
 
 
 def create_app(assistant: Assistant, with_ui: bool = True) -> FastAPI:

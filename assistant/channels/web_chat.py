@@ -231,12 +231,13 @@ def build_ui(assistant: Assistant) -> gr.Blocks:
         # The timer rests while a reply is written, so a tick cannot overwrite the chat with
         # a copy that lacks the reply; the check after the reply restarts it. A quick reply
         # goes into the box and from there the same way as a typed message.
-        for started in (
-            message.submit(lambda: gr.Timer(active=False), None, timer),
-            send.click(lambda: gr.Timer(active=False), None, timer),
-            chatbot.option_select(choose, None, [message, timer]),
+        # Named, so that a client (a load test, say) can call the page's reply event.
+        for name, started in (
+            ("respond", message.submit(lambda: gr.Timer(active=False), None, timer)),
+            ("respond_send", send.click(lambda: gr.Timer(active=False), None, timer)),
+            ("respond_option", chatbot.option_select(choose, None, [message, timer])),
         ):
-            started.then(partial(respond, assistant), state, state).then(
+            started.then(partial(respond, assistant), state, state, api_name=name).then(
                 check, [chatbot, conversation_id, last_seen], polled, show_progress="hidden"
             )
         person.click(lambda: gr.Timer(active=False), None, timer).then(
@@ -251,6 +252,14 @@ def build_ui(assistant: Assistant) -> gr.Blocks:
             None,
             [*state, last_seen, status, timer],
         )
-    # A full queue shows Gradio's "busy, try again" rather than growing without bound.
-    demo.queue(max_size=assistant.settings.serving.queue_max_size)
+    # Many customers at once, each event kind up to `chat_concurrency` (Gradio's default is
+    # one: every customer would wait behind the reply being written). A full queue shows
+    # Gradio's "busy, try again" rather than growing without bound.
+    serving = assistant.settings.serving
+    demo.queue(max_size=serving.queue_max_size, default_concurrency_limit=chat_concurrency(serving))
     return demo
+
+
+def chat_concurrency(serving: Any) -> int:
+    """Events of one kind handled at once: as configured, or as many as the API serves."""
+    return serving.chat_concurrency or serving.max_waiting_chats
