@@ -1,0 +1,462 @@
+"""Serving speed on this machine: the encoder floor, then a real server over HTTP.
+
+    python benchmarks/serving.py [--clients 1 8 32 64] [--turns 50] [--port 7873]
+    python benchmarks/serving.py --soak-minutes 10      # memory over a long run
+    python benchmarks/serving.py --url http://127.0.0.1:8080  # a server already running
+
+The models must be built (`python launch.py --build-only`). In one run it measures:
+
+1. the floor: one encoder pass for one message, and batched sentences a second, for
+   the intent model and the sentence encoder as the server loads them;
+2. a server (`assistant serve` on a copy-free, empty log of its own) over HTTP, with
+   1, 8, 32 and 64 concurrent conversations of `--turns` turns each: a fixed, seeded
+   mix of demo messages, about 10 % of which reach the answer writer. For each level:
+   replies/s, round-trip p50/p95/p99, the server's own latency, errors, acknowledged
+   turns missing from the log afterwards, the server's resident memory, and each
+   figure's ratio to the floor; then warm start (process start to a ready server);
+3. the web chat page itself, driven with the Gradio client by 32 concurrent customers,
+   beside the API's figures.
+
+Writes benchmarks/results/serving.json (machine, date and command inside) and prints a
+table. The load generator is asyncio on raw keep-alive HTTP/1.1, so that it spends as
+little of the machine as it can.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(ROOT))
+
+WRITTEN_SHARE = 0.10  # of turns that reach the answer writer
+PROBE_MESSAGES = 600
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "machine": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "command": "python " + " ".join(sys.argv),
+    }
+
+
+def percentile_ms(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"p50": 0.0, "p95": 0.0, "p99": 0.0}
+    array = np.array(values)
+    return {name: round(float(np.percentile(array, q)), 2) for name, q in
+            (("p50", 50), ("p95", 95), ("p99", 99))}  # fmt: skip
+
+
+# 1. The floor ---------------------------------------------------------------------------
+
+
+def encoder_floor(texts: list[str]) -> dict[str, Any]:
+    """One pass for one message and batched sentences/s, per model, as the server loads
+    them; and what a reply's two passes allow at most."""
+    from assistant.core.base_models import limit_model_threads
+    from assistant.core.registry import Models
+    from assistant.core.settings import load_settings
+
+    settings = load_settings()
+    limit_model_threads(settings.serving.model_threads)
+    models = Models.load(settings)
+    passes = {
+        "intent model": lambda batch: models.classifier.assess(batch),
+        "sentence encoder": lambda batch: models.retriever.encode(batch),
+    }
+    floor: dict[str, Any] = {}
+    for name, run in passes.items():
+        for text in texts[:20]:
+            run([text])
+        single = []
+        for text in texts[:200]:
+            started = time.perf_counter()
+            run([text])
+            single.append((time.perf_counter() - started) * 1000)
+        batch = texts[:512]
+        started = time.perf_counter()
+        for start in range(0, len(batch), 64):
+            run(batch[start : start + 64])
+        floor[name] = {
+            "one_message_ms_p50": round(statistics.median(single), 2),
+            "batched_sentences_per_s": round(len(batch) / (time.perf_counter() - started), 1),
+        }
+    rates = [floor[name]["batched_sentences_per_s"] for name in passes]
+    floor["replies_per_s"] = round(1 / sum(1 / rate for rate in rates), 1)
+    floor["one_reply_ms"] = round(sum(floor[name]["one_message_ms_p50"] for name in passes), 2)
+    floor["model_version"] = models.versions.describe()
+    return floor
+
+
+# 2. The server ---------------------------------------------------------------------------
+
+
+class Server:
+    """`assistant serve` on `port` with an empty log of its own in `folder`."""
+
+    def __init__(self, port: int, folder: Path) -> None:
+        self.port, self.database = port, folder / "serving.db"
+        environment = {
+            **os.environ,
+            "ASSISTANT_DATABASE_PATH": str(self.database),
+            # A benchmark conversation sends 50 turns in seconds: no per-conversation limit.
+            "ASSISTANT_SERVING__RATE_PER_CONVERSATION": "1000000/minute",
+            "ASSISTANT_SERVING__RELOAD_CHECK_SECONDS": "0",
+        }
+        started = time.perf_counter()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "assistant.cli", "serve", "--port", str(port)],
+            cwd=ROOT,
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.warm_start_s = round(self._wait_ready(started), 2)
+
+    def _wait_ready(self, started: float) -> float:
+        import httpx
+
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SystemExit("the server exited; build first: python launch.py --build-only")
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/api/health", timeout=1).is_success:
+                    return time.perf_counter() - started
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        self.stop()
+        raise SystemExit("the server did not become ready within 180 s")
+
+    def memory_mb(self) -> dict[str, float]:
+        """Resident memory now and at its peak, from /proc (Linux)."""
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        values = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        return {
+            key: round(int(values[field].split()[0]) / 1024, 1)
+            for key, field in (("rss_mb", "VmRSS"), ("peak_rss_mb", "VmHWM"))
+        }
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+async def post(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str, payload: dict
+) -> tuple[int, dict]:
+    body = json.dumps(payload).encode()
+    writer.write(
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    await writer.drain()
+    status_line = await reader.readline()
+    if not status_line:
+        raise ConnectionError("the server closed the connection")
+    status = int(status_line.split()[1])
+    length = 0
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode("latin-1").partition(":")
+        if name.lower() == "content-length":
+            length = int(value)
+    return status, json.loads(await reader.readexactly(length)) if length else {}
+
+
+async def conversation(port: int, messages: list[str], results: list[dict]) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    conversation_id = None
+    try:
+        for message in messages:
+            started = time.perf_counter()
+            try:
+                status, reply = await post(
+                    reader, writer, "/api/chat",
+                    {"message": message, "conversation_id": conversation_id},
+                )  # fmt: skip
+            except (ConnectionError, OSError, ValueError, asyncio.IncompleteReadError) as error:
+                results.append({"error": type(error).__name__})
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                continue
+            elapsed = (time.perf_counter() - started) * 1000
+            if status != 200:
+                results.append({"error": status, "ms": elapsed})
+                continue
+            conversation_id = reply["conversation_id"]
+            results.append(
+                {
+                    "ms": elapsed,
+                    "server_ms": reply["latency_ms"],
+                    "route": reply["route"],
+                    "conversation_id": conversation_id,
+                    "turn_id": reply["turn_id"],
+                }
+            )
+    finally:
+        writer.close()
+
+
+def run_level(port: int, scripts: list[list[str]]) -> tuple[list[dict], float]:
+    async def everyone() -> list[dict]:
+        results: list[dict] = []
+        await asyncio.gather(*(conversation(port, script, results) for script in scripts))
+        return results
+
+    started = time.perf_counter()
+    results = asyncio.run(everyone())
+    return results, time.perf_counter() - started
+
+
+def missing_turns(database: Path, results: list[dict]) -> int:
+    """Acknowledged turns (a 200 with a turn id) not in the log."""
+    acknowledged = {(r["conversation_id"], r["turn_id"]) for r in results if "turn_id" in r}
+    with sqlite3.connect(database) as connection:
+        logged = set(connection.execute("SELECT conversation_id, id FROM turns"))
+    return len(acknowledged - logged)
+
+
+def probe_routes(port: int, candidates: list[str]) -> dict[str, list[str]]:
+    """Each candidate's route as a conversation's first message, asked of the server."""
+
+    async def ask_all() -> dict[str, list[str]]:
+        routes: dict[str, list[str]] = {}
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        for message in candidates:
+            status, reply = await post(reader, writer, "/api/chat", {"message": message})
+            if status == 200:
+                routes.setdefault(reply["route"], []).append(message)
+        writer.close()
+        return routes
+
+    return asyncio.run(ask_all())
+
+
+def conversation_scripts(
+    routes: dict[str, list[str]], clients: int, turns: int, seed: int
+) -> list[list[str]]:
+    """Seeded conversations: answered messages (template, retrieval), and about
+    `WRITTEN_SHARE` that reach the writer. Messages that hand off or ask back are left
+    out: a conversation with people, or asked twice, stops being the bot's."""
+    rng = random.Random(seed)
+    answered = routes.get("template", []) + routes.get("retrieval", [])
+    written = routes.get("generate", [])
+    scripts = []
+    for _ in range(clients):
+        script = []
+        for _ in range(turns):
+            pool = written if written and rng.random() < WRITTEN_SHARE else answered
+            script.append(rng.choice(pool))
+        scripts.append(script)
+    return scripts
+
+
+def summarise(
+    results: list[dict], seconds: float, server: Server, floor: dict | None
+) -> dict[str, Any]:
+    answered = [r for r in results if "turn_id" in r]
+    template = [r["server_ms"] for r in answered if r["route"] == "template"]
+    summary: dict[str, Any] = {
+        "turns": len(results),
+        "replies_per_s": round(len(answered) / seconds, 1),
+        "round_trip_ms": percentile_ms([r["ms"] for r in answered]),
+        "server_ms": percentile_ms([r["server_ms"] for r in answered]),
+        "server_template_ms": percentile_ms(template),
+        "errors": sum(1 for r in results if "error" in r),
+        "missing_turns": missing_turns(server.database, results),
+        "routes": dict(Counter(r["route"] for r in answered)),
+        **server.memory_mb(),
+    }
+    if floor:
+        summary["throughput_vs_floor"] = round(summary["replies_per_s"] / floor["replies_per_s"], 3)
+        summary["p50_vs_floor"] = round(summary["round_trip_ms"]["p50"] / floor["one_reply_ms"], 2)
+    return summary
+
+
+def candidate_messages(seed: int) -> list[str]:
+    from assistant.datasets.loading import load_dataset
+
+    dataset = load_dataset(ROOT / "data")
+    texts = [e.text for e in dataset.examples] + [pair.question for pair in dataset.qa_pairs]
+    rng = random.Random(seed)
+    return rng.sample(texts, min(PROBE_MESSAGES, len(texts)))
+
+
+# 3. The chat page ------------------------------------------------------------------------
+
+
+def chat_page(port: int, messages: list[str], customers: int, turns: int) -> dict[str, Any]:
+    """`customers` concurrent Gradio clients, each sending `turns` messages on the page."""
+    from gradio_client import Client
+
+    latencies: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+
+    def customer(index: int) -> None:
+        nonlocal errors
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        rng = random.Random(index)
+        for _ in range(turns):
+            started = time.perf_counter()
+            try:
+                client.predict(rng.choice(messages), [], api_name="/respond")
+            except Exception:  # any failure of the page counts as an error
+                with lock:
+                    errors += 1
+                continue
+            with lock:
+                latencies.append((time.perf_counter() - started) * 1000)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(customers) as pool:
+        list(pool.map(customer, range(customers)))
+    seconds = time.perf_counter() - started
+    return {
+        "customers": customers,
+        "turns": customers * turns,
+        "replies_per_s": round(len(latencies) / seconds, 1),
+        "round_trip_ms": percentile_ms(latencies),
+        "errors": errors,
+    }
+
+
+# -----------------------------------------------------------------------------------------
+
+
+def soak(server: Server, scripts_for, minutes: float, clients: int) -> dict[str, Any]:
+    """`clients` conversations again and again for `minutes`; memory after each round."""
+    samples, deadline, rounds = [], time.monotonic() + minutes * 60, 0
+    started = time.monotonic()
+    while time.monotonic() < deadline:
+        run_level(server.port, scripts_for(clients, rounds))
+        rounds += 1
+        samples.append((round((time.monotonic() - started) / 60, 2), server.memory_mb()["rss_mb"]))
+    minutes_seen, rss = zip(*samples, strict=True)
+    slope = float(np.polyfit(minutes_seen, rss, 1)[0]) if len(samples) > 2 else 0.0
+    second_half = rss[len(rss) // 2 :]
+    return {
+        "minutes": minutes,
+        "clients": clients,
+        "rounds": rounds,
+        "rss_mb": list(rss),
+        "rss_growth_mb_per_min": round(slope, 2),
+        "rss_second_half_range_mb": round(max(second_half) - min(second_half), 1),
+    }
+
+
+def print_table(report: dict[str, Any]) -> None:
+    floor = report.get("floor")
+    if floor:
+        print("\nEncoder floor                 one message ms   batched sentences/s")
+        for name in ("intent model", "sentence encoder"):
+            row = floor[name]
+            print(f"{name:<30}{row['one_message_ms_p50']:>14}{row['batched_sentences_per_s']:>22}")
+        print(f"a reply's two passes at most: {floor['replies_per_s']} replies/s, "
+              f"{floor['one_reply_ms']} ms")  # fmt: skip
+    print("\nclients  replies/s    p50 ms    p95 ms    p99 ms  server p50  errors  missing  RSS MB"
+          "  vs floor")  # fmt: skip
+    for clients, row in report["levels"].items():
+        trip = row["round_trip_ms"]
+        print(
+            f"{clients:>7}{row['replies_per_s']:>11}{trip['p50']:>10}{trip['p95']:>10}"
+            f"{trip['p99']:>10}{row['server_ms']['p50']:>12}{row['errors']:>8}"
+            f"{row['missing_turns']:>9}{row['rss_mb']:>8}{row.get('throughput_vs_floor', ''):>10}"
+        )
+    one = report["levels"].get("1")
+    if one:
+        print(f"single conversation, template route: server p50 "
+              f"{one['server_template_ms']['p50']} ms")  # fmt: skip
+    print(f"warm start: {report['warm_start_s']} s")
+    page = report.get("chat_page")
+    if page:
+        trip = page["round_trip_ms"]
+        print(f"chat page, {page['customers']} customers: {page['replies_per_s']} replies/s, "
+              f"p50 {trip['p50']} ms, p95 {trip['p95']} ms, errors {page['errors']}")  # fmt: skip
+    if report.get("soak"):
+        s = report["soak"]
+        print(f"soak {s['minutes']} min x {s['clients']}: RSS {s['rss_mb'][0]} -> "
+              f"{s['rss_mb'][-1]} MB, {s['rss_growth_mb_per_min']} MB/min")  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32, 64])
+    parser.add_argument("--turns", type=int, default=50)
+    parser.add_argument("--port", type=int, default=7873)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--no-floor", action="store_true", help="skip the encoder floor")
+    parser.add_argument("--page-customers", type=int, default=32, help="0: skip the chat page")
+    parser.add_argument("--page-turns", type=int, default=5)
+    parser.add_argument("--soak-minutes", type=float, default=0)
+    parser.add_argument("--out", type=Path, default=RESULTS / "serving.json")
+    args = parser.parse_args()
+
+    report: dict[str, Any] = machine()
+    candidates = candidate_messages(args.seed)
+    floor = None if args.no_floor else encoder_floor(candidates)
+    report["floor"] = floor
+    with tempfile.TemporaryDirectory() as folder:
+        server = Server(args.port, Path(folder))
+        try:
+            report["warm_start_s"] = server.warm_start_s
+            routes = probe_routes(args.port, candidates)
+            report["probe_routes"] = {route: len(found) for route, found in routes.items()}
+
+            def scripts_for(clients: int, round_number: int = 0) -> list[list[str]]:
+                seed = args.seed * 1000 + clients + round_number
+                return conversation_scripts(routes, clients, args.turns, seed)
+
+            report["levels"] = {}
+            for clients in args.clients:
+                results, seconds = run_level(args.port, scripts_for(clients))
+                report["levels"][str(clients)] = summarise(results, seconds, server, floor)
+                print(f"{clients} conversations: {report['levels'][str(clients)]['replies_per_s']}"
+                      " replies/s", flush=True)  # fmt: skip
+            if args.page_customers:
+                answered = routes.get("template", []) + routes.get("retrieval", [])
+                report["chat_page"] = chat_page(
+                    args.port, answered, args.page_customers, args.page_turns
+                )
+            if args.soak_minutes:
+                report["soak"] = soak(server, scripts_for, args.soak_minutes, 32)
+            report["server_memory_mb"] = server.memory_mb()
+        finally:
+            server.stop()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print_table(report)
+    print(f"\nwrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
