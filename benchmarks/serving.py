@@ -117,7 +117,7 @@ def encoder_floor(texts: list[str]) -> dict[str, Any]:
 class Server:
     """`assistant serve` on `port` with an empty log of its own in `folder`."""
 
-    def __init__(self, port: int, folder: Path) -> None:
+    def __init__(self, port: int, folder: Path, root: Path = ROOT) -> None:
         self.port, self.database = port, folder / "serving.db"
         environment = {
             **os.environ,
@@ -129,8 +129,8 @@ class Server:
         started = time.perf_counter()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "assistant.cli", "serve", "--port", str(port)],
-            cwd=ROOT,
-            env=environment,
+            cwd=root,
+            env={**environment, "PYTHONPATH": str(root)},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -418,14 +418,18 @@ def main() -> int:
     parser.add_argument("--page-turns", type=int, default=5)
     parser.add_argument("--soak-minutes", type=float, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS / "serving.json")
+    parser.add_argument(
+        "--server-root", type=Path, default=ROOT, help="serve from this checkout (before/after)"
+    )
     args = parser.parse_args()
 
     report: dict[str, Any] = machine()
+    report["server_root"] = str(args.server_root)
     candidates = candidate_messages(args.seed)
     floor = None if args.no_floor else encoder_floor(candidates)
     report["floor"] = floor
     with tempfile.TemporaryDirectory() as folder:
-        server = Server(args.port, Path(folder))
+        server = Server(args.port, Path(folder), args.server_root)
         try:
             report["warm_start_s"] = server.warm_start_s
             routes = probe_routes(args.port, candidates)
