@@ -74,7 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dataset_options(evaluate)
     evaluate.add_argument("--version", help="model version (default: the live one)")
     evaluate.add_argument("--report", type=Path, help="report folder (default reports/VERSION)")
-    evaluate.add_argument("--int8", action="store_true", help="evaluate the int8 model")
+    evaluate.add_argument(
+        "--int8", action="store_true", help="evaluate the int8 ONNX form, chosen or not"
+    )
     evaluate.add_argument("--no-map", action="store_true", help="skip the 2-D embedding map")
     evaluate.set_defaults(handler=cmd_evaluate)
     commands.add_parser("index", help="build the retrieval index").set_defaults(handler=cmd_index)

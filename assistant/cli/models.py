@@ -107,8 +107,9 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from assistant.intents.classifier import BertIntentClassifier
 
     settings = settings_for(args, settings)
+    runtime = "int8" if args.int8 else settings.encoder_runtime
     classifier = BertIntentClassifier.load(
-        settings.intent_models_dir, settings.device, args.version, int8=args.int8
+        settings.intent_models_dir, settings.device, args.version, runtime=runtime
     )
     examples = _evaluation_examples(args, settings)
     evaluation = evaluate_classifier(classifier, examples, settings.out_of_scope_label)

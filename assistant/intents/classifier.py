@@ -2,8 +2,9 @@
 
 Each trained model lives in its own version folder (weights, tokenizer, labels,
 temperature, fallback thresholds, the training examples' embeddings for the
-familiarity check, and metrics); `CURRENT` names the version in service.
-Training is in `training.py`.
+familiarity check, metrics, and the network's ONNX forms with the one chosen for
+the CPU); `CURRENT` names the version in service. Training is in `training.py`;
+the ONNX forms in `onnx_model.py`.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from sklearn.metrics import accuracy_score, f1_score
 from transformers import AutoTokenizer
 
 from assistant.core.base_models import pick_device
-from assistant.core.errors import ArtifactError, ConfigError, TrainingError
+from assistant.core.errors import ArtifactError, TrainingError
+from assistant.core.onnx_forms import load_form
 from assistant.core.settings import Settings
 from assistant.core.types import IntentPrediction, IntentScore
 from assistant.intents.calibration import softmax
 from assistant.intents.familiarity import KnownExamples
-from assistant.intents.network import IntentModel, embed_texts
+from assistant.intents.network import EMBED_BATCH, IntentModel, embed_texts
+from assistant.intents.onnx_model import OnnxIntentModel
 from assistant.intents.rejection import RejectionPolicy
 from assistant.lifecycle.versions import read_version, version_path
 
@@ -40,7 +43,7 @@ class BertIntentClassifier:
 
     def __init__(
         self,
-        model: IntentModel,
+        model: IntentModel | OnnxIntentModel,
         tokenizer: Any,
         labels: list[str],
         temperature: float,
@@ -50,7 +53,7 @@ class BertIntentClassifier:
         rejection: RejectionPolicy = NO_FALLBACK,
         known: KnownExamples | None = None,
     ) -> None:
-        self.model = model.to(device).eval()
+        self.model = model.to(device).eval() if isinstance(model, IntentModel) else model
         self.tokenizer = tokenizer
         self.labels = labels
         self.temperature = temperature
@@ -64,6 +67,19 @@ class BertIntentClassifier:
     def version(self) -> str:
         return str(self.metadata["version"])
 
+    @property
+    def runtime(self) -> str:
+        """What runs the network: "onnx int8 (CPUExecutionProvider)", "torch (cpu)"..."""
+        if isinstance(self.model, OnnxIntentModel):
+            return self.model.runtime
+        return f"torch ({self.device})"
+
+    @property
+    def dimension(self) -> int:
+        if isinstance(self.model, OnnxIntentModel):
+            return self.model.dimension
+        return self.model.head.in_features
+
     def logits(self, texts: Sequence[str], batch_size: int = INFERENCE_BATCH) -> np.ndarray:
         """Raw scores, computed in batches of similar length to keep padding small."""
         return self.scores(texts, batch_size)[0]
@@ -73,8 +89,9 @@ class BertIntentClassifier:
     ) -> tuple[np.ndarray, np.ndarray]:
         """The raw scores and the sentence embeddings they come from, in one pass."""
         logits = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
-        embeddings = np.zeros((len(texts), self.model.head.in_features), dtype=np.float32)
+        embeddings = np.zeros((len(texts), self.dimension), dtype=np.float32)
         order = np.argsort([len(text) for text in texts], kind="stable")
+        onnx = isinstance(self.model, OnnxIntentModel)
         for start in range(0, len(texts), batch_size):
             rows = order[start : start + batch_size]
             encoded = self.tokenizer(
@@ -82,10 +99,13 @@ class BertIntentClassifier:
                 padding=True,
                 truncation=True,
                 max_length=self.max_length,
-                return_tensors="pt",
-            ).to(self.device)
+                return_tensors="np" if onnx else "pt",
+            )
+            if onnx:
+                logits[rows], embeddings[rows] = self.model.scores(encoded)
+                continue
             with torch.inference_mode():
-                batch_logits, batch_embeddings = self.model.scores(**encoded)
+                batch_logits, batch_embeddings = self.model.scores(**encoded.to(self.device))
             logits[rows] = batch_logits.float().cpu().numpy()
             embeddings[rows] = batch_embeddings.float().cpu().numpy()
         return logits, embeddings
@@ -129,16 +149,9 @@ class BertIntentClassifier:
 
     def embeddings(self, texts: Sequence[str]) -> np.ndarray:
         """The unit-length sentence embeddings the head classifies."""
+        if isinstance(self.model, OnnxIntentModel):
+            return self.scores(texts, EMBED_BATCH)[1]
         return embed_texts(self.model, self.tokenizer, texts, self.max_length, self.device)
-
-    def quantize(self) -> None:
-        """Swap the linear layers for int8 ones (dynamic quantization, CPU only)."""
-        if self.device != "cpu":
-            raise ConfigError("int8 dynamic quantization runs on the CPU; set device = 'cpu'")
-        self.model = torch.ao.quantization.quantize_dynamic(
-            self.model, {torch.nn.Linear}, dtype=torch.qint8
-        )
-        self.metadata = {**self.metadata, "int8": True}
 
     @classmethod
     def from_settings(
@@ -152,7 +165,7 @@ class BertIntentClassifier:
             settings.intent_models_dir,
             settings.models.device,
             version,
-            int8=settings.intents.intent_int8,
+            runtime=settings.models.encoder_runtime,
         )
 
     @classmethod
@@ -161,14 +174,20 @@ class BertIntentClassifier:
         models_dir: Path,
         device: str = "auto",
         version: str | None = None,
-        int8: bool = False,
+        runtime: str = "auto",
     ) -> BertIntentClassifier:
-        """Load the version named in `CURRENT` (or `version`), checking it is complete."""
+        """Load the version named in `CURRENT` (or `version`), checking it is complete.
+
+        `runtime` ("auto", "int8", "fp32", "torch"): "auto" runs the ONNX form chosen at
+        training (core/onnx_forms.py); a version saved without ONNX forms runs on PyTorch.
+        """
         path, metadata = read_version(
             models_dir, version, METADATA_FILE, MODEL_FORMAT, WHAT, REBUILD_HINT
         )
+        device = pick_device(device)
+        session = load_form(path, metadata.get("onnx"), device, runtime, REBUILD_HINT)
         try:
-            model = IntentModel.load(path)
+            model = OnnxIntentModel(session) if session else IntentModel.load(path)
             tokenizer = AutoTokenizer.from_pretrained(path)
             known = KnownExamples.load(path)
         except (OSError, ValueError, KeyError) as error:
@@ -181,22 +200,19 @@ class BertIntentClassifier:
                 f"{path}: the model has {model.num_labels} outputs but {METADATA_FILE} "
                 f"lists {len(labels)} labels. {REBUILD_HINT}"
             )
-        classifier = cls(
+        return cls(
             model,
             tokenizer,
             labels,
             float(metadata.get("temperature", 1.0)),
             metadata,
-            pick_device(device),
+            device,
             int(metadata.get("max_length", 64)),
             RejectionPolicy.from_dict(metadata["rejection"])
             if "rejection" in metadata
             else NO_FALLBACK,
             known,
         )
-        if int8:
-            classifier.quantize()
-        return classifier
 
 
 def intent_model_path(models_dir: Path, version: str | None = None) -> Path:

@@ -10,6 +10,7 @@
 3. Temperature scaling and the fallback threshold, margin and familiarity (the
    nearest training example's similarity, `familiarity.py`), all fitted on the
    validation split; the test split, when given, is only measured.
+4. Published with its ONNX forms, int8 chosen on validation accuracy (`onnx_model.py`).
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from __future__ import annotations
 import math
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +54,7 @@ from assistant.intents.classifier import (
 )
 from assistant.intents.familiarity import known_examples
 from assistant.intents.network import IntentModel, embed_texts
+from assistant.intents.onnx_model import export_forms
 from assistant.intents.rejection import choose_policy, outcome, target_indices
 from assistant.lifecycle.runs import resume_point, run_directory, trainer_arguments
 from assistant.lifecycle.versions import new_version, publish_version
@@ -72,6 +75,7 @@ class FittedModel:
 
     classifier: BertIntentClassifier
     metrics: dict[str, Any]
+    validation: Sequence[IntentExample] = ()  # what the ONNX forms are chosen on
 
 
 def train_intent_classifier(
@@ -112,7 +116,9 @@ def publish_fitted(
         "metrics": metrics,
     }
     fitted.classifier.metadata = metadata
-    path = publish(fitted.classifier, settings.intent_models_dir, make_current)
+    forms = partial(export_forms, fitted.classifier, fitted.validation, test=test)
+    forms = partial(forms, tolerance=settings.int8_accuracy_tolerance)
+    path = publish(fitted.classifier, settings.intent_models_dir, make_current, forms)
     return TrainingReport(metadata["version"], path, metrics)
 
 
@@ -155,7 +161,7 @@ def fit_intent_classifier(
     metrics = calibrate(classifier, train, validation, settings)
     metrics["epochs_run"] = epochs_run
     shutil.rmtree(run_dir, ignore_errors=True)
-    return FittedModel(classifier, metrics)
+    return FittedModel(classifier, metrics, list(validation))
 
 
 def _load_base(settings: Settings, num_labels: int) -> tuple[Any, IntentModel]:
@@ -373,14 +379,22 @@ def measure(
     }
 
 
-def publish(classifier: BertIntentClassifier, models_dir: Path, make_current: bool = True) -> Path:
-    """Write a version folder atomically and (unless told not to) point `CURRENT` at it."""
+def publish(
+    classifier: BertIntentClassifier,
+    models_dir: Path,
+    make_current: bool = True,
+    onnx_forms: Callable[[Path], dict[str, Any]] | None = None,
+) -> Path:
+    """Write a version folder atomically and (unless told not to) point `CURRENT` at it;
+    `onnx_forms` writes the ONNX files into it and returns their record."""
 
     def write(folder: Path) -> None:
         classifier.model.save(folder)
         classifier.tokenizer.save_pretrained(folder)
         if classifier.known is not None:
             classifier.known.save(folder)
+        if onnx_forms is not None:
+            classifier.metadata["onnx"] = onnx_forms(folder)
         write_json(folder / METADATA_FILE, classifier.metadata)
 
     return publish_version(models_dir, classifier.metadata["version"], write, make_current)

@@ -1,0 +1,153 @@
+"""The intent model in ONNX: one run gives the logits and the unit-length sentence embedding.
+
+`export_forms` runs at training time (training.py): the fine-tuned network is
+exported, quantised to int8, and both forms are scored on the validation split;
+int8 is chosen for the CPU when its accuracy is within `int8_accuracy_tolerance`
+of fp32 (see core/onnx_forms.py). The choice and the figures go into
+`classifier.json` under "onnx", the files beside it (`model.onnx`,
+`model.int8.onnx`). `OnnxIntentModel` is what the classifier runs when it loads
+such a version.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from assistant.core.onnx_forms import AGREEMENT, FP32, INT8, Session, export, gate_forms
+from assistant.datasets.loading import IntentExample
+
+if TYPE_CHECKING:
+    from assistant.intents.classifier import BertIntentClassifier
+
+ONNX_STEM = "model"
+OUTPUTS = ("logits", "sentence_embedding")  # "embedding" alone clashes with a graph name
+EXAMPLE_TEXTS = ("where is my parcel", "hello, can you tell me how much delivery costs?")
+AGREEMENT_TEXTS = 32
+
+
+class _Scores(torch.nn.Module):
+    """The network as the export sees it: token tensors in, logits and embedding out."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+        return self.model.scores(input_ids=input_ids, attention_mask=attention_mask, **extra)
+
+
+class OnnxIntentModel:
+    """The intent network as an ONNX Runtime session, shared by every thread."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    @property
+    def num_labels(self) -> int:
+        return self.session.output_width(0)
+
+    @property
+    def dimension(self) -> int:
+        return self.session.output_width(1)
+
+    @property
+    def runtime(self) -> str:
+        return self.session.runtime
+
+    def scores(self, encoded: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        logits, embeddings = self.session.run(encoded)
+        return logits, embeddings
+
+
+def write_onnx(classifier: BertIntentClassifier, path: Path) -> None:
+    """Export the classifier's PyTorch network (on the CPU) to `path`."""
+    model = classifier.model
+    device = next(model.parameters()).device
+    model.to("cpu")
+    try:
+        example = classifier.tokenizer(list(EXAMPLE_TEXTS), padding=True, return_tensors="pt")
+        export(_Scores(model), dict(example), path, OUTPUTS)
+    finally:
+        model.to(device)
+
+
+def export_forms(
+    classifier: BertIntentClassifier,
+    validation: Sequence[IntentExample],
+    folder: Path,
+    tolerance: float,
+    test: Sequence[IntentExample] = (),
+) -> dict[str, Any]:
+    """Export and quantise the classifier into `folder`, and choose the form the CPU serves:
+    int8 when its validation accuracy is at most `tolerance` below fp32's. The record says
+    what was chosen and why; the test split, when given, is only measured."""
+    texts = [example.text for example in validation]
+    torch_logits = classifier.logits(texts) if texts else np.zeros((0, len(classifier.labels)))
+
+    def on(session: Session) -> BertIntentClassifier:
+        served = copy.copy(classifier)
+        served.model = OnnxIntentModel(session)
+        return served
+
+    def score(session: Session) -> float | None:
+        return accuracy(on(session), validation)
+
+    record, sessions = gate_forms(
+        folder,
+        ONNX_STEM,
+        lambda path: write_onnx(classifier, path),
+        score,
+        tolerance,
+        "validation accuracy",
+    )
+    if not sessions:
+        return record
+    sample = texts[:AGREEMENT_TEXTS]
+    difference = (
+        float(np.abs(on(sessions[FP32]).logits(sample) - torch_logits[: len(sample)]).max())
+        if sample
+        else 0.0
+    )
+    record["gate"]["examples"] = len(validation)
+    record["gate"]["torch_fp32"] = accuracy_of(torch_logits, classifier, validation)
+    record["agreement"] = {"texts": len(sample), "max_logit_difference_fp32_vs_torch": difference}
+    if difference > AGREEMENT:  # the export is wrong: PyTorch serves
+        for entry in record["files"].values():
+            (folder / entry["file"]).unlink(missing_ok=True)
+        return {**record, "files": {}, "chosen": None, "error": "the export disagrees with PyTorch"}
+    if test:
+        record["test"] = {
+            "examples": len(test),
+            FP32: accuracy(on(sessions[FP32]), test),
+            INT8: accuracy(on(sessions[INT8]), test),
+        }
+    return record
+
+
+def accuracy(classifier: BertIntentClassifier, examples: Sequence[IntentExample]) -> float | None:
+    """Top-intent accuracy over every label (the out-of-scope one included)."""
+    if not examples:
+        return None
+    return accuracy_of(classifier.logits([e.text for e in examples]), classifier, examples)
+
+
+def accuracy_of(
+    logits: np.ndarray, classifier: BertIntentClassifier, examples: Sequence[IntentExample]
+) -> float | None:
+    if not examples:
+        return None
+    label_ids = {label: index for index, label in enumerate(classifier.labels)}
+    targets = np.array([label_ids.get(e.intent, -1) for e in examples])
+    return float((logits.argmax(1) == targets).mean())
