@@ -25,6 +25,7 @@ from assistant.intents.classifier import METADATA_FILE, MODEL_FORMAT, intent_mod
 from assistant.intents.training import TRAINING_FIELDS, TrainingReport, train_intent_classifier
 from assistant.lifecycle.releases import live_release_or_none, release_built
 from assistant.lifecycle.versions import base_data_checksum
+from assistant.retrieval.encoder_gate import build_gated_index
 from assistant.retrieval.index import (
     META_FILE,
     FaissRetriever,
@@ -56,8 +57,10 @@ def train_intents(dataset: Dataset, settings: Settings) -> TrainingReport:
 
 
 def build_index(dataset: Dataset, settings: Settings, release: bool = True) -> FaissRetriever:
-    """Build and publish a new index version; live at once unless `release` is False."""
-    retriever = FaissRetriever.build(dataset.qa_pairs, settings)
+    """Build and publish a new index version; live at once unless `release` is False. Its
+    encoder's form (int8 or fp32 ONNX) is chosen on the validation split's questions."""
+    questions = dataset_splits(dataset, settings).validation
+    retriever = build_gated_index(dataset.qa_pairs, settings, questions)
     retriever.publish(settings.qa_index_dir)
     if release:
         release_built(settings, {"index": retriever.version})

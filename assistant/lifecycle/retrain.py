@@ -41,7 +41,8 @@ from assistant.intents.classifier import BertIntentClassifier
 from assistant.intents.training import fit_intent_classifier, measure, publish_fitted
 from assistant.lifecycle.build import intent_checksum
 from assistant.lifecycle.releases import ModelVersions, live_versions, promote
-from assistant.retrieval.index import FaissRetriever, load_index_version
+from assistant.retrieval.encoder_gate import build_gated_index
+from assistant.retrieval.index import load_index_version
 
 LOG_COLUMNS = ("text", "intent", "question", "answer", "intent_source", "answer_source")
 HELD_OUT_ONE_IN = 5
@@ -172,8 +173,8 @@ def train_candidate(
         fitted, settings, splits.checksum, splits.test, started, base, make_current=False
     )
     announce(f"Indexing {len(merged.qa_pairs)} Q&A pairs...")
-    retriever = FaissRetriever.build(
-        merged.qa_pairs, settings, base_checksum=merged.base_qa_checksum
+    retriever = build_gated_index(
+        merged.qa_pairs, settings, splits.validation, merged.base_qa_checksum
     )
     retriever.publish(settings.qa_index_dir, make_current=False)
     generator = None

@@ -33,6 +33,12 @@ from assistant.lifecycle.versions import (
     publish_version,
     version_path,
 )
+from assistant.retrieval.onnx_encoder import (
+    RECORD_KEY,
+    OnnxSentenceEncoder,
+    fits,
+    open_encoder,
+)
 
 INDEX_FILE = "index.faiss"
 ROWS_FILE = "rows.jsonl"
@@ -46,11 +52,21 @@ log = logging.getLogger(__name__)
 INDEX_RECIPE_FIELDS = {"embedding_model"}
 
 
-def load_encoder(settings: Settings) -> SentenceTransformer:
+def load_encoder(
+    settings: Settings, directory: Path | None = None, metadata: dict[str, Any] | None = None
+) -> SentenceTransformer | OnnxSentenceEncoder:
+    """The sentence encoder; for an index version (`directory` and its `metadata`), the ONNX
+    form saved with it when there is one (retrieval/onnx_encoder.py), else PyTorch's."""
+    device = pick_device(settings.device)
+    path = resolve_model_path(settings.embedding_model)
+    if directory is not None:
+        record = (metadata or {}).get(RECORD_KEY)
+        runtime = settings.models.encoder_runtime
+        onnx = open_encoder(directory, record, path, device, runtime, REBUILD_HINT)
+        if onnx is not None:
+            return onnx
     try:
-        return SentenceTransformer(
-            resolve_model_path(settings.embedding_model), device=pick_device(settings.device)
-        )
+        return SentenceTransformer(path, device=device)
     except OSError as error:
         raise ArtifactError(model_unavailable(settings.embedding_model, error)) from error
 
@@ -161,6 +177,9 @@ class FaissRetriever:
 
     def _write(self, folder: Path) -> None:
         faiss.write_index(self._cpu_index, str(folder / INDEX_FILE))
+        onnx_files = getattr(self.encoder, "write_onnx_files", None)
+        if onnx_files is not None:  # the ONNX encoder that made the vectors goes with them
+            self.metadata[RECORD_KEY] = onnx_files(folder)
         with (folder / ROWS_FILE).open("w", encoding="utf-8") as file:
             for row in self.rows:
                 file.write(json.dumps(asdict(row), ensure_ascii=False) + "\n")
@@ -204,7 +223,9 @@ class FaissRetriever:
                 f"{directory}: index has {index.ntotal} vectors, {ROWS_FILE} {len(rows)} rows, "
                 f"metadata says {metadata.get('rows')}. {REBUILD_HINT}"
             )
-        encoder = encoder or load_encoder(settings)
+        device, runtime = pick_device(settings.device), settings.models.encoder_runtime
+        if encoder is None or not fits(encoder, metadata.get(RECORD_KEY), device, runtime):
+            encoder = load_encoder(settings, directory, metadata)
         dimension = encoder.get_embedding_dimension()
         if index.d != dimension or metadata.get("dimension") != dimension:
             raise ArtifactError(

@@ -42,7 +42,8 @@ def test_a_known_question_is_found_first_with_cosine_one(retriever):
     [hits] = retriever.search([pair.question], k=3)
     assert hits[0].question == pair.question
     assert hits[0].answer == pair.answer
-    assert hits[0].score == pytest.approx(1.0, abs=1e-3)
+    # An int8 encoder's vector moves a little with the batch it was encoded in.
+    assert hits[0].score == pytest.approx(1.0, abs=0.03)
     assert hits[0].score >= hits[1].score >= hits[2].score
 
 

@@ -1,0 +1,107 @@
+"""Building an index with the fastest form of the sentence encoder that keeps retrieval.
+
+The encoder is exported to ONNX and quantised to int8 (core/onnx_forms.py); the
+Q&A pairs are indexed with each form and the held-out questions searched against
+each index: MRR@10, a hit being a past question of the same intent (the figure
+retraining compares, evaluation/measures.py). The int8 index is kept when its
+MRR is at most `int8_mrr_tolerance` below fp32's; otherwise the fp32 one. The
+chosen index carries its encoder's files and the record into its version folder,
+so serving encodes queries as the index's vectors were encoded.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from assistant.core.base_models import resolve_model_path
+from assistant.core.onnx_forms import AGREEMENT, FP32, INT8, Session, gate_forms
+from assistant.core.settings import Settings
+from assistant.datasets.loading import IntentExample, QAPair
+from assistant.evaluation.measures import RETRIEVAL_KS, evaluate_retrieval
+from assistant.retrieval.index import FaissRetriever, load_encoder
+from assistant.retrieval.onnx_encoder import (
+    ONNX_STEM,
+    RECORD_KEY,
+    OnnxSentenceEncoder,
+    encoder_settings,
+    export_encoder,
+    scratch_folder,
+)
+
+MEASURE = f"mrr@{max(RETRIEVAL_KS)}"
+AGREEMENT_TEXTS = 32
+
+log = logging.getLogger(__name__)
+
+
+def build_gated_index(
+    pairs: Sequence[QAPair],
+    settings: Settings,
+    questions: Sequence[IntentExample],
+    base_checksum: str | None = None,
+) -> FaissRetriever:
+    """`FaissRetriever.build` with the encoder form the gate chooses, its record (figures
+    and decision) in the metadata; built with PyTorch when no ONNX form can be made."""
+    torch_encoder = load_encoder(settings)
+    folder = Path(tempfile.mkdtemp(prefix="encoder-onnx-"))
+    tokenizer, limit = encoder_settings(resolve_model_path(settings.embedding_model))
+    built: dict[str, FaissRetriever] = {}
+    figures: dict[str, dict[str, Any]] = {}
+
+    def score(session: Session) -> float | None:
+        encoder = OnnxSentenceEncoder(session, tokenizer, limit, folder=folder)
+        retriever = FaissRetriever.build(pairs, settings, encoder, base_checksum)
+        built[session.form] = retriever
+        figures[session.form] = evaluate_retrieval(retriever, questions)
+        return figures[session.form].get(MEASURE)
+
+    record, sessions = gate_forms(
+        folder,
+        ONNX_STEM,
+        lambda path: export_encoder(torch_encoder, path),
+        score,
+        settings.int8_mrr_tolerance,
+        f"held-out {MEASURE} (a past question of the same intent)",
+    )
+    if not sessions:
+        shutil.rmtree(folder, ignore_errors=True)
+        retriever = FaissRetriever.build(pairs, settings, torch_encoder, base_checksum)
+        retriever.metadata[RECORD_KEY] = record
+        return retriever
+    sample = [question.text for question in questions[:AGREEMENT_TEXTS]] or [
+        pair.question for pair in pairs[:AGREEMENT_TEXTS]
+    ]
+    expected = torch_encoder.encode(sample, normalize_embeddings=True, convert_to_numpy=True)
+    difference = float(np.abs(built[FP32].encode(sample) - expected).max())
+    record["gate"]["questions"] = figures[FP32].get("questions", 0)
+    record["agreement"] = {"texts": len(sample), "max_difference_fp32_vs_torch": difference}
+    if difference > AGREEMENT:
+        log.warning("the ONNX sentence encoder disagrees with PyTorch: PyTorch will serve")
+        shutil.rmtree(folder, ignore_errors=True)
+        retriever = FaissRetriever.build(pairs, settings, torch_encoder, base_checksum)
+        retriever.metadata[RECORD_KEY] = {
+            **record,
+            "files": {},
+            "chosen": None,
+            "error": "the export disagrees with PyTorch",
+        }
+        return retriever
+    chosen = built[record["chosen"]]
+    chosen.encoder.record = record
+    scratch_folder(chosen.encoder, folder)
+    chosen.metadata[RECORD_KEY] = record
+    log.info(
+        "sentence encoder: %s MRR fp32 %.4f, int8 %.4f; serving %s",
+        MEASURE,
+        record["gate"][FP32] or 0,
+        record["gate"][INT8] or 0,
+        record["chosen"],
+    )
+    return chosen
