@@ -41,6 +41,10 @@ class TrainingError(AssistantError, ValueError):
     """Training cannot start with this data: too little of it, or labels that do not match."""
 
 
+class UnsupportedEncoder(TrainingError):
+    """A sentence encoder that cannot be exported to ONNX (not a transformer with mean pooling)."""
+
+
 class HardwareError(AssistantError, RuntimeError):
     """The configured device (a CUDA GPU, FAISS on the GPU) is not on this machine."""
 

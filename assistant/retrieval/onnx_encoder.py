@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from assistant.core.errors import UnsupportedEncoder
 from assistant.core.onnx_forms import Session, copy_forms, export, load_form
 
 ONNX_STEM = "encoder"
@@ -27,10 +28,6 @@ RECORD_KEY = "onnx_encoder"
 OUTPUT = "sentence_embedding"
 EXAMPLE_TEXTS = ("where is my parcel", "hello, can you tell me how much delivery costs?")
 BATCH = 64
-
-
-class UnsupportedEncoder(ValueError):
-    """A sentence-transformers model this module cannot export (not transformer + mean)."""
 
 
 class _MeanPooled(torch.nn.Module):
