@@ -37,7 +37,8 @@ def test_the_index_version_holds_its_encoder_forms_and_the_decision(built_settin
 
 def test_the_index_encodes_queries_with_the_form_that_built_it(built_settings, live):
     directory, metadata = live
-    retriever = FaissRetriever.load(directory, built_settings)
+    chosen = built_settings.model_copy(update={"encoder_runtime": "auto"})
+    retriever = FaissRetriever.load(directory, chosen)
     assert isinstance(retriever.encoder, OnnxSentenceEncoder)
     assert retriever.encoder.runtime.startswith(f"onnx {metadata[RECORD_KEY]['chosen']}")
     for pair in retriever.rows[:10]:
