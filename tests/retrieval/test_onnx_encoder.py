@@ -84,10 +84,11 @@ def test_an_index_built_without_onnx_forms_loads_on_pytorch(built_settings, live
 def test_a_loaded_encoder_is_reused_only_for_an_index_it_fits(built_settings, live, torch_encoder):
     directory, metadata = live
     record = metadata[RECORD_KEY]
-    retriever = FaissRetriever.load(directory, built_settings)
+    chosen = built_settings.model_copy(update={"encoder_runtime": "auto"})
+    retriever = FaissRetriever.load(directory, chosen)
     assert fits(retriever.encoder, record, "cpu", "auto")
     assert not fits(torch_encoder, record, "cpu", "auto")
     assert fits(torch_encoder, None, "cpu", "auto")
     assert not fits(retriever.encoder, None, "cpu", "auto")
-    reloaded = FaissRetriever.load(directory, built_settings, encoder=torch_encoder)
+    reloaded = FaissRetriever.load(directory, chosen, encoder=torch_encoder)
     assert isinstance(reloaded.encoder, OnnxSentenceEncoder)
