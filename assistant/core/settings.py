@@ -7,20 +7,24 @@ environment variables, a TOML file (`assistant.toml`, or the path in
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    TomlConfigSettingsSource,
 )
 
 from assistant.core.errors import ConfigError, MissingConfigFile
+from assistant.core.setting_sections import (
+    SectionedEnvironment,
+    SectionedToml,
+    flatten_sections,
+    section,
+)
 from assistant.core.setting_tables import ApiKey, Components, SupportHours, UserAccount
 from assistant.text.redaction import DEFAULT_PHONE_REGIONS, Redactor
 
@@ -58,6 +62,15 @@ class Settings(BaseSettings):
     # accuracy (0.003 = 0.3 points) and the index's MRR@10. Negative: never int8.
     int8_accuracy_tolerance: float = Field(0.003, ge=-1, le=1)
     int8_mrr_tolerance: float = Field(0.005, ge=-1, le=1)
+
+    # Retrieval index (retrieval/structure.py): exact up to this many past questions, then
+    # approximate: HNSW on the CPU, IVF-Flat when the index goes on a GPU ("auto").
+    exact_index_max_rows: int = Field(20_000, ge=0)
+    approximate_index: Literal["auto", "hnsw", "ivf"] = "auto"
+    hnsw_m: int = Field(32, ge=4, le=256)  # graph links per vector
+    hnsw_ef_construction: int = Field(40, ge=8)  # candidates while building
+    hnsw_ef_search: int = Field(128, ge=1)  # candidates per search: recall against speed
+    ivf_nprobe: int = Field(32, ge=1)  # IVF lists searched per query
 
     # Intent classifier training (defaults chosen on validation data; see README).
     epochs: int = Field(7, ge=1)
@@ -240,6 +253,7 @@ class Settings(BaseSettings):
     intents = property(lambda self: section(self, "intents"))
     generator = property(lambda self: section(self, "generator"))
     routing = property(lambda self: section(self, "routing"))
+    retrieval = property(lambda self: section(self, "retrieval"))
     serving = property(lambda self: section(self, "serving"))
     access = property(lambda self: section(self, "access"))
 
@@ -254,129 +268,6 @@ class Settings(BaseSettings):
     @property
     def qa_index_dir(self) -> Path:
         return self.index_dir / "qa"
-
-
-# Each component reads its own section: a view of the settings it uses, named here. The
-# flat names (`retrieval_threshold = 0.82`) and the sectioned ones (`[routing]` then
-# `retrieval_threshold = 0.82`; `ASSISTANT_ROUTING__RETRIEVAL_THRESHOLD`) are both accepted.
-SECTIONS: dict[str, dict[str, str]] = {
-    "paths": {name: name for name in ("data_dir", "models_dir", "index_dir", "database_path")},
-    "models": {
-        name: name
-        for name in (
-            "intent_base_model", "embedding_model", "device", "faiss_gpu", "encoder_runtime",
-            "int8_accuracy_tolerance", "int8_mrr_tolerance",
-        )
-    },
-    "intents": {
-        name: name
-        for name in (
-            "epochs", "batch_size", "learning_rate", "head_learning_rate", "weight_decay",
-            "warmup_ratio", "label_smoothing", "probe_regularisation", "freeze_word_embeddings",
-            "bf16", "early_stopping_patience", "validation_fraction", "max_length", "seed",
-            "out_of_scope_label", "intent_threshold", "ambiguity_margin", "max_accuracy_loss",
-            "familiarity_quantile", "per_intent_thresholds", "intent_int8",
-        )
-    },
-    "generator": {
-        **{
-            name: f"generator_{name}"
-            for name in (
-                "enabled", "base_model", "layers", "hidden_size", "heads", "vocab_size",
-                "epochs", "batch_size", "learning_rate", "context_answers", "context_tokens",
-                "question_tokens", "answer_tokens", "repeat_ngram", "int8",
-            )
-        },
-        "grounding_quantile": "grounding_quantile",
-    },
-    "routing": {
-        name: name
-        for name in (
-            "retrieval_threshold", "generation_threshold", "fallback_retrieval_threshold",
-            "handoff_intents", "top_k_intents", "top_k_sources", "low_confidence_below",
-            "always_human_intents", "misunderstood_before_handoff", "familiarity_threshold",
-            "support_hours", "clarify_below", "clarify_margin",
-        )
-    },
-    "serving": {
-        name: name
-        for name in (
-            "max_message_chars", "max_request_bytes", "host", "port", "reload_check_seconds",
-            "rate_per_conversation", "rate_per_address", "page_events_per_session",
-            "page_events_per_address", "rate_limit_exempt", "trusted_proxies",
-            "max_waiting_chats", "queue_max_size", "phone_regions",
-            "batch_max_messages", "batch_wait_ms", "model_threads", "generation_workers",
-            "generation_queue", "chat_concurrency",
-        )
-    },
-    "access": {
-        name: name
-        for name in (
-            "users", "api_keys", "metrics_need_api_key", "sign_in_attempts",
-            "sign_in_window_seconds", "sign_in_rate_per_address", "sign_in_concurrency",
-            "session_hours", "secure_cookies", "allowed_origins",
-        )
-    },
-}  # fmt: skip
-
-
-def flatten_sections(values: dict[str, Any]) -> dict[str, Any]:
-    """Sectioned settings (`{"routing": {"retrieval_threshold": 0.8}}`) as flat names; a
-    flat name given beside its section wins."""
-    flat = {key: value for key, value in values.items() if key not in SECTIONS}
-    for section, names in SECTIONS.items():
-        given = values.get(section)
-        if given is None:
-            continue
-        if not isinstance(given, dict):
-            raise ConfigError(f"settings section {section!r} must be a table of settings")
-        for name, value in given.items():
-            if name not in names:
-                raise ConfigError(f"unknown setting {section}.{name}; see the README")
-            flat.setdefault(names[name], value)
-    return flat
-
-
-class SectionedToml(TomlConfigSettingsSource):
-    """The TOML file, where settings may stand at the top or in their section's table."""
-
-    def __call__(self) -> dict[str, Any]:
-        return flatten_sections(super().__call__())
-
-
-class SectionedEnvironment(PydanticBaseSettingsSource):
-    """`ASSISTANT_<SECTION>__<NAME>` variables; lists and tables are given as JSON."""
-
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        return None, field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        found: dict[str, Any] = {}
-        for section, names in SECTIONS.items():
-            for name, flat in names.items():
-                raw = os.environ.get(f"ASSISTANT_{section.upper()}__{name.upper()}")
-                if raw is not None:
-                    complex_value = raw.lstrip().startswith(("[", "{"))
-                    found[flat] = json.loads(raw) if complex_value else raw
-        return found
-
-
-def _section_model(section: str) -> type[BaseModel]:
-    fields = {
-        name: (Settings.model_fields[flat].annotation, Settings.model_fields[flat])
-        for name, flat in SECTIONS[section].items()
-    }
-    title = f"{section.title()}Settings"
-    return create_model(title, __config__=ConfigDict(frozen=True), **fields)
-
-
-SECTION_MODELS = {section: _section_model(section) for section in SECTIONS}
-
-
-def section(settings: Settings, name: str) -> Any:
-    """The `name` section of `settings` as its own frozen model."""
-    values = {field: getattr(settings, flat) for field, flat in SECTIONS[name].items()}
-    return SECTION_MODELS[name].model_construct(**values)
 
 
 def load_settings(config_path: Path | None = None, **overrides: Any) -> Settings:
