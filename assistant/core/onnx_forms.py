@@ -186,7 +186,8 @@ def serving_form(record: Mapping[str, Any] | None, device: str, runtime: str) ->
             log.info("ONNX Runtime has no CUDA provider (onnxruntime-gpu): PyTorch runs on CUDA")
             return None
         return FP32, (CUDA_PROVIDER, CPU_PROVIDER)
-    form = record.get("chosen") if runtime == "auto" else runtime
+    # Under 'auto', an index serves the form that embedded its rows (the gate's choice).
+    form = (record.get("indexed_with") or record.get("chosen")) if runtime == "auto" else runtime
     if form not in record["files"]:
         log.warning("no %s ONNX form saved: serving with PyTorch", form)
         return None

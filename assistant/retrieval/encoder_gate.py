@@ -5,8 +5,10 @@ Q&A pairs are indexed with each form and the held-out questions searched against
 each index: MRR@10, a hit being a past question of the same intent (the figure
 retraining compares, evaluation/measures.py). The int8 index is kept when its
 MRR is at most `int8_mrr_tolerance` below fp32's; otherwise the fp32 one. The
-chosen index carries its encoder's files and the record into its version folder,
-so serving encodes queries as the index's vectors were encoded.
+index kept is the one of the form that will encode queries (`encoder_runtime`:
+fp32 by default, the gate's choice under 'auto'), recorded as `indexed_with`; it
+carries its encoder's files and the record into its version folder, so serving
+encodes queries as the index's vectors were encoded.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from assistant.core.base_models import resolve_model_path
-from assistant.core.onnx_forms import AGREEMENT, FP32, INT8, Session, gate_forms
+from assistant.core.base_models import pick_device, resolve_model_path
+from assistant.core.onnx_forms import AGREEMENT, FP32, INT8, Session, gate_forms, serving_form
 from assistant.core.settings import Settings
 from assistant.datasets.loading import IntentExample, QAPair
 from assistant.evaluation.measures import RETRIEVAL_KS, evaluate_retrieval
@@ -93,15 +95,23 @@ def build_gated_index(
             "error": "the export disagrees with PyTorch",
         }
         return retriever
-    chosen = built[record["chosen"]]
-    chosen.encoder.record = record
-    scratch_folder(chosen.encoder, folder)
-    chosen.metadata[RECORD_KEY] = record
+    record["indexed_with"] = indexing_form(record, settings, built)
+    kept = built[record["indexed_with"]]
+    kept.encoder.record = record
+    scratch_folder(kept.encoder, folder)
+    kept.metadata[RECORD_KEY] = record
     log.info(
-        "sentence encoder: %s MRR fp32 %.4f, int8 %.4f; serving %s",
+        "sentence encoder: %s MRR fp32 %.4f, int8 %.4f; indexed and serving with %s",
         MEASURE,
         record["gate"][FP32] or 0,
         record["gate"][INT8] or 0,
-        record["chosen"],
+        record["indexed_with"],
     )
-    return chosen
+    return kept
+
+
+def indexing_form(record: dict[str, Any], settings: Settings, built: dict[str, Any]) -> str:
+    """The form whose vectors the index keeps: the one that will encode the queries under
+    the `encoder_runtime` setting (fp32 by default), the gate's choice for 'auto'."""
+    served = serving_form(record, pick_device(settings.device), settings.models.encoder_runtime)
+    return served[0] if served and served[0] in built else record["chosen"]

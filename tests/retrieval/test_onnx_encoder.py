@@ -40,7 +40,7 @@ def test_the_index_encodes_queries_with_the_form_that_built_it(built_settings, l
     chosen = built_settings.model_copy(update={"encoder_runtime": "auto"})
     retriever = FaissRetriever.load(directory, chosen)
     assert isinstance(retriever.encoder, OnnxSentenceEncoder)
-    assert retriever.encoder.runtime.startswith(f"onnx {metadata[RECORD_KEY]['chosen']}")
+    assert retriever.encoder.runtime.startswith(f"onnx {metadata[RECORD_KEY]['indexed_with']}")
     for pair in retriever.rows[:10]:
         [hits] = retriever.search([pair.question], k=1)
         assert hits[0].question == pair.question
