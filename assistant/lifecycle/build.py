@@ -35,6 +35,7 @@ from assistant.retrieval.index import (
     load_index_version,
 )
 from assistant.retrieval.index import REBUILD_HINT as INDEX_HINT
+from assistant.retrieval.structure import structure_staleness
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,9 @@ def index_staleness(dataset: Dataset, settings: Settings) -> str | None:
         metadata = read_json(directory / META_FILE, INDEX_HINT)
         if recipe_changed(metadata, index_recipe(settings), "index"):
             return "the index settings changed since it was built"
+        structure = structure_staleness(metadata, settings)
+        if structure:
+            return structure
         check_index_metadata(directory, metadata, settings, qa_checksum(dataset))
     except ArtifactError as error:
         return str(error).removesuffix(f" {INDEX_HINT}").rstrip(".")

@@ -1,10 +1,13 @@
 """Sentence embeddings and a FAISS index over historical questions.
 
 Questions are embedded with sentence-transformers, L2-normalised, and put in an
-inner-product index, so scores are cosine similarities. The index moves to the
-GPU when FAISS sees one (or when told to), and is always saved from the CPU.
-Each saved index carries metadata that `load` checks, so an index built from
-other data, with another model, or damaged on disk is refused, never misused.
+inner-product index, so scores are cosine similarities: exact up to
+`exact_index_max_rows` questions, approximate beyond (structure.py). The index
+moves to the GPU when FAISS sees one (or when told to), and is always saved from
+the CPU. Each saved index carries metadata that `load` checks, so an index built
+from other data, with another model, of another structure than recorded, or
+damaged on disk is refused, never misused. `extended` publishes a new version
+from a loaded one plus new Q&A pairs, embedding only the new pairs.
 """
 
 from __future__ import annotations
@@ -22,11 +25,11 @@ import numpy as np
 from sentence_transformers import SentenceTransformer
 
 from assistant.core.base_models import model_unavailable, pick_device, resolve_model_path
-from assistant.core.errors import ArtifactError, HardwareError, TrainingError
+from assistant.core.errors import ArtifactError, DataError, HardwareError, TrainingError
 from assistant.core.files import file_sha256, read_json, write_json
 from assistant.core.settings import Settings
 from assistant.core.types import Source
-from assistant.datasets.loading import QAPair, checksum, load_dataset, qa_checksum
+from assistant.datasets.loading import QA_FILE, QAPair, checksum, load_qa_pairs
 from assistant.lifecycle.versions import (
     base_data_checksum,
     new_version,
@@ -39,6 +42,16 @@ from assistant.retrieval.onnx_encoder import (
     fits,
     open_encoder,
 )
+from assistant.retrieval.structure import (
+    choose,
+    create,
+    gpu_available,
+    mismatch,
+    tune,
+    wants_gpu,
+)
+
+__all__ = ["FaissRetriever", "gpu_available", "load_encoder", "load_index_version"]
 
 INDEX_FILE = "index.faiss"
 ROWS_FILE = "rows.jsonl"
@@ -50,6 +63,9 @@ log = logging.getLogger(__name__)
 
 
 INDEX_RECIPE_FIELDS = {"embedding_model"}
+# Metadata of one saved version only, not carried into a version extended from it.
+UNSHARED_METADATA = {"version", "index_sha256", "rows_sha256", "extended_from"}
+DATA_FILE_KEY = "qa_file_sha256"  # the dataset's Q&A file as it was when the index was built
 
 
 def load_encoder(
@@ -69,10 +85,6 @@ def load_encoder(
         return SentenceTransformer(path, device=device)
     except OSError as error:
         raise ArtifactError(model_unavailable(settings.embedding_model, error)) from error
-
-
-def gpu_available() -> bool:
-    return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
 
 
 class FaissRetriever:
@@ -154,20 +166,46 @@ class FaissRetriever:
             ),
             dtype=np.float32,
         )
-        index = faiss.index_factory(vectors.shape[1], "Flat", faiss.METRIC_INNER_PRODUCT)
-        index.add(vectors)
+        structure = choose(len(pairs), settings)
+        index = create(structure, vectors, wants_gpu(settings))
         source_checksum = checksum(pairs)
         metadata = {
             "recipe": index_recipe(settings),
             "embedding_model": settings.embedding_model,
             "dimension": int(vectors.shape[1]),
+            "structure": structure,
             "rows": len(pairs),
             "source_checksum": source_checksum,
             "base_checksum": base_checksum or source_checksum,
             "faiss_version": faiss.__version__,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        return cls(encoder, index, list(pairs), metadata, settings.faiss_gpu)
+        metadata[DATA_FILE_KEY] = data_file_fingerprint(settings, metadata["base_checksum"])
+        return cls(encoder, tune(index, settings), list(pairs), metadata, settings.faiss_gpu)
+
+    def extended(
+        self, pairs: Sequence[QAPair], settings: Settings, base_checksum: str | None = None
+    ) -> FaissRetriever:
+        """A new, unpublished index: this one's rows plus `pairs`, only `pairs` embedded (with
+        this index's encoder) and added to a copy of its CPU index, which keeps serving."""
+        if not pairs:
+            raise TrainingError("no new Q&A pairs to add to the retrieval index")
+        index = faiss.clone_index(self._cpu_index)
+        index.add(self.encode([pair.question for pair in pairs]))
+        rows = [*self.rows, *pairs]
+        source_checksum = checksum(rows)
+        kept = {k: v for k, v in self.metadata.items() if k not in UNSHARED_METADATA}
+        metadata = {
+            **kept,
+            "rows": len(rows),
+            "source_checksum": source_checksum,
+            "base_checksum": base_checksum or self.metadata.get("base_checksum", source_checksum),
+            "extended_from": {"version": self.version, "rows": len(self.rows)},
+            "faiss_version": faiss.__version__,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        metadata[DATA_FILE_KEY] = data_file_fingerprint(settings, metadata["base_checksum"])
+        return type(self)(self.encoder, tune(index, settings), rows, metadata, settings.faiss_gpu)
 
     def publish(self, root: Path, make_current: bool = True) -> Path:
         """Save as a new version folder under `root`, the live one unless `make_current` is
@@ -195,10 +233,14 @@ class FaissRetriever:
         previous: FaissRetriever | None = None,
     ) -> FaissRetriever:
         """The configured index at `version` (None: the live one), refused if it was built
-        from other Q&A pairs than the dataset's; reuses `previous`'s encoder."""
-        expected = qa_checksum(load_dataset(settings.data_dir))
+        from other Q&A pairs than the dataset's; reuses `previous`'s encoder. The dataset's
+        Q&A file is parsed only when its bytes are not those recorded at build."""
+        directory = index_path(settings.qa_index_dir, version)  # resolved once: it can move
+        expected = None
+        if not data_file_unchanged(read_json(directory / META_FILE, REBUILD_HINT), settings):
+            expected = checksum(load_qa_pairs(settings.data_dir / QA_FILE))
         encoder = previous.encoder if isinstance(previous, FaissRetriever) else None
-        return load_index_version(settings, version, expected, encoder)
+        return cls.load(directory, settings, expected, encoder)
 
     @classmethod
     def load(
@@ -217,6 +259,9 @@ class FaissRetriever:
             raise ArtifactError(
                 f"{directory / INDEX_FILE} cannot be read. {REBUILD_HINT}"
             ) from error
+        different = mismatch(index, metadata)
+        if different:
+            raise ArtifactError(f"{directory}: {different}. {REBUILD_HINT}")
         rows = _read_rows(directory / ROWS_FILE)
         if index.ntotal != len(rows) or index.ntotal != metadata.get("rows"):
             raise ArtifactError(
@@ -232,7 +277,27 @@ class FaissRetriever:
                 f"{directory}: index dimension {index.d} does not match the embedding model's "
                 f"{dimension}. {REBUILD_HINT}"
             )
-        return cls(encoder, index, rows, metadata, settings.faiss_gpu)
+        return cls(encoder, tune(index, settings), rows, metadata, settings.faiss_gpu)
+
+
+def data_file_fingerprint(settings: Settings, base_checksum: str) -> str | None:
+    """The sha256 of the dataset's Q&A file when its pairs are those the index was built
+    from (`base_checksum`), else None: a later load with the same bytes need not parse it."""
+    path = settings.data_dir / QA_FILE
+    if not path.is_file():
+        return None
+    try:
+        parsed = checksum(load_qa_pairs(path))
+    except DataError:
+        return None
+    return file_sha256(path) if parsed == base_checksum else None
+
+
+def data_file_unchanged(metadata: dict[str, Any], settings: Settings) -> bool:
+    """Whether the dataset's Q&A file holds the bytes recorded when the index was built."""
+    path = settings.data_dir / QA_FILE
+    recorded = metadata.get(DATA_FILE_KEY)
+    return bool(recorded) and path.is_file() and file_sha256(path) == recorded
 
 
 def index_recipe(settings: Settings) -> dict[str, Any]:

@@ -1,14 +1,19 @@
+import csv
 import json
 import shutil
 
 import pytest
 
 from assistant.core.errors import ArtifactError
-from assistant.datasets.loading import load_dataset, qa_checksum
+from assistant.core.files import file_sha256
+from assistant.datasets.loading import QA_FILE, load_dataset, qa_checksum
+from assistant.retrieval import index as index_module
 from assistant.retrieval.index import (
+    DATA_FILE_KEY,
     INDEX_FILE,
     META_FILE,
     FaissRetriever,
+    data_file_unchanged,
     gpu_available,
     index_path,
     load_index_version,
@@ -98,3 +103,47 @@ def test_gpu_index_gives_the_cpu_results(built_settings, retriever):
     questions = [row.question for row in retriever.rows[:10]]
     for cpu_hits, gpu_hits in zip(retriever.search(questions), gpu.search(questions), strict=True):
         assert [h.question for h in cpu_hits] == [h.question for h in gpu_hits]
+
+
+@pytest.fixture
+def own_copy(built_settings, tmp_path):
+    """Settings over a copy of the session's data folder and index, free to change."""
+    shutil.copytree(built_settings.data_dir, tmp_path / "data")
+    shutil.copytree(built_settings.index_dir, tmp_path / "index")
+    return built_settings.model_copy(
+        update={"data_dir": tmp_path / "data", "index_dir": tmp_path / "index"}
+    )
+
+
+def test_the_index_records_the_bytes_of_the_qa_file_it_was_built_from(built_settings):
+    meta = json.loads((index_path(built_settings.qa_index_dir) / META_FILE).read_text())
+    assert meta[DATA_FILE_KEY] == file_sha256(built_settings.data_dir / QA_FILE)
+
+
+def test_an_unchanged_qa_file_is_not_parsed_at_load(own_copy, retriever, monkeypatch):
+    def refuse(path):
+        raise AssertionError(f"{path} was parsed")
+
+    monkeypatch.setattr(index_module, "load_qa_pairs", refuse)
+    loaded = FaissRetriever.from_settings(own_copy, previous=retriever)
+    assert loaded.version == retriever.version and loaded.rows == retriever.rows
+
+
+def test_a_rewritten_qa_file_with_the_same_pairs_is_parsed_and_accepted(own_copy, retriever):
+    path = own_copy.data_dir / QA_FILE
+    with path.open(encoding="utf-8", newline="") as file:
+        rows = list(csv.reader(file))
+    with path.open("w", encoding="utf-8", newline="") as file:
+        csv.writer(file, quoting=csv.QUOTE_ALL).writerows(rows)  # other bytes, the same pairs
+    assert not data_file_unchanged(
+        json.loads((index_path(own_copy.qa_index_dir) / META_FILE).read_text()), own_copy
+    )
+    assert FaissRetriever.from_settings(own_copy, previous=retriever).rows == retriever.rows
+
+
+def test_a_changed_qa_file_is_refused_at_load(own_copy, retriever):
+    path = own_copy.data_dir / QA_FILE
+    with path.open("a", encoding="utf-8", newline="") as file:
+        csv.writer(file).writerow(["can I pay in instalments", "Not yet.", "payment_methods"])
+    with pytest.raises(ArtifactError, match="other Q&A data"):
+        FaissRetriever.from_settings(own_copy, previous=retriever)
