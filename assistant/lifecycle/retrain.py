@@ -7,7 +7,8 @@
    hashes into a fixed one-in-five share. A row is held out at every retraining
    or at none, so the held-out set only grows and is never trained on.
 3. Train a candidate intent model, index and (when on) answer generator, saved
-   beside the live versions but not live.
+   beside the live versions but not live. The index grows from the live one when
+   the new Q&A pairs only add to it (only they are embedded), else is rebuilt.
 4. Score the candidate and the live release on the held-out set: the intent
    model's accuracy, and the index's MRR (a hit is a past question of the same
    intent). Promote the candidate when neither is lower. A running server
@@ -42,7 +43,8 @@ from assistant.intents.training import fit_intent_classifier, measure, publish_f
 from assistant.lifecycle.build import intent_checksum
 from assistant.lifecycle.releases import ModelVersions, live_versions, promote
 from assistant.retrieval.encoder_gate import build_gated_index
-from assistant.retrieval.index import load_index_version
+from assistant.retrieval.extension import plan_extension
+from assistant.retrieval.index import FaissRetriever, load_index_version
 
 LOG_COLUMNS = ("text", "intent", "question", "answer", "intent_source", "answer_source")
 HELD_OUT_ONE_IN = 5
@@ -161,9 +163,13 @@ def _with_agent_answers(pairs: Sequence[QAPair], rows: Iterable[LogRow]) -> list
 
 
 def train_candidate(
-    merged: MergedData, settings: Settings, announce: Callable[[str], None] = print
+    merged: MergedData,
+    settings: Settings,
+    announce: Callable[[str], None] = print,
+    previous_index: str | None = None,
 ) -> ModelVersions:
-    """Train and save an intent model, an index and (when on) a generator, none made live."""
+    """Train and save an intent model, an index and (when on) a generator, none made live;
+    the index grows from `previous_index` when the new Q&A pairs only add to it."""
     splits = merged.splits
     announce(f"Training the intent classifier on {len(splits.train)} examples...")
     started = time.perf_counter()
@@ -172,11 +178,7 @@ def train_candidate(
     intent = publish_fitted(
         fitted, settings, splits.checksum, splits.test, started, base, make_current=False
     )
-    announce(f"Indexing {len(merged.qa_pairs)} Q&A pairs...")
-    retriever = build_gated_index(
-        merged.qa_pairs, settings, splits.validation, merged.base_qa_checksum
-    )
-    retriever.publish(settings.qa_index_dir, make_current=False)
+    retriever = candidate_index(merged, settings, previous_index, announce)
     generator = None
     if settings.generator_enabled:
         announce("Training the answer generator...")
@@ -189,6 +191,33 @@ def train_candidate(
             base_checksum=merged.base_qa_checksum,
         ).version
     return ModelVersions(intent.version, retriever.version, generator)
+
+
+def candidate_index(
+    merged: MergedData,
+    settings: Settings,
+    previous: str | None,
+    announce: Callable[[str], None] = print,
+) -> FaissRetriever:
+    """The candidate's index, saved but not live: index `previous` with only the new Q&A
+    pairs embedded and added when they only add to it (retrieval/extension.py), `previous`
+    itself when there are none, else one built from all the pairs."""
+    plan = plan_extension(settings, previous, merged.qa_pairs, merged.base_qa_checksum)
+    if plan.previous is not None and not plan.additions:
+        announce(f"The index already holds all {len(merged.qa_pairs)} Q&A pairs.")
+        return plan.previous
+    if plan.previous is not None:
+        announce(
+            f"Adding {len(plan.additions)} Q&A pairs to the index's {len(plan.previous.rows)}..."
+        )
+        retriever = plan.previous.extended(plan.additions, settings, merged.base_qa_checksum)
+    else:
+        announce(f"Indexing {len(merged.qa_pairs)} Q&A pairs ({plan.reason})...")
+        retriever = build_gated_index(
+            merged.qa_pairs, settings, merged.splits.validation, merged.base_qa_checksum
+        )
+    retriever.publish(settings.qa_index_dir, make_current=False)
+    return retriever
 
 
 RETRIEVAL_FIGURE = f"retrieval_mrr@{max(RETRIEVAL_KS)}"
@@ -229,7 +258,7 @@ def retrain(
     started = time.perf_counter()
     live = live_versions(settings)
     merged = merge(dataset, settings, rows)
-    candidate = train_candidate(merged, settings, announce)
+    candidate = train_candidate(merged, settings, announce, live.index)
     held_out_set = merged.splits.test
     candidate_figures = score(settings, candidate, held_out_set)
     live_figures = score(settings, live, held_out_set)
