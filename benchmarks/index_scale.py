@@ -10,7 +10,8 @@ real question's (centred) and isotropic noise, then is normalised, so it lies in
 the same region of the space as real questions but is a paraphrase of none (the
 share of filler vectors within `retrieval_threshold` of their nearest real
 question is reported, and should be near zero). Queries are real messages that
-are not in the index: the demo test split and held-out Bitext questions.
+are not in the index: the demo validation split and held-out Bitext questions (the
+search parameters are chosen from this run, so no test split is used).
 
 The index is built as the assistant builds it (`retrieval/structure.py`: the
 structure `choose` picks for the row count with the default settings, HNSW on a
@@ -18,7 +19,9 @@ CPU), then measured: single-query p50/p95 (one query a call, as a lone customer
 sends it), batched queries/s (64 a call, as the micro-batcher sends them),
 recall@10 against exact search, build time, the index's size, the process's
 resident memory, and adding 1,000 rows to the built index (what retraining does
-instead of a rebuild). The exact index over the same rows is timed beside it.
+instead of a rebuild), and the same figures at each value of its search parameter
+(`--also-ivf`: IVF's nprobe; HNSW's ef_search), from which the configured value is
+chosen. The exact index over the same rows is timed beside it.
 `--also-ivf` measures IVF-Flat too (the structure chosen when the index is meant
 for a GPU), here on the CPU. Writes benchmarks/results/index_scale.json.
 """
@@ -60,6 +63,9 @@ BATCH = 64
 SINGLE_QUERIES = 500
 ADDED_ROWS = 1_000
 CHUNK = 50_000
+HNSW_EF_SEARCH_SWEEP = (64, 96, 128, 160, 192, 256)
+IVF_NPROBE_SWEEP = (8, 16, 32, 64)
+SWEEP_SINGLE_QUERIES = 200
 NOISE = 0.035  # per dimension: a filler vector's cosine to its real parent is about 0.7
 
 
@@ -69,15 +75,15 @@ def rss_mb() -> float:
 
 def real_questions(settings: Settings, held_out: int) -> tuple[list[str], list[str]]:
     """Questions to index (demo Q&A and Bitext) and queries that are not among them (the
-    demo test split and `held_out` Bitext questions)."""
+    demo validation split and `held_out` Bitext questions)."""
     dataset = load_dataset(settings.data_dir)
     demo = sorted({pair.question for pair in dataset.qa_pairs})
-    demo_test = [example.text for example in dataset_splits(dataset, settings).test]
+    demo_held_out = [example.text for example in dataset_splits(dataset, settings).validation]
     with BITEXT.open(encoding="utf-8", newline="") as handle:
         bitext = sorted({row["instruction"].strip() for row in csv.DictReader(handle)} - {""})
     random.Random(SEED).shuffle(bitext)
     indexed = set(demo)
-    queries = [text for text in demo_test if text not in indexed]
+    queries = [text for text in demo_held_out if text not in indexed]
     queries += bitext[: max(0, held_out - len(queries))]
     return demo + bitext[held_out:], queries
 
@@ -171,6 +177,8 @@ def measure(
     index = tune(create(structure, vectors), settings)
     build_s = time.perf_counter() - started
     grown_mb = rss_mb() - before
+    sweep = sweep_search_parameter(index, queries, exact)
+    tune(index, settings)  # back to the configured search parameter
     _, found = index.search(queries, K)
     single = time_single(index, queries[:SINGLE_QUERIES])
     added = np.ascontiguousarray(vectors[:ADDED_ROWS] + 0.0)  # re-added copies: same cost
@@ -189,9 +197,39 @@ def measure(
         "process_growth_mb": round(grown_mb, 1),
         "process_rss_mb": round(rss_mb(), 1),
         f"add_{ADDED_ROWS}_rows_s": round(add_s, 2),
+        "sweep": sweep,
     }
     del index
     return result
+
+
+def sweep_search_parameter(
+    index: faiss.Index, queries: np.ndarray, exact: np.ndarray
+) -> list[dict[str, Any]]:
+    """Recall@10 and latency at each value of the index's search parameter (HNSW's
+    ef_search, IVF's nprobe): the trade-off the configured value is chosen from."""
+    typed = faiss.downcast_index(index)
+    if isinstance(typed, faiss.IndexHNSW):
+        name, values = "ef_search", HNSW_EF_SEARCH_SWEEP
+    elif isinstance(typed, faiss.IndexIVF):
+        name, values = "nprobe", IVF_NPROBE_SWEEP
+    else:
+        return []
+    points = []
+    for value in values:
+        if name == "ef_search":
+            typed.hnsw.efSearch = value
+        else:
+            typed.nprobe = value
+        _, found = index.search(queries, K)
+        points.append({
+            name: value,
+            "recall_at_10": recall_at_k(found, exact),
+            **time_single(index, queries[:SWEEP_SINGLE_QUERIES]),
+            "batched_queries_per_s": time_batched(index, queries),
+        })  # fmt: skip
+        print(f"  {name}={value}: {points[-1]}", flush=True)
+    return points
 
 
 def search_parameters(index: faiss.Index) -> dict[str, int]:
@@ -222,6 +260,9 @@ def print_table(result: dict[str, Any]) -> None:
             f"| {entry['recall_at_10']} | {entry['index_file_mb']} MB "
             f"| {entry['process_rss_mb']} MB | {entry[f'add_{ADDED_ROWS}_rows_s']} s |"
         )
+    for entry in result["indexes"]:
+        for point in entry["sweep"]:
+            print(f"  {entry['label']}: {point}")
     print(f"filler against real questions: {result['filler']}")
 
 

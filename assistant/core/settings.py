@@ -69,7 +69,7 @@ class Settings(BaseSettings):
     approximate_index: Literal["auto", "hnsw", "ivf"] = "auto"
     hnsw_m: int = Field(32, ge=4, le=256)  # graph links per vector
     hnsw_ef_construction: int = Field(40, ge=8)  # candidates while building
-    hnsw_ef_search: int = Field(128, ge=1)  # candidates per search: recall against speed
+    hnsw_ef_search: int = Field(256, ge=1)  # candidates per search: recall against speed
     ivf_nprobe: int = Field(32, ge=1)  # IVF lists searched per query
 
     # Intent classifier training (defaults chosen on validation data; see README).
