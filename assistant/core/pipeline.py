@@ -255,8 +255,10 @@ class Assistant:
         guard = StreamGuard([*given, *past_answers])
         stop = threading.Event()
         with self.writing.turn() as admitted:
-            if not admitted:
-                return decision.settle("", False, BUSY_REASON), {"used": "busy"}
+            if not admitted:  # recorded like a failed check, so every trace reader copes
+                final = decision.settle("", False, BUSY_REASON)
+                busy = Verdict(False, BUSY_REASON)
+                return final, {"written": "", "verdict": busy.to_dict(), "used": final.route.value}
             for piece in generator.stream(text, past_answers, stop):
                 shown = guard.feed(piece)
                 if guard.tripped:

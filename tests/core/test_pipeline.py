@@ -3,11 +3,14 @@ from types import SimpleNamespace
 
 import pytest
 
+from assistant.channels.explain import explain
 from assistant.core.conversation import WITH_PEOPLE_REPLIES
 from assistant.core.errors import MessageError, UnknownConversation
 from assistant.core.pipeline import Assistant, drain
 from assistant.core.records import ConversationStatus
+from assistant.core.trace import public_reply
 from assistant.core.types import Decision, Fallback, Route, TurnContext
+from assistant.generation.capacity import BUSY_REASON, WritingCapacity
 from assistant.storage.sqlite import ConversationStore
 from tests.conftest import with_settings, writing_assistant
 from tests.fakes import fake_settings
@@ -200,6 +203,26 @@ def test_a_failed_check_with_no_close_past_answer_asks_what_was_meant(assistant,
     assert (reply.route, reply.status) == ("clarify", "bot")
     assert reply.trace["generation"]["used"] == "clarify"
     assert reply.options and reply.options == reply.trace["options"]
+
+
+def test_a_busy_answer_writer_gives_the_fallback_and_a_trace_every_channel_can_show(
+    assistant, built_settings
+):
+    writer = writing_assistant(assistant, built_settings, -1.0, -1.0)
+    writer.writing = WritingCapacity(workers=1, waiting=0)
+    with writer.writing.turn() as admitted:  # the one writer is taken
+        assert admitted
+        _, reply = _stream(writer, "How long does delivery take?")
+    assert reply.route == "retrieval" and reply.text == reply.trace["sources"][0]["answer"]
+    generation = reply.trace["generation"]
+    assert (generation["verdict"]["passed"], generation["verdict"]["reason"]) == (
+        False,
+        BUSY_REASON,
+    )
+    assert generation["used"] == "retrieval" and BUSY_REASON in reply.trace["reason"]
+    shown = public_reply(reply)["trace"]["generation"]
+    assert shown == {"verdict": {"passed": False, "reason": BUSY_REASON}, "used": "retrieval"}
+    assert BUSY_REASON in explain(reply.trace, reply.latency_ms, reply.model_version)
 
 
 # Without trained models: the pipeline over the fakes in tests/fakes.py.
