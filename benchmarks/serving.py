@@ -289,6 +289,7 @@ def summarise(
         "server_ms": percentile_ms([r["server_ms"] for r in answered]),
         "server_template_ms": percentile_ms(template),
         "errors": sum(1 for r in results if "error" in r),
+        "errors_by_kind": dict(Counter(str(r["error"]) for r in results if "error" in r)),
         "missing_turns": missing_turns(server.database, results),
         "routes": dict(Counter(r["route"] for r in answered)),
         **server.memory_mb(),
