@@ -5,7 +5,9 @@ thread, which runs the changes waiting together in one transaction (each in its 
 savepoint, so one that fails undoes only itself) and commits them as a group. The
 caller returns only once its change is committed, so an acknowledged turn survives a
 `kill -9`; a crowd pays for one commit per group, not per turn. Reads use a fresh
-connection each, so readers never wait on the writer. Personal data is
+connection each, so readers never wait on the writer; the reads every message makes
+(its conversation's row) use one connection per thread, kept open, and plain SQL, as
+do the writes of a turn, since sqlite-utils looks the schema up on every call. Personal data is
 redacted here, at the only door into storage, so no caller can forget it (the
 business's own contacts, `public_contacts`, are kept).
 """
@@ -13,7 +15,9 @@ business's own contacts, `public_contacts`, are kept).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+import threading
+import weakref
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,8 +45,17 @@ APPROVED_SQL = (
 )
 
 
+CONVERSATION_SQL = "SELECT * FROM conversations WHERE id = ?"
+
 T = TypeVar("T")
 WRITE_GROUP = 256  # changes committed together at most
+
+
+class _Reader:
+    """A thread's read connection; a holder, since a connection cannot be weakly held."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.connection = connection
 
 
 @dataclass(frozen=True)
@@ -76,6 +89,10 @@ class SQLiteConnection:
         self._writes: MicroBatcher[Callable[[], Any], _Outcome] = MicroBatcher(
             self._commit_group, WRITE_GROUP, max_wait_ms=0, name="log-writer"
         )
+        self._thread_readers = threading.local()
+        # Weakly held: a thread that ends drops its reader, and the connection closes.
+        self._open_readers: weakref.WeakSet[_Reader] = weakref.WeakSet()
+        self._readers_lock = threading.Lock()
 
     def _write(self, change: Callable[[], T]) -> T:
         """Run `change` on the writer connection in a transaction of its own or shared with
@@ -115,17 +132,44 @@ class SQLiteConnection:
     def _reader(self) -> sqlite_utils.Database:
         return sqlite_utils.Database(sqlite3.connect(self.path, timeout=30))
 
+    def _thread_reader(self) -> sqlite3.Connection:
+        """This thread's read connection, opened on its first read and kept until `close`.
+        Outside a transaction each SELECT sees the latest commit, as a fresh one would."""
+        reader = getattr(self._thread_readers, "reader", None)
+        if reader is None:
+            reader = _Reader(sqlite3.connect(self.path, timeout=30, check_same_thread=False))
+            reader.connection.row_factory = sqlite3.Row
+            self._thread_readers.reader = reader
+            with self._readers_lock:
+                self._open_readers.add(reader)
+        return reader.connection
+
     def close(self) -> None:
+        with self._readers_lock:
+            for reader in list(self._open_readers):
+                reader.connection.close()
+            self._open_readers.clear()
         self._db.close()
 
     def _conversation_row(self, conversation_id: str) -> dict[str, Any]:
-        db = self._reader()
-        try:
-            return db["conversations"].get(conversation_id)
-        except sqlite_utils.db.NotFoundError as error:
-            raise UnknownConversation(conversation_id) from error
-        finally:
-            db.close()
+        row = self._thread_reader().execute(CONVERSATION_SQL, [conversation_id]).fetchone()
+        if row is None:
+            raise UnknownConversation(conversation_id)
+        return dict(row)
+
+    def _insert(self, table: str, values: Mapping[str, Any]) -> int:
+        """Insert one row on the writer connection; returns its rowid."""
+        columns = ", ".join(f'"{column}"' for column in values)
+        marks = ", ".join("?" for _ in values)
+        sql = f'INSERT INTO "{table}" ({columns}) VALUES ({marks})'
+        return int(self._db.execute(sql, list(values.values())).lastrowid)
+
+    def _update_conversation(self, conversation_id: str, values: Mapping[str, Any]) -> None:
+        assignments = ", ".join(f'"{column}" = ?' for column in values)
+        self._db.execute(
+            f"UPDATE conversations SET {assignments} WHERE id = ?",
+            [*values.values(), conversation_id],
+        )
 
     def conversation(self, conversation_id: str) -> Conversation:
         row = self._conversation_row(conversation_id)
@@ -161,10 +205,11 @@ class SQLiteConnection:
         )
 
     def _require_conversation(self, conversation_id: str) -> dict[str, Any]:
-        try:
-            return self._db["conversations"].get(conversation_id)
-        except sqlite_utils.db.NotFoundError as error:
-            raise UnknownConversation(conversation_id) from error
+        cursor = self._db.execute(CONVERSATION_SQL, [conversation_id])
+        row = cursor.fetchone()
+        if row is None:
+            raise UnknownConversation(conversation_id)
+        return dict(zip((column[0] for column in cursor.description), row, strict=True))
 
     def _require_turn(self, turn_id: int) -> dict[str, Any]:
         try:

@@ -89,7 +89,8 @@ class SQLiteTurnLog(SQLiteConnection):
         ).fetchone()[0]
         now = _now()
         user_text, reply_text = self._redact(record.user_text), self._redact(record.reply_text)
-        turn = self._db["turns"].insert(
+        turn_id = self._insert(
+            "turns",
             {
                 "conversation_id": record.conversation_id,
                 "position": position,
@@ -104,16 +105,13 @@ class SQLiteTurnLog(SQLiteConnection):
                 "trace": json.dumps(_redacted(record.trace, self._redact)),
                 "latency_ms": record.latency_ms,
                 "model_version": record.model_version,
-            }
+            },
         )
-        turn_id = int(turn.last_pk)
-        self._db["messages"].insert_all(
-            [
-                self._message(record.conversation_id, turn_id, Author.CUSTOMER, user_text, now),
-                self._message(record.conversation_id, turn_id, Author.BOT, reply_text, now),
-            ]
-        )
-        self._db["conversations"].update(
+        for author, text in ((Author.CUSTOMER, user_text), (Author.BOT, reply_text)):
+            self._insert(
+                "messages", self._message(record.conversation_id, turn_id, author, text, now)
+            )
+        self._update_conversation(
             record.conversation_id,
             {
                 "updated_at": now,
