@@ -259,10 +259,14 @@ def probe_routes(port: int, candidates: list[str]) -> dict[str, list[str]]:
 
 
 def conversation_scripts(
-    routes: dict[str, list[str]], clients: int, turns: int, seed: int
+    routes: dict[str, list[str]],
+    clients: int,
+    turns: int,
+    seed: int,
+    written_share: float = WRITTEN_SHARE,
 ) -> list[list[str]]:
     """Seeded conversations: answered messages (template, retrieval), and about
-    `WRITTEN_SHARE` that reach the writer. Messages that hand off or ask back are left
+    `written_share` that reach the writer. Messages that hand off or ask back are left
     out: a conversation with people, or asked twice, stops being the bot's."""
     rng = random.Random(seed)
     answered = routes.get("template", []) + routes.get("retrieval", [])
@@ -271,7 +275,7 @@ def conversation_scripts(
     for _ in range(clients):
         script = []
         for _ in range(turns):
-            pool = written if written and rng.random() < WRITTEN_SHARE else answered
+            pool = written if written and rng.random() < written_share else answered
             script.append(rng.choice(pool))
         scripts.append(script)
     return scripts
@@ -418,6 +422,9 @@ def main() -> int:
     parser.add_argument("--page-customers", type=int, default=32, help="0: skip the chat page")
     parser.add_argument("--page-turns", type=int, default=5)
     parser.add_argument("--soak-minutes", type=float, default=0)
+    parser.add_argument(
+        "--written-share", type=float, default=WRITTEN_SHARE, help="turns for the answer writer"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "serving.json")
     parser.add_argument(
         "--server-root", type=Path, default=ROOT, help="serve from this checkout (before/after)"
@@ -426,6 +433,7 @@ def main() -> int:
 
     report: dict[str, Any] = machine()
     report["server_root"] = str(args.server_root)
+    report["written_share"] = args.written_share
     candidates = candidate_messages(args.seed)
     floor = None if args.no_floor else encoder_floor(candidates)
     report["floor"] = floor
@@ -438,7 +446,7 @@ def main() -> int:
 
             def scripts_for(clients: int, round_number: int = 0) -> list[list[str]]:
                 seed = args.seed * 1000 + clients + round_number
-                return conversation_scripts(routes, clients, args.turns, seed)
+                return conversation_scripts(routes, clients, args.turns, seed, args.written_share)
 
             report["levels"] = {}
             for clients in args.clients:
