@@ -2,18 +2,8 @@
 
 import time
 
-import pytest
-
 from assistant.core.records import ConversationStatus, HandoffKind, QueueKind, TurnRecord
 from assistant.core.types import Route
-from assistant.storage.sqlite import ConversationStore
-
-
-@pytest.fixture
-def store(tmp_path):
-    opened = ConversationStore(tmp_path / "log.db")
-    yield opened
-    opened.close()
 
 
 def turn(store, conversation, text, route=Route.TEMPLATE, intent="order_status", **changes):

@@ -13,13 +13,6 @@ from assistant.storage.sqlite import ConversationStore
 from tests.storage.test_sqlite import record
 
 
-@pytest.fixture
-def store(tmp_path):
-    opened = ConversationStore(tmp_path / "log.db")
-    yield opened
-    opened.close()
-
-
 def test_a_thread_reuses_its_reader_and_sees_each_commit_at_once(store):
     conversation = store.start_conversation()
     assert store.state(conversation).pending_intent is None

@@ -35,13 +35,6 @@ def record(conversation_id, text="hello", **changes):
     return TurnRecord(**values)
 
 
-@pytest.fixture
-def store(tmp_path):
-    opened = ConversationStore(tmp_path / "log.db")
-    yield opened
-    opened.close()
-
-
 def test_turns_are_logged_in_order_with_their_trace(store):
     conversation = store.start_conversation()
     first = store.log_turn(record(conversation, "hello"))

@@ -8,15 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from assistant.storage.sqlite import ConversationStore
 from tests.storage.test_sqlite import record
-
-
-@pytest.fixture
-def store(tmp_path):
-    opened = ConversationStore(tmp_path / "log.db")
-    yield opened
-    opened.close()
 
 
 def committed_turns(path) -> int:
