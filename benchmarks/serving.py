@@ -358,9 +358,13 @@ def chat_page(port: int, messages: list[str], customers: int, turns: int) -> dic
 def soak(server: Server, scripts_for, minutes: float, clients: int) -> dict[str, Any]:
     """`clients` conversations again and again for `minutes`; memory after each round."""
     samples, deadline, rounds = [], time.monotonic() + minutes * 60, 0
+    replies = errors = missing = 0
     started = time.monotonic()
     while time.monotonic() < deadline:
-        run_level(server.port, scripts_for(clients, rounds))
+        results, _ = run_level(server.port, scripts_for(clients, rounds))
+        replies += sum(1 for r in results if "turn_id" in r)
+        errors += sum(1 for r in results if "error" in r)
+        missing += missing_turns(server.database, results)
         rounds += 1
         samples.append((round((time.monotonic() - started) / 60, 2), server.memory_mb()["rss_mb"]))
     minutes_seen, rss = zip(*samples, strict=True)
@@ -370,6 +374,9 @@ def soak(server: Server, scripts_for, minutes: float, clients: int) -> dict[str,
         "minutes": minutes,
         "clients": clients,
         "rounds": rounds,
+        "replies": replies,
+        "errors": errors,
+        "missing_turns": missing,
         "rss_mb": list(rss),
         "rss_growth_mb_per_min": round(slope, 2),
         "rss_second_half_range_mb": round(max(second_half) - min(second_half), 1),
@@ -407,7 +414,8 @@ def print_table(report: dict[str, Any]) -> None:
     if report.get("soak"):
         s = report["soak"]
         print(f"soak {s['minutes']} min x {s['clients']}: RSS {s['rss_mb'][0]} -> "
-              f"{s['rss_mb'][-1]} MB, {s['rss_growth_mb_per_min']} MB/min")  # fmt: skip
+              f"{s['rss_mb'][-1]} MB, {s['rss_growth_mb_per_min']} MB/min, {s['replies']} "
+              f"replies, {s['errors']} errors, {s['missing_turns']} missing")  # fmt: skip
 
 
 def main() -> int:
