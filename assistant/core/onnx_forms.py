@@ -128,6 +128,9 @@ def session_options() -> Any:
     options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
     # Threads that spin between runs take CPU from the tokenizer and the server's own threads.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # The CPU arena keeps the largest batch's buffers for good, growing in steps as rarer
+    # batch shapes arrive: a long-running server's memory would creep.
+    options.enable_cpu_mem_arena = False
     return options
 
 
