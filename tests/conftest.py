@@ -24,6 +24,7 @@ from assistant.datasets.loading import load_dataset
 from assistant.generation.writer import Gpt2AnswerWriter
 from assistant.lifecycle.build import ensure_artifacts
 from assistant.staff.accounts import hash_password
+from tests import postgres
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_DATA = ROOT / "data"
@@ -37,6 +38,18 @@ ADMIN_NAME, ADMIN_PASSWORD = "sam", "sam-reads-figures"
 
 # Fixtures that train or load real models; a test using any of them is marked `models`.
 MODEL_FIXTURES = frozenset({"built_settings", "assistant", "eager", "staffed"})
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[postgres.PostgresServer]:
+    """A PostgreSQL server of the session's own; the tests that need it skip, saying why,
+    where none can be started."""
+    reason = postgres.unavailable()
+    if reason is not None:
+        pytest.skip(f"no PostgreSQL server for this test: {reason}")
+    server = postgres.PostgresServer().start()
+    yield server
+    server.stop()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

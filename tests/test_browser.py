@@ -10,7 +10,7 @@ import pytest
 from assistant.channels.api import create_app
 from assistant.core.pipeline import Assistant
 from assistant.core.records import ActionKind
-from assistant.storage.sqlite import ConversationStore
+from assistant.storage.store import ConversationStore
 from tests.conftest import AGENT_NAME, AGENT_PASSWORD, running_server
 from tests.pii_corpus import LeakFinder, load_planted_pii
 

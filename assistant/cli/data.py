@@ -62,7 +62,7 @@ def cmd_data_validate(args: argparse.Namespace, settings: Settings) -> int:
 
 def export_from_log(settings: Settings, since, min_confidence: float):
     from assistant.analytics.export import export_log
-    from assistant.storage.sqlite import ConversationStore
+    from assistant.storage.store import ConversationStore
 
     if not settings.database_path.is_file():
         raise ConfigError(

@@ -53,6 +53,10 @@ class ArtifactError(AssistantError, RuntimeError):
     """A built model or index is missing, corrupt or mismatched; the text says how to rebuild."""
 
 
+class StorageError(AssistantError, RuntimeError):
+    """The conversation log's database cannot be reached, or holds what this program cannot use."""
+
+
 class RollbackError(AssistantError, RuntimeError):
     """There is no earlier release to return to."""
 

@@ -21,7 +21,10 @@ from assistant.core.errors import ConfigError
 # flat names (`retrieval_threshold = 0.82`) and the sectioned ones (`[routing]` then
 # `retrieval_threshold = 0.82`; `ASSISTANT_ROUTING__RETRIEVAL_THRESHOLD`) are both accepted.
 SECTIONS: dict[str, dict[str, str]] = {
-    "paths": {name: name for name in ("data_dir", "models_dir", "index_dir", "database_path")},
+    "paths": {
+        name: name
+        for name in ("data_dir", "models_dir", "index_dir", "database_path", "database_url")
+    },
     "models": {
         name: name
         for name in (

@@ -49,7 +49,7 @@ class Components(BaseModel):
     intent_classifier: str = "assistant.intents.classifier:BertIntentClassifier"
     retriever: str = "assistant.retrieval.index:FaissRetriever"
     answer_writer: str = "assistant.generation.writer:Gpt2AnswerWriter"
-    conversation_log: str = "assistant.storage.sqlite:ConversationStore"
+    conversation_log: str = "assistant.storage.store:ConversationStore"
 
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

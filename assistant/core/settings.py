@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     models_dir: Path = Path("models")
     index_dir: Path = Path("index")
     database_path: Path = Path("var/conversations.db")
+    # The conversation log in PostgreSQL ("postgresql://user:password@host:5432/db") instead
+    # of the SQLite file at database_path: what several servers share (see DEPLOY.md).
+    database_url: str = ""
 
     # Models: a local folder, a hub name, or the bundled MiniLM alias.
     intent_base_model: str = "all-MiniLM-L6-v2"

@@ -15,12 +15,12 @@ from assistant.core.records import (
     Author,
     ConversationStatus,
 )
-from assistant.storage.agent_queue import SQLiteAgentQueue
-from assistant.storage.connection import CORRECTION_SQL, _now, _redacted
+from assistant.storage.agent_queue import SqlAgentQueue
+from assistant.storage.connection import _now, _redacted
 from assistant.text.redaction import Redactor
 
 
-class SQLiteAgentDesk(SQLiteAgentQueue):
+class SqlAgentDesk(SqlAgentQueue):
     """The support team's side of the log (`assistant.core.seams.AgentDesk`)."""
 
     def handoff(self, conversation_id: str, reason: str) -> None:
@@ -43,7 +43,8 @@ class SQLiteAgentDesk(SQLiteAgentQueue):
     ) -> int:
         if not actor.strip():
             raise ValueError("an agent action needs the agent's name")
-        row = self._db["agent_actions"].insert(
+        return self._insert(
+            "agent_actions",
             {
                 "conversation_id": conversation_id,
                 "turn_id": turn_id,
@@ -51,9 +52,8 @@ class SQLiteAgentDesk(SQLiteAgentQueue):
                 "actor": actor,
                 "created_at": now,
                 "payload": json.dumps(_redacted(payload, self._redact), ensure_ascii=False),
-            }
+            },
         )
-        return int(row.last_pk)
 
     def _assign(self, conversation_id: str, agent: str, now: str, *, take_over: bool) -> bool:
         """Give the conversation to `agent` unless it is already theirs; True if it changed.
@@ -65,7 +65,7 @@ class SQLiteAgentDesk(SQLiteAgentQueue):
                 return False
             if holder and not take_over:
                 raise HeldByAnotherAgent(conversation_id, holder)
-        self._db["conversations"].update(
+        self._update_conversation(
             conversation_id,
             {
                 "status": ConversationStatus.WITH_AGENT.value,
@@ -122,10 +122,10 @@ class SQLiteAgentDesk(SQLiteAgentQueue):
             elif self._require_turn(concerned)["conversation_id"] != conversation_id:
                 raise UnknownTurn(concerned)
             clean = self._redact(text.strip())
-            message = self._db["messages"].insert(
-                self._message(conversation_id, concerned, Author.AGENT, clean, now, agent)
+            message_id = self._insert(
+                "messages",
+                self._message(conversation_id, concerned, Author.AGENT, clean, now, agent),
             )
-            message_id = int(message.last_pk)
             kind, payload = _reply_action(clean, suggestion, self._redact)
             if suggestion_info:
                 payload["suggestion"] = suggestion_info
@@ -143,12 +143,12 @@ class SQLiteAgentDesk(SQLiteAgentQueue):
 
         def change():
             turn = self._require_turn(turn_id)
-            previous = self._db.execute(
-                "SELECT json_extract(payload, '$.new') FROM agent_actions "
+            previous = self._db.one(
+                f"SELECT {self._engine.json_text('payload', 'new')} AS new FROM agent_actions "
                 "WHERE turn_id = ? AND kind = ? ORDER BY id DESC LIMIT 1",
                 [turn_id, ActionKind.INTENT_CORRECTED.value],
-            ).fetchone()
-            old = previous[0] if previous else turn["intent"]
+            )
+            old = previous["new"] if previous else turn["intent"]
             return self._act(
                 turn["conversation_id"],
                 turn_id,
@@ -166,7 +166,7 @@ class SQLiteAgentDesk(SQLiteAgentQueue):
         def change():
             row = self._require_conversation(conversation_id)
             now = _now()
-            self._db["conversations"].update(
+            self._update_conversation(
                 conversation_id,
                 {
                     "status": ConversationStatus.RESOLVED.value,
@@ -211,7 +211,8 @@ class SQLiteAgentDesk(SQLiteAgentQueue):
             reply = (answer or line["text"]).strip()
             if approved and not (pair and reply):
                 raise MessageError("an approved answer needs its question and answer")
-            row = self._db["reuse_reviews"].insert(
+            return self._insert(
+                "reuse_reviews",
                 {
                     "message_id": message_id,
                     "turn_id": line["turn_id"],
@@ -221,97 +222,70 @@ class SQLiteAgentDesk(SQLiteAgentQueue):
                     "created_at": _now(),
                     "question": self._redact(pair) if approved else None,
                     "answer": self._redact(reply) if approved else None,
-                }
+                },
             )
-            return int(row.last_pk)
 
         return self._write(change)
 
     def _agent_line(self, message_id: int) -> dict[str, Any]:
-        row = self._db.execute(
+        row = self._db.one(
             "SELECT id, conversation_id, turn_id, text FROM messages WHERE id = ? AND author = ?",
             [message_id, Author.AGENT.value],
-        ).fetchone()
+        )
         if row is None:
             raise MessageError(f"message {message_id} is not an agent's reply")
-        return dict(zip(("id", "conversation_id", "turn_id", "text"), row, strict=True))
+        return row
 
     def answers_to_review(self, limit: int = 100) -> list[dict[str, Any]]:
         """Agents' replies no one has approved or rejected for reuse yet, oldest first."""
-        db = self._reader()
-        try:
-            return list(
-                db.query(
-                    "SELECT m.id, m.conversation_id, m.turn_id, m.agent, m.text, m.created_at, "
-                    "  t.user_text AS question "
-                    "FROM messages m LEFT JOIN turns t ON t.id = m.turn_id "
-                    "WHERE m.author = ? AND NOT EXISTS "
-                    "  (SELECT 1 FROM reuse_reviews r WHERE r.message_id = m.id) "
-                    "ORDER BY m.id LIMIT ?",
-                    [Author.AGENT.value, limit],
-                )
-            )
-        finally:
-            db.close()
+        return self._read(
+            "SELECT m.id, m.conversation_id, m.turn_id, m.agent, m.text, m.created_at, "
+            "  t.user_text AS question "
+            "FROM messages m LEFT JOIN turns t ON t.id = m.turn_id "
+            "WHERE m.author = ? AND NOT EXISTS "
+            "  (SELECT 1 FROM reuse_reviews r WHERE r.message_id = m.id) "
+            "ORDER BY m.id LIMIT ?",
+            [Author.AGENT.value, limit],
+        )
 
     def reviews(self, message_id: int) -> list[dict[str, Any]]:
         """Every reuse review of an agent's reply, oldest first."""
-        db = self._reader()
-        try:
-            return list(
-                db["reuse_reviews"].rows_where("message_id = ?", [message_id], order_by="id")
-            )
-        finally:
-            db.close()
+        return self._read(
+            "SELECT * FROM reuse_reviews WHERE message_id = ? ORDER BY id", [message_id]
+        )
 
     def messages_since(self, conversation_id: str, after_id: int = 0) -> list[dict[str, Any]]:
         """Transcript lines newer than `after_id`, oldest first: what a chat page polls for."""
-        db = self._reader()
-        try:
-            if not db["conversations"].count_where("id = ?", [conversation_id]):
-                raise UnknownConversation(conversation_id)
-            return list(
-                db.query(
-                    "SELECT id, turn_id, author, agent, text, created_at FROM messages "
-                    "WHERE conversation_id = ? AND id > ? ORDER BY id",
-                    [conversation_id, after_id],
-                )
-            )
-        finally:
-            db.close()
+        if not self._exists("conversations", conversation_id):
+            raise UnknownConversation(conversation_id)
+        return self._read(
+            "SELECT id, turn_id, author, agent, text, created_at FROM messages "
+            "WHERE conversation_id = ? AND id > ? ORDER BY id",
+            [conversation_id, after_id],
+        )
 
     def history(self, conversation_id: str) -> list[dict[str, Any]]:
         """The whole transcript for an agent: each line with its turn's route and intents.
 
         `intent` is the model's, `final_intent` the agent's correction if there is one.
         """
-        db = self._reader()
-        try:
-            if not db["conversations"].count_where("id = ?", [conversation_id]):
-                raise UnknownConversation(conversation_id)
-            return list(
-                db.query(
-                    f"SELECT m.id, m.turn_id, m.author, m.agent, m.text, m.created_at, "
-                    f"t.route, t.intent, t.confidence, "
-                    f"COALESCE(({CORRECTION_SQL}), t.intent) AS final_intent "
-                    f"FROM messages m LEFT JOIN turns t ON t.id = m.turn_id "
-                    f"WHERE m.conversation_id = ? ORDER BY m.id",
-                    [conversation_id],
-                )
-            )
-        finally:
-            db.close()
+        if not self._exists("conversations", conversation_id):
+            raise UnknownConversation(conversation_id)
+        return self._read(
+            f"SELECT m.id, m.turn_id, m.author, m.agent, m.text, m.created_at, "
+            f"t.route, t.intent, t.confidence, "
+            f"COALESCE(({self._correction_sql()}), t.intent) AS final_intent "
+            f"FROM messages m LEFT JOIN turns t ON t.id = m.turn_id "
+            f"WHERE m.conversation_id = ? ORDER BY m.id",
+            [conversation_id],
+        )
 
     def actions(self, conversation_id: str) -> list[dict[str, Any]]:
         """The agents' actions on a conversation, oldest first, payloads decoded."""
-        db = self._reader()
-        try:
-            rows = db["agent_actions"].rows_where(
-                "conversation_id = ?", [conversation_id], order_by="id"
-            )
-            return [{**row, "payload": json.loads(row["payload"])} for row in rows]
-        finally:
-            db.close()
+        rows = self._read(
+            "SELECT * FROM agent_actions WHERE conversation_id = ? ORDER BY id", [conversation_id]
+        )
+        return [{**row, "payload": json.loads(row["payload"])} for row in rows]
 
 
 def _reply_action(

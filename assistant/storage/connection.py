@@ -1,40 +1,37 @@
-"""The SQLite connection the log's roles share: one writer, fresh readers, the schema.
+"""The database connection the log's roles share: one writer, readers, the schema.
 
-SQLite runs in WAL mode with one writer: every change is a function queued to one
-thread, which runs the changes waiting together in one transaction (each in its own
-savepoint, so one that fails undoes only itself) and commits them as a group. The
-caller returns only once its change is committed, so an acknowledged turn survives a
-`kill -9`; a crowd pays for one commit per group, not per turn. Reads use a fresh
-connection each, so readers never wait on the writer; the reads every message makes
-(its conversation's row) use one connection per thread, kept open, and plain SQL, as
-do the writes of a turn, since sqlite-utils looks the schema up on every call. Personal data is
+The log runs on an `SqlEngine`: a SQLite file by default, or PostgreSQL. Either way
+every change is a function queued to one thread per server, which runs the changes
+waiting together in one transaction (each in its own savepoint, so one that fails
+undoes only itself) and commits them as a group. The caller returns only once its
+change is committed, so an acknowledged turn survives a `kill -9`; a crowd pays for
+one commit per group, not per turn. Reads go through the engine's readers (a kept
+connection per thread in SQLite, a pool in PostgreSQL), so they never wait on the
+writer; the log's SQL is plain and written once for both engines. Personal data is
 redacted here, at the only door into storage, so no caller can forget it (the
 business's own contacts, `public_contacts`, are kept).
 """
 
 from __future__ import annotations
 
-import sqlite3
-import threading
-import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-import sqlite_utils
-
 from assistant.core.batching import MicroBatcher
 from assistant.core.errors import ArtifactError, UnknownConversation, UnknownTurn
 from assistant.core.records import Author, Conversation, ConversationStatus, HandoffKind
-from assistant.storage.contacts import ContactVault
+from assistant.storage.contacts import KEY_FILE, ContactVault
+from assistant.storage.engines import SqlEngine, SqlSession, is_postgres_url, open_engine
 from assistant.storage.migrations import MIGRATIONS
 from assistant.text.redaction import Redactor
 
-# The latest intent an agent gave turn `t`, for queries over turns.
+# The latest intent an agent gave turn `t`, for queries over turns; {new} is the engine's
+# spelling of the payload's "new".
 CORRECTION_SQL = (
-    "SELECT json_extract(a.payload, '$.new') FROM agent_actions a "
+    "SELECT {new} FROM agent_actions a "
     "WHERE a.turn_id = t.id AND a.kind = 'intent_corrected' ORDER BY a.id DESC LIMIT 1"
 )
 
@@ -49,13 +46,6 @@ CONVERSATION_SQL = "SELECT * FROM conversations WHERE id = ?"
 
 T = TypeVar("T")
 WRITE_GROUP = 256  # changes committed together at most
-
-
-class _Reader:
-    """A thread's read connection; a holder, since a connection cannot be weakly held."""
-
-    def __init__(self, connection: sqlite3.Connection) -> None:
-        self.connection = connection
 
 
 @dataclass(frozen=True)
@@ -73,26 +63,38 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-class SQLiteConnection:
-    """The database file, its writer lock and the helpers every role of the log uses."""
+class LogConnection:
+    """The log's database, its writer queue and the helpers every role of the log uses."""
 
-    def __init__(self, path: Path, redact: Redactor | None = None) -> None:
-        self.path = path
+    def __init__(
+        self,
+        location: str | Path,
+        redact: Redactor | None = None,
+        contact_key: Path | None = None,
+    ) -> None:
+        """`location`: a SQLite file's path, or a `postgresql://` URL. `contact_key`: the
+        file of the key customers' contact addresses are sealed with (by default beside
+        the SQLite file, or `var/contact.key` for PostgreSQL)."""
+        self._engine: SqlEngine = open_engine(location)
+        self.location = self._engine.location
         self._redact = redact or Redactor()
-        self._contacts = ContactVault.beside(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(path, check_same_thread=False, timeout=30)
-        self._db = sqlite_utils.Database(connection)
-        self._db.enable_wal()
-        self._db.execute("PRAGMA foreign_keys = ON")
-        self._migrate()
+        if contact_key is None:
+            folder = Path("var") if is_postgres_url(location) else Path(location).parent
+            contact_key = folder / KEY_FILE
+        self._contacts = ContactVault(contact_key)
+        try:
+            self._migrate()
+        except BaseException:
+            self._engine.close()
+            raise
         self._writes: MicroBatcher[Callable[[], Any], _Outcome] = MicroBatcher(
             self._commit_group, WRITE_GROUP, max_wait_ms=0, name="log-writer"
         )
-        self._thread_readers = threading.local()
-        # Weakly held: a thread that ends drops its reader, and the connection closes.
-        self._open_readers: weakref.WeakSet[_Reader] = weakref.WeakSet()
-        self._readers_lock = threading.Lock()
+
+    @property
+    def _db(self) -> SqlSession:
+        """The writer's connection: only changes run through `_write` use it."""
+        return self._engine.writer
 
     def _write(self, change: Callable[[], T]) -> T:
         """Run `change` on the writer connection in a transaction of its own or shared with
@@ -103,10 +105,11 @@ class SQLiteConnection:
         """One transaction for `changes`, each in a savepoint. A failed commit raises, and
         the batcher then runs each change alone."""
         outcomes = []
-        with self._db.atomic():
+        writer = self._db
+        with writer.transaction():
             for change in changes:
                 try:
-                    with self._db.atomic():
+                    with writer.transaction():
                         outcomes.append(_Outcome(change()))
                 except Exception as error:
                     outcomes.append(_Outcome(error=error))
@@ -114,61 +117,57 @@ class SQLiteConnection:
 
     @property
     def schema_version(self) -> int:
-        return self._db.execute("PRAGMA user_version").fetchone()[0]
+        return self._engine.schema_version()
 
     def _migrate(self) -> None:
-        """Bring the schema up to date; runs before the writer starts, so alone."""
-        version = self.schema_version
-        if version > len(MIGRATIONS):
-            raise ArtifactError(
-                f"{self.path} has schema version {version}, newer than this program "
-                f"knows ({len(MIGRATIONS)}); upgrade the assistant to open it"
-            )
-        for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
-            with self._db.atomic():
-                migration(self._db)
-                self._db.execute(f"PRAGMA user_version = {number}")
+        """Bring the schema up to date, one step per transaction; runs before the writer
+        starts, and the engine keeps other servers out while a step runs."""
+        while True:
+            with self._engine.migrating() as schema:
+                version = self._engine.schema_version()
+                if version > len(MIGRATIONS):
+                    raise ArtifactError(
+                        f"{self.location} has schema version {version}, newer than this "
+                        f"program knows ({len(MIGRATIONS)}); upgrade the assistant to open it"
+                    )
+                if version == len(MIGRATIONS):
+                    return
+                MIGRATIONS[version](schema)
+                self._engine.set_schema_version(version + 1)
 
-    def _reader(self) -> sqlite_utils.Database:
-        return sqlite_utils.Database(sqlite3.connect(self.path, timeout=30))
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self._engine.reading() as reader:
+            return reader.all(sql, params)
 
-    def _thread_reader(self) -> sqlite3.Connection:
-        """This thread's read connection, opened on its first read and kept until `close`.
-        Outside a transaction each SELECT sees the latest commit, as a fresh one would."""
-        reader = getattr(self._thread_readers, "reader", None)
-        if reader is None:
-            reader = _Reader(sqlite3.connect(self.path, timeout=30, check_same_thread=False))
-            reader.connection.row_factory = sqlite3.Row
-            self._thread_readers.reader = reader
-            with self._readers_lock:
-                self._open_readers.add(reader)
-        return reader.connection
+    def _read_one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
+        with self._engine.reading() as reader:
+            return reader.one(sql, params)
 
     def close(self) -> None:
-        with self._readers_lock:
-            for reader in list(self._open_readers):
-                reader.connection.close()
-            self._open_readers.clear()
-        self._db.close()
+        self._engine.close()
 
     def _conversation_row(self, conversation_id: str) -> dict[str, Any]:
-        row = self._thread_reader().execute(CONVERSATION_SQL, [conversation_id]).fetchone()
+        row = self._read_one(CONVERSATION_SQL, [conversation_id])
         if row is None:
             raise UnknownConversation(conversation_id)
-        return dict(row)
+        return row
 
     def _insert(self, table: str, values: Mapping[str, Any]) -> int:
-        """Insert one row on the writer connection; returns its rowid."""
-        columns = ", ".join(f'"{column}"' for column in values)
-        marks = ", ".join("?" for _ in values)
-        sql = f'INSERT INTO "{table}" ({columns}) VALUES ({marks})'
-        return int(self._db.execute(sql, list(values.values())).lastrowid)
+        """Insert one row on the writer connection; returns its integer id."""
+        return int(self._db.insert(table, dict(values)))
 
-    def _update_conversation(self, conversation_id: str, values: Mapping[str, Any]) -> None:
+    def _update(self, table: str, row_id: Any, values: Mapping[str, Any]) -> None:
         assignments = ", ".join(f'"{column}" = ?' for column in values)
         self._db.execute(
-            f"UPDATE conversations SET {assignments} WHERE id = ?",
-            [*values.values(), conversation_id],
+            f'UPDATE "{table}" SET {assignments} WHERE id = ?', [*values.values(), row_id]
+        )
+
+    def _update_conversation(self, conversation_id: str, values: Mapping[str, Any]) -> None:
+        self._update("conversations", conversation_id, values)
+
+    def _exists(self, table: str, row_id: Any) -> bool:
+        return (
+            self._read_one(f'SELECT 1 AS found FROM "{table}" WHERE id = ?', [row_id]) is not None
         )
 
     def conversation(self, conversation_id: str) -> Conversation:
@@ -205,23 +204,27 @@ class SQLiteConnection:
         )
 
     def _require_conversation(self, conversation_id: str) -> dict[str, Any]:
-        cursor = self._db.execute(CONVERSATION_SQL, [conversation_id])
-        row = cursor.fetchone()
+        """The conversation's row, read by the writer and held until its transaction ends
+        (in PostgreSQL, where another server may be changing it)."""
+        row = self._db.one(CONVERSATION_SQL + self._engine.lock_row, [conversation_id])
         if row is None:
             raise UnknownConversation(conversation_id)
-        return dict(zip((column[0] for column in cursor.description), row, strict=True))
+        return row
 
     def _require_turn(self, turn_id: int) -> dict[str, Any]:
-        try:
-            return self._db["turns"].get(turn_id)
-        except sqlite_utils.db.NotFoundError as error:
-            raise UnknownTurn(turn_id) from error
+        row = self._db.one("SELECT * FROM turns WHERE id = ?", [turn_id])
+        if row is None:
+            raise UnknownTurn(turn_id)
+        return row
 
     def _last_turn_id(self, conversation_id: str) -> int | None:
-        row = self._db.execute(
-            "SELECT MAX(id) FROM turns WHERE conversation_id = ?", [conversation_id]
-        ).fetchone()
-        return row[0]
+        row = self._db.one(
+            "SELECT MAX(id) AS id FROM turns WHERE conversation_id = ?", [conversation_id]
+        )
+        return row["id"] if row else None
+
+    def _correction_sql(self) -> str:
+        return CORRECTION_SQL.format(new=self._engine.json_text("a.payload", "new"))
 
     @staticmethod
     def _message(

@@ -8,10 +8,10 @@ from collections.abc import Callable
 
 from assistant.core.errors import UnknownTurn
 from assistant.core.records import Author, ConversationState, ConversationStatus, TurnRecord
-from assistant.storage.connection import SQLiteConnection, _now, _redacted
+from assistant.storage.connection import LogConnection, _now, _redacted
 
 
-class SQLiteTurnLog(SQLiteConnection):
+class SqlTurnLog(LogConnection):
     """The pipeline's side of the log (`assistant.core.seams.TurnLog`)."""
 
     def start_conversation(self, channel: str = "chat") -> str:
@@ -19,7 +19,8 @@ class SQLiteTurnLog(SQLiteConnection):
         now = _now()
 
         def change():
-            self._db["conversations"].insert(
+            self._db.insert(
+                "conversations",
                 {
                     "id": conversation_id,
                     "channel": channel,
@@ -27,7 +28,7 @@ class SQLiteTurnLog(SQLiteConnection):
                     "updated_at": now,
                     "pending_intent": None,
                     "slots": "{}",
-                }
+                },
             )
 
         self._write(change)
@@ -46,7 +47,7 @@ class SQLiteTurnLog(SQLiteConnection):
     def save_contact(self, conversation_id: str, email: str) -> None:
         def change():
             self._require_conversation(conversation_id)
-            self._db["conversations"].update(
+            self._update_conversation(
                 conversation_id, {"contact": self._contacts.seal(email), "updated_at": _now()}
             )
 
@@ -63,6 +64,7 @@ class SQLiteTurnLog(SQLiteConnection):
         """
 
         def change():
+            self._require_conversation(record.conversation_id)  # held: one writer at a time
             return self._write_turn(record)
 
         return self._write(change)
@@ -83,10 +85,10 @@ class SQLiteTurnLog(SQLiteConnection):
         return self._write(change)
 
     def _write_turn(self, record: TurnRecord) -> int:
-        position = self._db.execute(
-            "SELECT COALESCE(MAX(position), 0) + 1 FROM turns WHERE conversation_id = ?",
+        position = self._db.one(
+            "SELECT COALESCE(MAX(position), 0) + 1 AS next FROM turns WHERE conversation_id = ?",
             [record.conversation_id],
-        ).fetchone()[0]
+        )["next"]
         now = _now()
         user_text, reply_text = self._redact(record.user_text), self._redact(record.reply_text)
         turn_id = self._insert(
@@ -140,15 +142,14 @@ class SQLiteTurnLog(SQLiteConnection):
             raise ValueError("rating must be 1 (thumbs up) or -1 (thumbs down)")
 
         def change():
-            owned = self._db["turns"].count_where(
-                "id = ? AND conversation_id = ?", [turn_id, conversation_id]
+            owned = self._db.one(
+                "SELECT 1 AS found FROM turns WHERE id = ? AND conversation_id = ?",
+                [turn_id, conversation_id],
             )
-            if not owned:
+            if owned is None:
                 raise UnknownTurn(turn_id)
             now = _now()
-            existing = self._db.execute(
-                "SELECT id, rating FROM feedback WHERE turn_id = ?", [turn_id]
-            ).fetchone()
+            existing = self._db.one("SELECT id, rating FROM feedback WHERE turn_id = ?", [turn_id])
             values = {
                 "turn_id": turn_id,
                 "conversation_id": conversation_id,
@@ -157,19 +158,20 @@ class SQLiteTurnLog(SQLiteConnection):
                 "created_at": now,
             }
             if existing is None:
-                feedback_id, old = int(self._db["feedback"].insert(values).last_pk), None
+                feedback_id, old = self._insert("feedback", values), None
             else:
-                feedback_id, old = int(existing[0]), existing[1]
-                self._db["feedback"].update(feedback_id, values)
+                feedback_id, old = int(existing["id"]), existing["rating"]
+                self._update("feedback", feedback_id, values)
             if old != rating:
-                self._db["feedback_changes"].insert(
+                self._insert(
+                    "feedback_changes",
                     {
                         "turn_id": turn_id,
                         "conversation_id": conversation_id,
                         "old_rating": old,
                         "new_rating": rating,
                         "created_at": now,
-                    }
+                    },
                 )
             return feedback_id
 

@@ -17,7 +17,7 @@ from assistant.analytics.export import (
 )
 from assistant.core.records import TurnRecord
 from assistant.datasets.loading import load_intent_examples
-from assistant.storage.sqlite import ConversationStore
+from assistant.storage.store import ConversationStore
 
 
 def turn(store, conversation, text, intent="order_status", confidence=0.9, route="template"):

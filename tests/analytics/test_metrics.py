@@ -11,7 +11,7 @@ from assistant.analytics.metrics import (
     unanswered,
 )
 from assistant.core.records import HandoffKind, TurnRecord
-from assistant.storage.sqlite import ConversationStore
+from assistant.storage.store import ConversationStore
 
 
 def log(

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from assistant.channels.api import create_app
 from assistant.core.pipeline import Assistant
 from assistant.datasets.loading import load_dataset
-from assistant.storage.sqlite import ConversationStore
+from assistant.storage.store import ConversationStore
 from tests.conftest import with_settings, writing_assistant
 from tests.fakes import fake_settings
 

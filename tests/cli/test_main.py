@@ -144,7 +144,7 @@ def test_exported_jsonl_trains_as_it_is(tmp_path, demo_slice, monkeypatch, capsy
     import csv
 
     from assistant.core.records import TurnRecord
-    from assistant.storage.sqlite import ConversationStore
+    from assistant.storage.store import ConversationStore
 
     database = tmp_path / "log.db"
     store = ConversationStore(database)

@@ -13,7 +13,7 @@ from assistant.core.errors import ConfigError
 from assistant.core.pipeline import Assistant
 from assistant.core.seams import AgentDesk, IntentClassifier, LogReader, Retriever, TurnLog
 from assistant.lifecycle.releases import ModelVersions
-from assistant.storage.sqlite import ConversationStore
+from assistant.storage.store import ConversationStore
 from tests.fakes import KeywordClassifier, MemoryLog, WordOverlapRetriever, fake_settings
 
 

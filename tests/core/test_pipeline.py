@@ -11,7 +11,7 @@ from assistant.core.records import ConversationStatus
 from assistant.core.trace import public_reply
 from assistant.core.types import Decision, Fallback, Route, TurnContext
 from assistant.generation.capacity import BUSY_REASON, WritingCapacity
-from assistant.storage.sqlite import ConversationStore
+from assistant.storage.store import ConversationStore
 from tests.conftest import with_settings, writing_assistant
 from tests.fakes import fake_settings
 

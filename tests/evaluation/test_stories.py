@@ -138,7 +138,7 @@ def test_stories_press_buttons_resolve_and_set_who_is_in(demo_slice, tmp_path):
     components = {
         "intent_classifier": "tests.fakes:KeywordClassifier",
         "retriever": "tests.fakes:WordOverlapRetriever",
-        "conversation_log": "assistant.storage.sqlite:ConversationStore",
+        "conversation_log": "assistant.storage.store:ConversationStore",
     }
     settings = fake_settings(demo_slice, components=components, database_path=tmp_path / "log.db")
     assistant = Assistant.load(settings)

@@ -20,7 +20,7 @@ from assistant.staff.admin_page import (
     load_versions,
     release_rows,
 )
-from assistant.storage.sqlite import ConversationStore
+from assistant.storage.store import ConversationStore
 from tests.conftest import ADMIN_NAME, AGENT_NAME, copy_of_built, with_settings
 
 AS_ADMIN = gr.Request(username=ADMIN_NAME)

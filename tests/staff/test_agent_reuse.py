@@ -5,7 +5,7 @@ import pytest
 from assistant.analytics.export import export_log
 from assistant.core.pipeline import Assistant
 from assistant.staff.agent_reuse import pending_choices, pick_answer, review
-from assistant.storage.sqlite import ConversationStore
+from assistant.storage.store import ConversationStore
 from tests.conftest import AGENT_NAME
 from tests.fakes import fake_settings
 from tests.staff.conftest import AS_AGENT

@@ -2,13 +2,11 @@ import pytest
 
 from assistant.core.errors import MessageError
 from assistant.core.records import TurnRecord
-from assistant.storage.sqlite import ConversationStore
 
 
 @pytest.fixture
-def answered(tmp_path):
+def answered(store):
     """A log with one agent reply to a customer turn; yields the store and the reply's id."""
-    store = ConversationStore(tmp_path / "log.db")
     conversation = store.start_conversation()
     store.log_turn(
         TurnRecord(
@@ -27,8 +25,7 @@ def answered(tmp_path):
         )
     )
     line = store.agent_reply(conversation, "ana", "Jo, I refunded the second charge.")
-    yield store, line
-    store.close()
+    return store, line
 
 
 def test_an_agent_reply_awaits_review_until_someone_approves_or_rejects_it(answered):

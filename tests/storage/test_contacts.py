@@ -2,7 +2,7 @@ import os
 import stat
 
 from assistant.storage.contacts import KEY_FILE, ContactVault
-from assistant.storage.sqlite import ConversationStore
+from assistant.storage.store import ConversationStore
 
 
 def test_a_left_address_is_encrypted_at_rest_and_readable_for_agents(tmp_path):

@@ -1,14 +1,15 @@
 import sqlite_utils
 
 from assistant.storage.migrations import MIGRATIONS
-from assistant.storage.sqlite import ConversationStore
+from assistant.storage.sqlite_engine import SQLiteSchema
+from assistant.storage.store import ConversationStore
 
 
 def _version_2_database(path):
     """A log as version 2 wrote it: a turn rated three times, the last rating standing."""
     db = sqlite_utils.Database(path)
     for migration in MIGRATIONS[:2]:
-        migration(db)
+        migration(SQLiteSchema(db.conn))
     db.execute("PRAGMA user_version = 2")
     db["conversations"].insert(
         {"id": "old", "channel": "chat", "created_at": "2024", "updated_at": "2024", "slots": "{}"}

@@ -13,7 +13,8 @@ from assistant.core.records import (
 )
 from assistant.core.types import Route
 from assistant.storage.migrations import MIGRATIONS
-from assistant.storage.sqlite import ConversationStore
+from assistant.storage.sqlite_engine import SQLiteEngine, SQLiteSchema
+from assistant.storage.store import ConversationStore
 from assistant.text.redaction import Redactor
 
 
@@ -58,12 +59,15 @@ def test_personal_data_is_redacted_before_storage(store):
     stored = store.turn(turn)
     assert stored["user_text"] == "I'm [EMAIL], card [CARD], phone [PHONE]"
     assert stored["reply_text"] == "We will write to [EMAIL]"
-    raw = (store.path).read_bytes() + store.path.with_name("log.db-wal").read_bytes()
-    assert b"ana@example.com" not in raw
+    if isinstance(store._engine, SQLiteEngine):  # nor anywhere in the file
+        path = store._engine.path
+        raw = path.read_bytes() + path.with_name("log.db-wal").read_bytes()
+        assert b"ana@example.com" not in raw
 
 
-def test_database_uses_wal_mode(store):
-    connection = sqlite3.connect(store.path)
+def test_database_uses_wal_mode(sqlite_store):
+    store = sqlite_store
+    connection = sqlite3.connect(store._engine.path)
     assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -91,7 +95,7 @@ def test_feedback_is_linked_to_its_turn(store):
 def test_unknown_conversation_is_refused(store):
     with pytest.raises(UnknownConversation):
         store.state("not-a-conversation")
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(UnknownConversation):
         store.log_turn(record("not-a-conversation"))
 
 
@@ -129,7 +133,7 @@ WRITER = """
 import sys
 from pathlib import Path
 from assistant.core.records import TurnRecord
-from assistant.storage.sqlite import ConversationStore
+from assistant.storage.store import ConversationStore
 store = ConversationStore(Path(sys.argv[1]))
 conversation = store.start_conversation()
 print(conversation, flush=True)
@@ -171,7 +175,7 @@ def test_a_killed_writer_loses_no_committed_turn(tmp_path):
 def _version_1_database(path):
     """A database as the first released version wrote it: only the first migration run."""
     db = sqlite_utils.Database(path)
-    MIGRATIONS[0](db)
+    MIGRATIONS[0](SQLiteSchema(db.conn))
     db.execute("PRAGMA user_version = 1")
     db["conversations"].insert(
         {
@@ -268,8 +272,8 @@ def test_an_explicit_handoff_and_unknown_conversations(store):
         store.messages_since("nope")
 
 
-def test_the_business_contacts_in_an_agent_reply_reach_the_customer(tmp_path):
-    store = ConversationStore(tmp_path / "log.db", Redactor(["help@shop.example"]))
+def test_the_business_contacts_in_an_agent_reply_reach_the_customer(log_location, tmp_path):
+    store = ConversationStore(log_location, Redactor(["help@shop.example"]), tmp_path / "key")
     conversation = store.start_conversation()
     store.log_turn(record(conversation, "I'm ana@example.com, who do I write to?"))
     store.agent_reply(conversation, "ana", "Write to help@shop.example, ana@example.com")

@@ -1,11 +1,10 @@
 import json
-import sqlite3
 
 import pytest
 
 from assistant.core.errors import UnknownTurn
 from assistant.core.records import TurnRecord
-from assistant.storage.sqlite import ConversationStore
+from assistant.storage.store import ConversationStore
 from assistant.text.redaction import Redactor
 
 PUBLIC_EMAIL = "help@pebbleandpine.example"
@@ -15,8 +14,8 @@ CARD = "4111 1111 1111 1111"
 SAID = f"I'm {EMAIL}, card {CARD}"
 
 
-def test_the_trace_the_reason_and_the_sources_are_redacted_before_storage(tmp_path):
-    store = ConversationStore(tmp_path / "log.db", Redactor([PUBLIC_EMAIL, PUBLIC_PHONE]))
+def test_the_trace_the_reason_and_the_sources_are_redacted_before_storage(log_location, tmp_path):
+    store = ConversationStore(log_location, Redactor([PUBLIC_EMAIL, PUBLIC_PHONE]), tmp_path / "k")
     conversation = store.start_conversation()
     answer = f"Write to {PUBLIC_EMAIL} or call {PUBLIC_PHONE}."
     source = {"question": SAID, "answer": answer, "intent": "contact", "score": 0.8}
@@ -40,13 +39,10 @@ def test_the_trace_the_reason_and_the_sources_are_redacted_before_storage(tmp_pa
             model_version="intent:v1",
         )
     )
+    with store._engine.reading() as reader:  # the rows as stored, read around the store
+        row = reader.one("SELECT reason, sources, trace FROM turns")
     store.close()
-
-    connection = sqlite3.connect(tmp_path / "log.db")
-    reason, sources, trace = connection.execute(
-        "SELECT reason, sources, trace FROM turns"
-    ).fetchone()
-    connection.close()
+    reason, sources, trace = row["reason"], row["sources"], row["trace"]
     stored = " ".join([reason, sources, trace])
     assert EMAIL not in stored
     assert CARD not in stored and CARD.replace(" ", "") not in stored
@@ -74,8 +70,7 @@ def _turn(store, conversation, text="hello"):
     )
 
 
-def test_feedback_on_a_turn_of_another_conversation_is_refused_like_an_unknown_turn(tmp_path):
-    store = ConversationStore(tmp_path / "log.db")
+def test_feedback_on_a_turn_of_another_conversation_is_refused_like_an_unknown_turn(store):
     mine, theirs = store.start_conversation(), store.start_conversation()
     their_turn = _turn(store, theirs)
     with pytest.raises(UnknownTurn) as other:
@@ -88,8 +83,7 @@ def test_feedback_on_a_turn_of_another_conversation_is_refused_like_an_unknown_t
     assert store.feedback(their_turn) == []
 
 
-def test_a_turn_has_one_rating_and_every_change_is_kept(tmp_path):
-    store = ConversationStore(tmp_path / "log.db")
+def test_a_turn_has_one_rating_and_every_change_is_kept(store):
     conversation = store.start_conversation()
     turn = _turn(store, conversation)
     first = store.add_feedback(turn, conversation, 1)

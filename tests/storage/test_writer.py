@@ -2,7 +2,6 @@
 caller returns only after its change is committed, and a failing change undoes only
 itself."""
 
-import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -11,10 +10,10 @@ import pytest
 from tests.storage.test_sqlite import record
 
 
-def committed_turns(path) -> int:
-    """Counted on a connection of its own: only what is committed is seen."""
-    with sqlite3.connect(path) as connection:
-        return connection.execute("SELECT COUNT(*) FROM turns").fetchone()[0]
+def committed_turns(store) -> int:
+    """Counted on a reader, not the writer: only what is committed is seen."""
+    with store._engine.reading() as reader:
+        return reader.one("SELECT COUNT(*) AS n FROM turns")["n"]
 
 
 def test_turns_logged_from_many_threads_are_all_committed_in_fewer_commits(store):
@@ -25,7 +24,7 @@ def test_turns_logged_from_many_threads_are_all_committed_in_fewer_commits(store
             pool.map(lambda n: store.log_turn(record(conversations[n % 8], f"m{n}")), range(200))
         )
     assert len(set(ids)) == 200
-    assert committed_turns(store.path) == 200
+    assert committed_turns(store) == 200
     assert store._writes.batches - groups_before < 200
     for conversation in conversations:
         positions = [turn["position"] for turn in store.turns(conversation)]
@@ -66,4 +65,4 @@ def test_a_caller_returns_only_once_its_turn_is_committed(store):
     conversation = store.start_conversation()
     for n in range(5):
         store.log_turn(record(conversation, f"turn {n}"))
-        assert committed_turns(store.path) == n + 1
+        assert committed_turns(store) == n + 1
