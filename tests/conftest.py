@@ -52,6 +52,15 @@ def postgres_server() -> Iterator[postgres.PostgresServer]:
     server.stop()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def log_location(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """Where the test's log lives: a SQLite file of its own, then a schema of its own on the
+    test PostgreSQL server: every test that takes it runs on both engines."""
+    if request.param == "postgresql":
+        return request.getfixturevalue("postgres_server").database_url()
+    return tmp_path / "log.db"
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):

@@ -52,6 +52,7 @@ from assistant.core.errors import (
     UnknownTurn,
 )
 from assistant.core.pipeline import Assistant
+from assistant.core.seams import StaffSignIns
 from assistant.core.settings import ApiKey
 from assistant.core.trace import public_reply
 from assistant.lifecycle.hot_reload import ModelWatcher
@@ -369,8 +370,9 @@ def mount_staff_pages(app: FastAPI, assistant: Assistant) -> None:
     from assistant.staff.agent_page import build_agent_ui
 
     settings = assistant.settings
-    throttle = app.state.sign_in_throttle = new_throttle(settings)
-    sessions = StaffSessions(settings.access.session_hours)
+    records = assistant.store if isinstance(assistant.store, StaffSignIns) else None
+    throttle = app.state.sign_in_throttle = new_throttle(settings, records)
+    sessions = StaffSessions(settings.access.session_hours, records)
     assistant.staffing = TeamAvailability(
         settings.routing.support_hours, lambda: sessions.signed_in(AGENT_PATH)
     )

@@ -197,7 +197,37 @@ class LogReader(Protocol):
     def conversation_facts(self, since: str | None = None) -> list[dict[str, Any]]: ...
 
 
+@runtime_checkable
+class StaffSignIns(Protocol):
+    """The staff pages' sessions and failed sign-ins, where every server sees them. Times
+    are Unix seconds."""
+
+    def open_session(
+        self, token: str, name: str, page: str, now: float, lifetime: float
+    ) -> None: ...
+
+    def session_user(self, token: str, page: str, issued_after: float) -> str | None: ...
+
+    def anyone_signed_in(self, page: str, issued_after: float) -> bool: ...
+
+    def end_session(self, token: str) -> None: ...
+
+    def end_sessions_of(self, name: str) -> None: ...
+
+    def reserve_sign_in(self, name: str, now: float, window: float, limit: int) -> bool:
+        """Count an attempt as failed before it is checked; False, with nothing counted,
+        when `limit` failed within `window` seconds already."""
+        ...
+
+    def clear_sign_in_failures(self, name: str) -> None: ...
+
+    def sign_in_failures(self, name: str, since: float) -> tuple[int, float | None]:
+        """How many attempts by `name` failed after `since`, and when the oldest did."""
+        ...
+
+
 class ConversationLog(TurnLog, AgentDesk, LogReader, Protocol):
-    """A store that plays every role of the log, as the configured `conversation_log` must."""
+    """A store that plays every role of the log, as the configured `conversation_log` must.
+    One that is also `StaffSignIns` keeps the staff pages' sign-ins for every server."""
 
     def close(self) -> None: ...

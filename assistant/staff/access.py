@@ -7,7 +7,8 @@ makes it expire and end on both pages at sign-out). Every handler checks again
 with `require_role`, so an action is refused if the account lost its role or was
 removed from the settings. After `sign_in_attempts` wrong passwords for one name
 within `sign_in_window_seconds`, that name cannot sign in until the oldest of
-them is that old (`SignInThrottle`), which bounds password guessing. An attempt
+them is that old (`SignInThrottle`, counted in the log, so across servers), which
+bounds password guessing. An attempt
 is counted as failed before its password is checked, and only a success takes
 it back, so parallel guesses cannot slip past the count; at most
 `sign_in_concurrency` argon2 checks (64 MiB each) run at once, unknown names
@@ -20,7 +21,6 @@ import asyncio
 import logging
 import math
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 
 import gradio as gr
@@ -28,8 +28,10 @@ from fastapi import FastAPI
 from starlette.routing import Mount
 
 from assistant.core.errors import AccessDenied
+from assistant.core.seams import StaffSignIns
 from assistant.core.settings import Settings, UserAccount
 from assistant.staff.accounts import Role, allowed, authenticate
+from assistant.staff.memory_sign_ins import MemorySignIns
 from assistant.staff.sessions import StaffSessions
 
 AGENT_PATH = "/agent"
@@ -47,49 +49,42 @@ log = logging.getLogger(__name__)
 
 class SignInThrottle:
     """Counts failed sign-ins per name; a name with `limit` of them within `window` seconds
-    is refused, right password or not, until the oldest is `window` seconds old."""
+    is refused, right password or not, until the oldest is `window` seconds old. The
+    failures are kept in `records` (the log, so every server counts them together)."""
 
     def __init__(
-        self, limit: int, window: float, clock: Callable[[], float] = time.monotonic
+        self,
+        limit: int,
+        window: float,
+        records: StaffSignIns | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.limit, self.window, self._clock = limit, window, clock
-        self._failures: dict[str, deque[float]] = {}
+        self._records = records if records is not None else MemorySignIns()
 
     def blocked(self, name: str) -> bool:
-        failures = self._recent(name)
-        return failures is not None and len(failures) >= self.limit
+        return self._recent(name)[0] >= self.limit
 
     def reserve(self, name: str) -> bool:
         """Count an attempt as failed before it is checked; False (nothing counted) if the
         name is blocked. `record(name, succeeded=True)` takes it back."""
-        if self.blocked(name):
-            return False
-        self.record(name, succeeded=False)
-        return True
+        return self._records.reserve_sign_in(name, self._clock(), self.window, self.limit)
 
     def retry_after(self, name: str) -> int:
         """Whole seconds until `name` may try again; 0 if it may now."""
-        if not self.blocked(name):
+        count, oldest = self._recent(name)
+        if count < self.limit or oldest is None:
             return 0
-        failures = self._recent(name)
-        assert failures  # blocked: there are recent failures
-        return max(1, math.ceil(failures[0] + self.window - self._clock()))
+        return max(1, math.ceil(oldest + self.window - self._clock()))
 
     def record(self, name: str, succeeded: bool) -> None:
         if succeeded:
-            self._failures.pop(name, None)
-            return
-        self._failures.setdefault(name, deque()).append(self._clock())
-        self._recent(name)
-        if len(self._failures) > 10_000:  # names that only ever failed long ago
-            for stale in [n for n in self._failures if not self._recent(n)]:
-                self._failures.pop(stale, None)
+            self._records.clear_sign_in_failures(name)
+        else:
+            self._records.reserve_sign_in(name, self._clock(), self.window, limit=2**31)
 
-    def _recent(self, name: str) -> deque[float] | None:
-        failures = self._failures.get(name)
-        while failures and failures[0] <= self._clock() - self.window:
-            failures.popleft()
-        return failures
+    def _recent(self, name: str) -> tuple[int, float | None]:
+        return self._records.sign_in_failures(name, self._clock() - self.window)
 
 
 def sign_in_check(
@@ -114,8 +109,16 @@ def sign_in_check(
     return check
 
 
-def new_throttle(settings: Settings) -> SignInThrottle:
-    return SignInThrottle(settings.access.sign_in_attempts, settings.access.sign_in_window_seconds)
+def new_throttle(settings: Settings, records: StaffSignIns | None = None) -> SignInThrottle:
+    return SignInThrottle(
+        settings.access.sign_in_attempts, settings.access.sign_in_window_seconds, records
+    )
+
+
+def _cookie_id(path: str) -> str:
+    """The page's cookie suffix: fixed, so that any server reads a cookie another set. The
+    name needs no secret (the token is one); it only keeps the pages' cookies apart."""
+    return "pebble" + path.replace("/", "-")
 
 
 def sign_in_message(role: Role) -> str:
@@ -159,6 +162,7 @@ def mount_signed_in(
         run_history=False,  # past calls hold customers' messages: keep them out of the browser
     )
     page = next(r.app for r in app.routes if isinstance(r, Mount) and r.path == path)
+    page.cookie_id = _cookie_id(path)  # the same on every server
     tokens = sessions.table(path)
     tokens.cookie_names = (
         f"access-token-{page.cookie_id}",

@@ -2,97 +2,103 @@
 
 Gradio keeps each mounted page's sign-ins in `app.tokens` (token -> name) and
 looks a cookie's token up there on every request. `StaffSessions` gives each staff
-page a `PageTokens` table in its place: a token older than `session_hours` is
-gone, and a sign-out on either page (`end_user`) removes that name's tokens on
-both. `SessionCookies` rewrites the pages' `Set-Cookie` headers (Gradio asks for
-`SameSite=None`) to `SameSite=Lax`, `Secure` when the request came over HTTPS or
-`secure_cookies` is on, and runs the sign-out for `GET <page>/logout`.
+page a `PageTokens` table in its place, kept in the conversation log
+(`assistant.core.seams.StaffSignIns`), so that a sign-in on one server is valid on
+every other: a token older than `session_hours` is gone, and a sign-out on either
+page (`end_user`) removes that name's tokens on both, on every server. Each page's
+cookie gets a fixed name (Gradio draws a random one per process, which another server
+would not know). `SessionCookies` rewrites the pages' `Set-Cookie` headers (Gradio
+asks for `SameSite=None`) to `SameSite=Lax`, `Secure` when the request came over
+HTTPS or `secure_cookies` is on, and runs the sign-out for `GET <page>/logout`.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 
 from starlette.datastructures import Headers
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assistant.channels.clients import Clients
+from assistant.core.seams import StaffSignIns
+from assistant.staff.memory_sign_ins import MemorySignIns
 
 COOKIE_PREFIX = "access-token"
 
 
-class PageTokens(dict[str, str]):
-    """One page's sign-ins, as Gradio reads them; tokens expire after `lifetime` seconds."""
+class PageTokens(MutableMapping[str, str]):
+    """One page's sign-ins, as Gradio reads them; tokens expire after `lifetime` seconds.
 
-    def __init__(self, lifetime: float, clock: Callable[[], float]) -> None:
-        super().__init__()
+    Tokens are kept as hashes, so the table cannot list them: it reads as empty when
+    iterated, and Gradio's sign-out of all of a name's sessions is done by
+    `SessionCookies` through `StaffSessions.end_user` instead.
+    """
+
+    def __init__(
+        self, page: str, records: StaffSignIns, lifetime: float, clock: Callable[[], float]
+    ) -> None:
+        self.page, self._records = page, records
         self._lifetime, self._clock = lifetime, clock
-        self._issued: dict[str, float] = {}
-        self._lock = threading.Lock()
         self.cookie_names: tuple[str, ...] = ()
 
     def __setitem__(self, token: str, name: str) -> None:
-        with self._lock:
-            super().__setitem__(token, name)
-            self._issued[token] = self._clock()
-
-    def __delitem__(self, token: str) -> None:
-        with self._lock:
-            super().__delitem__(token)
-            self._issued.pop(token, None)
-
-    def __contains__(self, token: object) -> bool:
-        self._expire()
-        return super().__contains__(token)
+        self._records.open_session(token, name, self.page, self._clock(), self._lifetime)
 
     def __getitem__(self, token: str) -> str:
-        self._expire()
-        return super().__getitem__(token)
+        name = self.get(token)
+        if name is None:
+            raise KeyError(token)
+        return name
 
     def get(self, token: str | None, default: str | None = None) -> str | None:  # type: ignore[override]
-        self._expire()
-        return super().get(token, default) if token is not None else default
+        if not token:
+            return default
+        name = self._records.session_user(token, self.page, self._clock() - self._lifetime)
+        return default if name is None else name
 
-    def keys(self):  # type: ignore[override]
-        self._expire()
-        return super().keys()
+    def __contains__(self, token: object) -> bool:
+        return isinstance(token, str) and self.get(token) is not None
 
-    def drop_user(self, name: str) -> None:
-        with self._lock:
-            for token in [t for t, user in self.items() if user == name]:
-                super().__delitem__(token)
-                self._issued.pop(token, None)
+    def __delitem__(self, token: str) -> None:
+        self._records.end_session(token)
 
-    def _expire(self) -> None:
-        oldest = self._clock() - self._lifetime
-        with self._lock:
-            for token in [t for t, issued in self._issued.items() if issued <= oldest]:
-                super().pop(token, None)
-                self._issued.pop(token, None)
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+    def anyone(self) -> bool:
+        """Whether anyone holds an unexpired sign-in to the page, on any server."""
+        return self._records.anyone_signed_in(self.page, self._clock() - self._lifetime)
 
 
 class StaffSessions:
     """The staff pages' token tables, so that a sign-out on one ends the name on all."""
 
-    def __init__(self, lifetime_hours: float, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        lifetime_hours: float,
+        records: StaffSignIns | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
         self._lifetime, self._clock = lifetime_hours * 3600, clock
+        self._records = records if records is not None else MemorySignIns()
         self.pages: dict[str, PageTokens] = {}
 
     def table(self, path: str) -> PageTokens:
-        self.pages[path] = PageTokens(self._lifetime, self._clock)
+        self.pages[path] = PageTokens(path, self._records, self._lifetime, self._clock)
         return self.pages[path]
 
     def signed_in(self, path: str) -> bool:
         """Whether anyone holds an unexpired sign-in to the page at `path`."""
         tokens = self.pages.get(path)
-        return tokens is not None and len(tokens.keys()) > 0
+        return tokens is not None and tokens.anyone()
 
     def end_user(self, name: str) -> None:
-        for tokens in self.pages.values():
-            tokens.drop_user(name)
+        self._records.end_sessions_of(name)
 
     def user_of(self, path: str, cookies: dict[str, str]) -> str | None:
         tokens = self.pages.get(path)

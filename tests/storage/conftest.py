@@ -4,15 +4,6 @@ from assistant.storage.contacts import KEY_FILE
 from assistant.storage.store import ConversationStore
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def log_location(request, tmp_path):
-    """Where the test's log lives: a SQLite file of its own, then a schema of its own on the
-    test PostgreSQL server: every test that takes it runs on both engines."""
-    if request.param == "postgresql":
-        return request.getfixturevalue("postgres_server").database_url()
-    return tmp_path / "log.db"
-
-
 @pytest.fixture
 def store(log_location, tmp_path):
     """An empty conversation log of the test's own, on each engine, closed afterwards."""
