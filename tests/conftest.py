@@ -40,6 +40,27 @@ ADMIN_NAME, ADMIN_PASSWORD = "sam", "sam-reads-figures"
 MODEL_FIXTURES = frozenset({"built_settings", "assistant", "eager", "staffed"})
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--database",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="the engine every conversation log in the tests runs on (tests/storage runs "
+        "on both either way)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--database") != "postgresql":
+        return
+    reason = postgres.unavailable()
+    if reason is not None:
+        raise pytest.UsageError(f"--database postgresql: {reason}")
+    server = postgres.PostgresServer().start()
+    config.add_cleanup(server.stop)
+    postgres.use_for_every_log(server)
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[postgres.PostgresServer]:
     """A PostgreSQL server of the session's own; the tests that need it skip, saying why,
@@ -105,6 +126,7 @@ def slice_settings(root: Path, **overrides: object) -> Settings:
         "models_dir": root / "models",
         "index_dir": root / "index",
         "database_path": root / "var" / "conversations.db",
+        "database_url": _log_url(root / "var" / "conversations.db"),
         "epochs": 10,
         "batch_size": 16,
         "early_stopping_patience": 10,
@@ -119,6 +141,12 @@ def slice_settings(root: Path, **overrides: object) -> Settings:
     }
     values.update(overrides)
     return Settings(**values)
+
+
+def _log_url(path: Path) -> str:
+    """The `database_url` setting for a test's log: empty for SQLite at `database_path`."""
+    location = postgres.log_for_test(path)
+    return location if isinstance(location, str) else ""
 
 
 @pytest.fixture(scope="session")
@@ -205,7 +233,13 @@ def copy_of_built(built_settings: Settings, root: Path, **overrides: object) -> 
     folders = {name: root / name for name in ("data_dir", "models_dir", "index_dir")}
     for name, target in folders.items():
         shutil.copytree(getattr(built_settings, name), target)
-    update = {**folders, "database_path": root / "var" / "conversations.db", **overrides}
+    database = root / "var" / "conversations.db"
+    update = {
+        **folders,
+        "database_path": database,
+        "database_url": _log_url(database),
+        **overrides,
+    }
     return built_settings.model_copy(update=update)
 
 

@@ -98,3 +98,17 @@ class PostgresServer:
         with psycopg.connect(self.url, autocommit=True) as connection:
             connection.execute(f'CREATE SCHEMA "{schema}"')
         return f"{self.url}?options={quote(f'-csearch_path={schema}')}"
+
+
+_for_every_log: PostgresServer | None = None  # set under `pytest --database postgresql`
+
+
+def use_for_every_log(server: PostgresServer) -> None:
+    global _for_every_log
+    _for_every_log = server
+
+
+def log_for_test(path: Path) -> Path | str:
+    """Where a test's log goes: `path` (SQLite), or under `--database postgresql` a schema
+    of its own on the session's PostgreSQL server."""
+    return path if _for_every_log is None else _for_every_log.database_url()

@@ -13,6 +13,7 @@ from assistant.core.records import ActionKind
 from assistant.storage.store import ConversationStore
 from tests.conftest import AGENT_NAME, AGENT_PASSWORD, running_server
 from tests.pii_corpus import LeakFinder, load_planted_pii
+from tests.postgres import log_for_test
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
@@ -34,7 +35,7 @@ def served(staffed, tmp_path_factory):
     """The staffed assistant with a log of its own."""
     # A log of its own: the session's shared log holds other tests' handoffs, oldest first,
     # and this one's row would sit below what the queue table shows.
-    log = ConversationStore(tmp_path_factory.mktemp("browser") / "conversations.db")
+    log = ConversationStore(log_for_test(tmp_path_factory.mktemp("browser") / "conversations.db"))
     served = Assistant(
         staffed.settings,
         staffed.classifier,

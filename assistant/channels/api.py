@@ -22,7 +22,6 @@ import gradio as gr
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import (
-    HTMLResponse,
     JSONResponse,
     PlainTextResponse,
     RedirectResponse,
@@ -60,9 +59,9 @@ from assistant.routing.suggestions import suggest
 from assistant.staff.access import (
     ADMIN_PATH,
     AGENT_PATH,
-    NO_USERS_HINT,
     mount_signed_in,
     new_throttle,
+    no_users_page,
 )
 from assistant.staff.accounts import check_api_key
 from assistant.staff.availability import TeamAvailability
@@ -364,7 +363,7 @@ def mount_staff_pages(app: FastAPI, assistant: Assistant) -> None:
         app.add_api_route(path, _to_slash(path), include_in_schema=False)
     if not assistant.settings.access.users:
         for path in (AGENT_PATH, ADMIN_PATH):
-            app.add_api_route(path + "/", _no_users_page, include_in_schema=False)
+            app.add_api_route(path + "/", no_users_page, include_in_schema=False)
         return
     from assistant.staff.admin_page import build_admin_ui
     from assistant.staff.agent_page import build_agent_ui
@@ -393,10 +392,3 @@ def _to_slash(path: str):
         return RedirectResponse(path + "/", status_code=307)
 
     return redirect
-
-
-def _no_users_page() -> HTMLResponse:
-    return HTMLResponse(
-        f"<!doctype html><title>Pebble &amp; Pine</title><p>{NO_USERS_HINT}</p>",
-        status_code=404,
-    )

@@ -64,12 +64,13 @@ def export_from_log(settings: Settings, since, min_confidence: float):
     from assistant.analytics.export import export_log
     from assistant.storage.store import ConversationStore
 
-    if not settings.database_path.is_file():
+    if not settings.database_url and not settings.database_path.is_file():
         raise ConfigError(
             f"no conversation log at {settings.database_path}; set database_path "
-            "(or ASSISTANT_DATABASE_PATH) to the server's database"
+            "(or ASSISTANT_DATABASE_PATH) to the server's database, or database_url "
+            "(ASSISTANT_DATABASE_URL) to its PostgreSQL database"
         )
-    store = ConversationStore(settings.database_path)
+    store = ConversationStore.from_settings(settings)
     try:
         return export_log(store, since.isoformat() if since else None, min_confidence)
     finally:

@@ -38,7 +38,8 @@ def cmd_test(args: argparse.Namespace, settings: Settings) -> int:
 
     stories = load_stories(args.stories or settings.data_dir / STORIES_FILE)
     with tempfile.TemporaryDirectory() as scratch:
-        replaying = settings.model_copy(update={"database_path": Path(scratch) / "stories.db"})
+        scratch_log = Path(scratch) / "stories.db"
+        replaying = settings.model_copy(update={"database_path": scratch_log, "database_url": ""})
         assistant = Assistant.load(replaying)
         results = [replay(assistant, story) for story in stories]
         assistant.store.close()

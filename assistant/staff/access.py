@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 
 import gradio as gr
 from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
 from starlette.routing import Mount
 
 from assistant.core.errors import AccessDenied
@@ -119,6 +120,13 @@ def _cookie_id(path: str) -> str:
     """The page's cookie suffix: fixed, so that any server reads a cookie another set. The
     name needs no secret (the token is one); it only keeps the pages' cookies apart."""
     return "pebble" + path.replace("/", "-")
+
+
+def no_users_page() -> HTMLResponse:
+    return HTMLResponse(
+        f"<!doctype html><title>Pebble &amp; Pine</title><p>{NO_USERS_HINT}</p>",
+        status_code=404,
+    )
 
 
 def sign_in_message(role: Role) -> str:

@@ -18,6 +18,7 @@ from assistant.analytics.export import (
 from assistant.core.records import TurnRecord
 from assistant.datasets.loading import load_intent_examples
 from assistant.storage.store import ConversationStore
+from tests.postgres import log_for_test
 
 
 def turn(store, conversation, text, intent="order_status", confidence=0.9, route="template"):
@@ -41,7 +42,7 @@ def turn(store, conversation, text, intent="order_status", confidence=0.9, route
 @pytest.fixture
 def store(tmp_path):
     """A log with one turn for each way a turn can end up in, or out of, the export."""
-    opened = ConversationStore(tmp_path / "log.db")
+    opened = ConversationStore(log_for_test(tmp_path / "log.db"))
     c = opened.start_conversation()
     turn(opened, c, "Where is my order?")
     turn(opened, c, "where is my  ORDER")  # a duplicate of the first

@@ -12,6 +12,7 @@ from assistant.analytics.metrics import (
 )
 from assistant.core.records import HandoffKind, TurnRecord
 from assistant.storage.store import ConversationStore
+from tests.postgres import log_for_test
 
 
 def log(
@@ -51,7 +52,7 @@ def store(tmp_path):
     """Seven conversations: four the bot resolved (one after a polite refusal, one after a
     clarifying question), one left at a clarifying question, two handed off (one because
     the bot did not understand, one by request)."""
-    opened = ConversationStore(tmp_path / "log.db")
+    opened = ConversationStore(log_for_test(tmp_path / "log.db"))
     alone = opened.start_conversation()
     log(opened, alone, "hi", ms=10.0)
     rated = log(opened, alone, "how much is shipping", intent="shipping_cost", ms=20.0)
@@ -166,7 +167,7 @@ def test_turn_rates_latency_and_intents(store):
 
 
 def test_an_always_human_handoff_is_not_a_fallback(tmp_path):
-    store = ConversationStore(tmp_path / "log.db")
+    store = ConversationStore(log_for_test(tmp_path / "log.db"))
     conversation = store.start_conversation()
     log(store, conversation, "awful service", "handoff", "complaint", kind=HandoffKind.ALWAYS_HUMAN)
     metrics = compute_metrics(store, human_intents=["human_agent"])
@@ -176,7 +177,7 @@ def test_an_always_human_handoff_is_not_a_fallback(tmp_path):
 
 
 def test_an_empty_log_has_no_rates(tmp_path):
-    metrics = compute_metrics(ConversationStore(tmp_path / "empty.db"))
+    metrics = compute_metrics(ConversationStore(log_for_test(tmp_path / "empty.db")))
     assert metrics.conversations == 0
     assert metrics.containment_rate is None and metrics.latency_p50_ms is None
     assert metrics.abandoned_rate is None

@@ -1,7 +1,6 @@
 """End to end: models trained on a demo slice, served over HTTP, turns found in SQLite."""
 
 import json
-import sqlite3
 
 import pytest
 from fastapi.testclient import TestClient
@@ -12,6 +11,7 @@ from assistant.datasets.loading import load_dataset
 from assistant.storage.store import ConversationStore
 from tests.conftest import with_settings, writing_assistant
 from tests.fakes import fake_settings
+from tests.postgres import log_for_test
 
 
 @pytest.fixture(scope="module")
@@ -34,9 +34,7 @@ def test_known_question_is_answered_and_logged(client, assistant, built_settings
     assert 0.0 <= body["confidence"] <= 1.0
     assert set(body["trace"]["sources"][0]) == {"intent", "score"}  # the public trace
 
-    connection = sqlite3.connect(built_settings.database_path)
-    connection.row_factory = sqlite3.Row
-    row = connection.execute("SELECT * FROM turns WHERE id = ?", [body["turn_id"]]).fetchone()
+    row = assistant.store.turn(body["turn_id"])
     assert row["conversation_id"] == body["conversation_id"]
     assert row["user_text"] == pair.question
     assert row["reply_text"] == body["reply"]
@@ -239,7 +237,7 @@ def test_a_bad_streamed_request_gets_a_json_error_not_a_stream(client):
 def served(demo_slice, tmp_path):
     settings = fake_settings(demo_slice)
     plain = Assistant.load(settings)
-    store = ConversationStore(tmp_path / "log.db")
+    store = ConversationStore(log_for_test(tmp_path / "log.db"))
     logged = Assistant(settings, plain.classifier, plain.retriever, plain.router.templates, store)
     with TestClient(create_app(logged)) as test_client:
         yield test_client, logged

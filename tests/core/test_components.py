@@ -15,6 +15,7 @@ from assistant.core.seams import AgentDesk, IntentClassifier, LogReader, Retriev
 from assistant.lifecycle.releases import ModelVersions
 from assistant.storage.store import ConversationStore
 from tests.fakes import KeywordClassifier, MemoryLog, WordOverlapRetriever, fake_settings
+from tests.postgres import log_for_test
 
 
 @pytest.fixture
@@ -60,7 +61,7 @@ def test_fakes_and_the_sqlite_store_fit_their_seams(tmp_path):
     assert isinstance(KeywordClassifier(), IntentClassifier)
     assert isinstance(WordOverlapRetriever(), Retriever)
     assert isinstance(MemoryLog(), TurnLog)
-    store = ConversationStore(tmp_path / "log.db")
+    store = ConversationStore(log_for_test(tmp_path / "log.db"))
     assert all(isinstance(store, seam) for seam in (TurnLog, AgentDesk, LogReader))
 
 

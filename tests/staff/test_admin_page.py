@@ -22,6 +22,7 @@ from assistant.staff.admin_page import (
 )
 from assistant.storage.store import ConversationStore
 from tests.conftest import ADMIN_NAME, AGENT_NAME, copy_of_built, with_settings
+from tests.postgres import log_for_test
 
 AS_ADMIN = gr.Request(username=ADMIN_NAME)
 OUT_OF_SCOPE = "what is the tallest mountain in africa"
@@ -35,7 +36,7 @@ def own_log(staffed, tmp_path) -> Assistant:
         staffed.classifier,
         staffed.retriever,
         staffed.router.templates,
-        ConversationStore(tmp_path / "log.db"),
+        ConversationStore(log_for_test(tmp_path / "log.db")),
     )
 
 

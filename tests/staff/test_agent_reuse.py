@@ -8,6 +8,7 @@ from assistant.staff.agent_reuse import pending_choices, pick_answer, review
 from assistant.storage.store import ConversationStore
 from tests.conftest import AGENT_NAME
 from tests.fakes import fake_settings
+from tests.postgres import log_for_test
 from tests.staff.conftest import AS_AGENT
 
 SAID = "I'm Jo Bloggs of 4 Elm Road and I want a human about my refund"
@@ -18,7 +19,7 @@ SENT = "Jo, I have refunded you; it reaches 4 Elm Road's bank in 3 days."
 def answered(demo_slice, tmp_path, staff):
     settings = fake_settings(demo_slice, users=staff)
     plain = Assistant.load(settings)
-    store = ConversationStore(tmp_path / "log.db")
+    store = ConversationStore(log_for_test(tmp_path / "log.db"))
     desk = Assistant(settings, plain.classifier, plain.retriever, plain.router.templates, store)
     reply = desk.reply(SAID)
     store.correct_intent(reply.turn_id, AGENT_NAME, "return_policy")
