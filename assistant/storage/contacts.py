@@ -40,6 +40,7 @@ class ContactVault:
         return self._fernet
 
     def _read_or_make_key(self) -> bytes:
+        self.key_file.parent.mkdir(parents=True, exist_ok=True)
         try:
             descriptor = os.open(self.key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
