@@ -9,6 +9,7 @@ from pathlib import Path
 
 from assistant.cli.accounts import cmd_add_api_key, cmd_add_user
 from assistant.cli.data import cmd_data_validate, cmd_export, parse_date
+from assistant.cli.database import cmd_db_copy
 from assistant.cli.models import (
     cmd_evaluate,
     cmd_index,
@@ -100,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_export_command(commands)
     _add_release_commands(commands)
     _add_account_commands(commands)
+    _add_database_commands(commands)
     return parser
 
 
@@ -180,6 +182,31 @@ def _add_account_commands(commands) -> None:
     )
     add_key.add_argument("name", help="which tool the key is for")
     add_key.set_defaults(handler=cmd_add_api_key)
+
+
+def _add_database_commands(commands) -> None:
+    from assistant.storage.copying import CHUNK_ROWS
+
+    database = commands.add_parser("db", help="conversation log tools").add_subparsers(
+        dest="action", required=True
+    )
+    copy = database.add_parser(
+        "copy",
+        help="copy a SQLite conversation log into PostgreSQL (resumable, safe to rerun)",
+        description="Brings both schemas up to date, copies every table in primary-key order "
+        "in chunks committed one by one (a rerun or a resumed run copies only what is "
+        "missing), moves PostgreSQL's id sequences past the copied ids, and compares the row "
+        "counts: exit 1 if they differ. Stop the servers writing to the SQLite file first.",
+    )
+    copy.add_argument("sqlite_path", type=Path, help="the SQLite log (database_path)")
+    copy.add_argument("postgres_url", help="postgresql://user:password@host/database")
+    copy.add_argument(
+        "--chunk-rows",
+        type=int,
+        default=CHUNK_ROWS,
+        help=f"rows per transaction (default {CHUNK_ROWS:,})",
+    )
+    copy.set_defaults(handler=cmd_db_copy)
 
 
 def main(argv: list[str] | None = None) -> int:
