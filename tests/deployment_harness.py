@@ -48,18 +48,24 @@ LISTEN, REPLICA_VARIABLE = "ASSISTANT_LISTEN", "ASSISTANT_REPLICA_{}"
 # What is installed ----------------------------------------------------------------------
 
 
+def binary(name: str) -> str | None:
+    """The program's path: on PATH, or in the sbin folders Debian installs daemons to
+    (not on an ordinary user's PATH)."""
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
+
+
 def missing_for_replicas() -> str | None:
     """Why replicas behind HAProxy cannot run here, or None when they can."""
     reason = postgres.unavailable()
     if reason is not None:
         return reason
-    if shutil.which("haproxy") is None:
+    if binary("haproxy") is None:
         return "HAProxy is not installed (Debian: apt-get install haproxy)"
     return None
 
 
 def missing_nginx() -> str | None:
-    return None if shutil.which("nginx") else "nginx is not installed (apt-get install nginx)"
+    return None if binary("nginx") else "nginx is not installed (apt-get install nginx)"
 
 
 # The replicas ---------------------------------------------------------------------------
@@ -252,7 +258,7 @@ def start_haproxy(replicas: list[Replica], folder: Path) -> Balancer:
     extra.write_text(f'global\n    stats socket "{socket_path}" mode 600 level admin\n')
     port = free_port()
     environment = {**os.environ, **addresses(port, replicas)}
-    command = ["haproxy", "-db", "-f", str(HAPROXY_CONFIG), "-f", str(extra)]
+    command = [str(binary("haproxy")), "-db", "-f", str(HAPROXY_CONFIG), "-f", str(extra)]
     with (folder / "haproxy.log").open("ab") as log:
         process = subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT)
     balancer = Balancer("haproxy", port, process, folder, socket_path)
@@ -275,7 +281,8 @@ def start_nginx(replicas: list[Replica], folder: Path) -> Balancer:
     port = free_port()
     config = folder / "nginx.conf"
     config.write_text(filled_nginx_config(port, replicas), encoding="utf-8")
-    command = ["nginx", "-p", str(folder), "-c", str(config), "-e", str(folder / "nginx.log")]
+    command = [str(binary("nginx")), "-p", str(folder), "-c", str(config)]
+    command += ["-e", str(folder / "nginx.log")]
     command += ["-g", f"daemon off; pid {folder / 'nginx.pid'};"]
     with (folder / "nginx.log").open("ab") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)

@@ -218,7 +218,9 @@ def stream_lines(url: str, session_hash: str) -> list[str]:
 # c. A promoted release reaches every replica -------------------------------------------
 
 
-def test_a_release_promoted_by_retrain_is_served_by_every_replica(replicas, replica_environment):
+def test_a_release_promoted_by_retrain_is_served_by_every_replica(
+    replicas, replica_environment, record_property
+):
     command = [sys.executable, "-m", "assistant.cli", "retrain", "--force", "--json"]
     environment = {**replica_environment, **QUICK_RETRAIN}
     retrain = subprocess.run(
@@ -229,6 +231,8 @@ def test_a_release_promoted_by_retrain_is_served_by_every_replica(replicas, repl
     assert result["promoted"]
     seconds = harness.wait_for_model_version(replicas, result["candidate"], RELEASE_BOUND_S)
     assert set(seconds) == {replica.name for replica in replicas}
+    record_property("seconds_until_served", seconds)
+    print(f"\nthe promoted release was served after (s): {json.dumps(seconds)}")
 
 
 # d. A replica killed under load --------------------------------------------------------
