@@ -2,7 +2,7 @@
 
     python benchmarks/serving.py [--clients 1 8 32 64] [--turns 50] [--port 7873]
     python benchmarks/serving.py --soak-minutes 10      # memory over a long run
-    python benchmarks/serving.py --url http://127.0.0.1:8080  # a server already running
+    python benchmarks/serving.py --replicas 1 2 --database postgresql  # behind HAProxy
 
 The models must be built (`python launch.py --build-only`). In one run it measures:
 
@@ -16,6 +16,11 @@ The models must be built (`python launch.py --build-only`). In one run it measur
    figure's ratio to the floor; then warm start (process start to a ready server);
 3. the web chat page itself, driven with the Gradio client by 32 concurrent customers,
    beside the API's figures.
+
+With `--database postgresql` the log is on a PostgreSQL server of the benchmark's own
+(durable commits), and `--replicas 1 2` measures each layout in turn: one server, then
+two on the same log behind HAProxy with deploy/haproxy.cfg (DEPLOY.md), each given
+half the cores for its models; the levels go through the balancer.
 
 Writes benchmarks/results/serving.json (machine, date and command inside) and prints a
 table. The load generator is asyncio on raw keep-alive HTTP/1.1, so that it spends as
@@ -115,13 +120,17 @@ def encoder_floor(texts: list[str]) -> dict[str, Any]:
 
 
 class Server:
-    """`assistant serve` on `port` with an empty log of its own in `folder`."""
+    """`assistant serve` on `port` with the log in `log` (settings as environment
+    variables), or else an empty one of its own in `folder`."""
 
-    def __init__(self, port: int, folder: Path, root: Path = ROOT) -> None:
+    def __init__(
+        self, port: int, folder: Path, root: Path = ROOT, log: dict[str, str] | None = None
+    ) -> None:
         self.port, self.database = port, folder / "serving.db"
         environment = {
             **os.environ,
             "ASSISTANT_DATABASE_PATH": str(self.database),
+            **(log or {}),
             # A benchmark conversation sends 50 turns in seconds: no per-conversation limit.
             "ASSISTANT_SERVING__RATE_PER_CONVERSATION": "1000000/minute",
             "ASSISTANT_SERVING__RELOAD_CHECK_SECONDS": "0",
@@ -150,6 +159,10 @@ class Server:
                 time.sleep(0.1)
         self.stop()
         raise SystemExit("the server did not become ready within 180 s")
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
 
     def memory_mb(self) -> dict[str, float]:
         """Resident memory now and at its peak, from /proc (Linux)."""
@@ -234,11 +247,62 @@ def run_level(port: int, scripts: list[list[str]]) -> tuple[list[dict], float]:
     return results, time.perf_counter() - started
 
 
-def missing_turns(database: Path, results: list[dict]) -> int:
+class Fleet:
+    """The servers measured: one, on its own log (SQLite or PostgreSQL), or `count` on one
+    PostgreSQL log behind HAProxy, as DEPLOY.md lays them out. `port` is where the
+    conversations go; `database` where the log is."""
+
+    def __init__(self, count: int, database: str, folder: Path, root: Path, port: int) -> None:
+        self._postgres, self.balancer, log = None, None, {}
+        self.database: Path | str = folder / "serving.db"
+        if database == "postgresql":
+            from tests import postgres
+
+            self._postgres = postgres.PostgresServer(durable=True).start()
+            self.database = self._postgres.database_url()
+            log["ASSISTANT_DATABASE_URL"] = self.database
+        if count > 1:  # each replica's models on its share of the cores
+            log["ASSISTANT_MODEL_THREADS"] = str(max(1, (os.cpu_count() or 1) // count))
+        self.servers: list[Server] = []
+        try:
+            for n in range(count):
+                self.servers.append(Server(port + n, folder, root, log))
+            if count > 1:
+                from tests import deployment_harness
+
+                self.balancer = deployment_harness.start_haproxy(self.servers, folder / "lb")
+        except BaseException:
+            self.stop()
+            raise
+        self.port = self.balancer.port if self.balancer else port
+        self.warm_start_s = max(server.warm_start_s for server in self.servers)
+
+    def memory_mb(self) -> dict[str, float]:
+        """The servers' resident memory together, now and at their peaks."""
+        each = [server.memory_mb() for server in self.servers]
+        return {key: round(sum(memory[key] for memory in each), 1) for key in each[0]}
+
+    def stop(self) -> None:
+        if self.balancer is not None:
+            self.balancer.stop()
+        for server in self.servers:
+            server.stop()
+        if self._postgres is not None:
+            self._postgres.stop()
+
+
+def missing_turns(database: Path | str, results: list[dict]) -> int:
     """Acknowledged turns (a 200 with a turn id) not in the log."""
     acknowledged = {(r["conversation_id"], r["turn_id"]) for r in results if "turn_id" in r}
-    with sqlite3.connect(database) as connection:
-        logged = set(connection.execute("SELECT conversation_id, id FROM turns"))
+    sql = "SELECT conversation_id, id FROM turns"
+    if isinstance(database, str):
+        import psycopg
+
+        with psycopg.connect(database) as connection:
+            logged = {tuple(row) for row in connection.execute(sql)}
+    else:
+        with sqlite3.connect(database) as connection:
+            logged = set(connection.execute(sql))
     return len(acknowledged - logged)
 
 
@@ -282,7 +346,7 @@ def conversation_scripts(
 
 
 def summarise(
-    results: list[dict], seconds: float, server: Server, floor: dict | None
+    results: list[dict], seconds: float, server: Fleet, floor: dict | None
 ) -> dict[str, Any]:
     answered = [r for r in results if "turn_id" in r]
     template = [r["server_ms"] for r in answered if r["route"] == "template"]
@@ -355,7 +419,7 @@ def chat_page(port: int, messages: list[str], customers: int, turns: int) -> dic
 # -----------------------------------------------------------------------------------------
 
 
-def soak(server: Server, scripts_for, minutes: float, clients: int) -> dict[str, Any]:
+def soak(server: Fleet, scripts_for, minutes: float, clients: int) -> dict[str, Any]:
     """`clients` conversations again and again for `minutes`; memory after each round."""
     samples, deadline, rounds = [], time.monotonic() + minutes * 60, 0
     replies = errors = missing = 0
@@ -418,6 +482,41 @@ def print_table(report: dict[str, Any]) -> None:
               f"replies, {s['errors']} errors, {s['missing_turns']} missing")  # fmt: skip
 
 
+def measure(args: argparse.Namespace, replicas: int, floor: dict | None) -> dict[str, Any]:
+    """Every level (and the chat page and soak, when asked) on `replicas` servers."""
+    report: dict[str, Any] = {"replicas": replicas, "database": args.database}
+    candidates = candidate_messages(args.seed)
+    with tempfile.TemporaryDirectory() as folder:
+        server = Fleet(replicas, args.database, Path(folder), args.server_root, args.port)
+        try:
+            report["warm_start_s"] = server.warm_start_s
+            routes = probe_routes(server.port, candidates)
+            report["probe_routes"] = {route: len(found) for route, found in routes.items()}
+
+            def scripts_for(clients: int, round_number: int = 0) -> list[list[str]]:
+                seed = args.seed * 1000 + clients + round_number
+                return conversation_scripts(routes, clients, args.turns, seed, args.written_share)
+
+            report["levels"] = {}
+            for clients in args.clients:
+                results, seconds = run_level(server.port, scripts_for(clients))
+                report["levels"][str(clients)] = summarise(results, seconds, server, floor)
+                print(f"{replicas} server(s), {clients} conversations: "
+                      f"{report['levels'][str(clients)]['replies_per_s']} replies/s",
+                      flush=True)  # fmt: skip
+            if args.page_customers and replicas == 1:
+                answered = routes.get("template", []) + routes.get("retrieval", [])
+                report["chat_page"] = chat_page(
+                    server.port, answered, args.page_customers, args.page_turns
+                )
+            if args.soak_minutes:
+                report["soak"] = soak(server, scripts_for, args.soak_minutes, 32)
+            report["server_memory_mb"] = server.memory_mb()
+        finally:
+            server.stop()
+    return report
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -433,48 +532,32 @@ def main() -> int:
     parser.add_argument(
         "--written-share", type=float, default=WRITTEN_SHARE, help="turns for the answer writer"
     )
+    parser.add_argument(
+        "--replicas", type=int, nargs="+", default=[1], help="servers, each count in turn"
+    )
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--out", type=Path, default=RESULTS / "serving.json")
     parser.add_argument(
         "--server-root", type=Path, default=ROOT, help="serve from this checkout (before/after)"
     )
     args = parser.parse_args()
+    if max(args.replicas) > 1 and args.database != "postgresql":
+        parser.error("more than one server needs the log they share: --database postgresql")
 
     report: dict[str, Any] = machine()
     report["server_root"] = str(args.server_root)
     report["written_share"] = args.written_share
-    candidates = candidate_messages(args.seed)
-    floor = None if args.no_floor else encoder_floor(candidates)
+    floor = None if args.no_floor else encoder_floor(candidate_messages(args.seed))
     report["floor"] = floor
-    with tempfile.TemporaryDirectory() as folder:
-        server = Server(args.port, Path(folder), args.server_root)
-        try:
-            report["warm_start_s"] = server.warm_start_s
-            routes = probe_routes(args.port, candidates)
-            report["probe_routes"] = {route: len(found) for route, found in routes.items()}
-
-            def scripts_for(clients: int, round_number: int = 0) -> list[list[str]]:
-                seed = args.seed * 1000 + clients + round_number
-                return conversation_scripts(routes, clients, args.turns, seed, args.written_share)
-
-            report["levels"] = {}
-            for clients in args.clients:
-                results, seconds = run_level(args.port, scripts_for(clients))
-                report["levels"][str(clients)] = summarise(results, seconds, server, floor)
-                print(f"{clients} conversations: {report['levels'][str(clients)]['replies_per_s']}"
-                      " replies/s", flush=True)  # fmt: skip
-            if args.page_customers:
-                answered = routes.get("template", []) + routes.get("retrieval", [])
-                report["chat_page"] = chat_page(
-                    args.port, answered, args.page_customers, args.page_turns
-                )
-            if args.soak_minutes:
-                report["soak"] = soak(server, scripts_for, args.soak_minutes, 32)
-            report["server_memory_mb"] = server.memory_mb()
-        finally:
-            server.stop()
+    layouts = [measure(args, replicas, floor) for replicas in args.replicas]
+    report.update(layouts[0])  # the first layout's figures where they always were
+    if len(layouts) > 1:
+        report["layouts"] = {str(layout["replicas"]): layout for layout in layouts}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print_table(report)
+    for layout in layouts:
+        print(f"\n{layout['replicas']} server(s), log in {layout['database']}")
+        print_table({**report, **layout})
     print(f"\nwrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
     return 0
 

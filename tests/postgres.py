@@ -56,7 +56,10 @@ def _free_port() -> int:
 class PostgresServer:
     """One cluster, its own folder and port; `stop()` removes both."""
 
-    def __init__(self) -> None:
+    def __init__(self, durable: bool = False) -> None:
+        """`durable`: commits wait for the disk, as in production; the tests' server does
+        not (fsync off), which only a power cut would tell apart."""
+        self.durable = durable
         self.folder = Path(tempfile.mkdtemp(prefix="assistant-pg-"))
         self.port = _free_port()
         self.user = SERVER_USER if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
@@ -73,7 +76,9 @@ class PostgresServer:
             shutil.chown(self.folder, SERVER_USER)
         data = self.folder / "data"
         self._run("initdb", "-D", str(data), "-U", self.user, "--auth=trust", "-E", "UTF8")
-        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1"
+        if not self.durable:
+            options += " -c fsync=off"
         self._run(
             "pg_ctl", "-D", str(data), "-o", options, "-l", str(self.folder / "log"), "-w", "start"
         )
