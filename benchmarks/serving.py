@@ -2,7 +2,7 @@
 
     python benchmarks/serving.py [--clients 1 8 32 64] [--turns 50] [--port 7873]
     python benchmarks/serving.py --soak-minutes 10      # memory over a long run
-    python benchmarks/serving.py --replicas 1 2 --database postgresql  # behind HAProxy
+    python benchmarks/serving.py --layouts sqlite postgresql postgresql:2  # behind HAProxy
 
 The models must be built (`python launch.py --build-only`). In one run it measures:
 
@@ -17,10 +17,11 @@ The models must be built (`python launch.py --build-only`). In one run it measur
 3. the web chat page itself, driven with the Gradio client by 32 concurrent customers,
    beside the API's figures.
 
-With `--database postgresql` the log is on a PostgreSQL server of the benchmark's own
-(durable commits), and `--replicas 1 2` measures each layout in turn: one server, then
-two on the same log behind HAProxy with deploy/haproxy.cfg (DEPLOY.md), each given
-half the cores for its models; the levels go through the balancer.
+`--layouts` measures several layouts in turn, in one run: `sqlite` (one server, the
+default), `postgresql` (one server, the log on a PostgreSQL server of the benchmark's
+own, with durable commits), `postgresql:2` (two servers on that log behind HAProxy
+with deploy/haproxy.cfg, as DEPLOY.md lays them out, each given half the cores for its
+models; the conversations go through the balancer).
 
 Writes benchmarks/results/serving.json (machine, date and command inside) and prints a
 table. The load generator is asyncio on raw keep-alive HTTP/1.1, so that it spends as
@@ -131,8 +132,10 @@ class Server:
             **os.environ,
             "ASSISTANT_DATABASE_PATH": str(self.database),
             **(log or {}),
-            # A benchmark conversation sends 50 turns in seconds: no per-conversation limit.
+            # A benchmark conversation sends 50 turns in seconds: no per-conversation limit,
+            # and none per address (behind a balancer this machine is no longer exempt).
             "ASSISTANT_SERVING__RATE_PER_CONVERSATION": "1000000/minute",
+            "ASSISTANT_SERVING__RATE_PER_ADDRESS": "1000000/minute",
             "ASSISTANT_SERVING__RELOAD_CHECK_SECONDS": "0",
         }
         started = time.perf_counter()
@@ -482,12 +485,14 @@ def print_table(report: dict[str, Any]) -> None:
               f"replies, {s['errors']} errors, {s['missing_turns']} missing")  # fmt: skip
 
 
-def measure(args: argparse.Namespace, replicas: int, floor: dict | None) -> dict[str, Any]:
-    """Every level (and the chat page and soak, when asked) on `replicas` servers."""
-    report: dict[str, Any] = {"replicas": replicas, "database": args.database}
+def measure(args: argparse.Namespace, layout: str, floor: dict | None) -> dict[str, Any]:
+    """Every level (and the chat page and soak, when asked) on the servers of `layout`."""
+    database, _, count = layout.partition(":")
+    replicas = int(count or 1)
+    report: dict[str, Any] = {"layout": layout, "replicas": replicas, "database": database}
     candidates = candidate_messages(args.seed)
     with tempfile.TemporaryDirectory() as folder:
-        server = Fleet(replicas, args.database, Path(folder), args.server_root, args.port)
+        server = Fleet(replicas, database, Path(folder), args.server_root, args.port)
         try:
             report["warm_start_s"] = server.warm_start_s
             routes = probe_routes(server.port, candidates)
@@ -517,6 +522,16 @@ def measure(args: argparse.Namespace, replicas: int, floor: dict | None) -> dict
     return report
 
 
+def layout_name(text: str) -> str:
+    """`sqlite`, `postgresql` or `postgresql:N`; several servers need the log they share."""
+    database, _, count = text.partition(":")
+    if database not in ("sqlite", "postgresql") or (count and not count.isdigit()):
+        raise argparse.ArgumentTypeError(f"{text!r}: sqlite, postgresql or postgresql:N")
+    if database == "sqlite" and int(count or 1) > 1:
+        raise argparse.ArgumentTypeError("several servers share a PostgreSQL log: postgresql:N")
+    return text
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -533,30 +548,28 @@ def main() -> int:
         "--written-share", type=float, default=WRITTEN_SHARE, help="turns for the answer writer"
     )
     parser.add_argument(
-        "--replicas", type=int, nargs="+", default=[1], help="servers, each count in turn"
-    )
-    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
+        "--layouts", nargs="+", default=["sqlite"], type=layout_name,
+        help="sqlite, postgresql or postgresql:N (N servers behind HAProxy), each in turn",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS / "serving.json")
     parser.add_argument(
         "--server-root", type=Path, default=ROOT, help="serve from this checkout (before/after)"
     )
     args = parser.parse_args()
-    if max(args.replicas) > 1 and args.database != "postgresql":
-        parser.error("more than one server needs the log they share: --database postgresql")
 
     report: dict[str, Any] = machine()
     report["server_root"] = str(args.server_root)
     report["written_share"] = args.written_share
     floor = None if args.no_floor else encoder_floor(candidate_messages(args.seed))
     report["floor"] = floor
-    layouts = [measure(args, replicas, floor) for replicas in args.replicas]
+    layouts = [measure(args, layout, floor) for layout in args.layouts]
     report.update(layouts[0])  # the first layout's figures where they always were
     if len(layouts) > 1:
-        report["layouts"] = {str(layout["replicas"]): layout for layout in layouts}
+        report["layouts"] = {layout["layout"]: layout for layout in layouts}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     for layout in layouts:
-        print(f"\n{layout['replicas']} server(s), log in {layout['database']}")
+        print(f"\n{layout['replicas']} server(s), the log in {layout['database']}")
         print_table({**report, **layout})
     print(f"\nwrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
     return 0
