@@ -2,7 +2,6 @@
 
 import json
 import shutil
-import sqlite3
 import time
 
 import pytest
@@ -168,12 +167,8 @@ def test_a_handoff_an_edited_suggestion_and_back_to_the_bot(browser, base_url, s
 
 
 def _recent_conversations(assistant) -> list[str]:
-    connection = sqlite3.connect(assistant.store.path)
-    try:
-        rows = connection.execute("SELECT id FROM conversations ORDER BY created_at DESC LIMIT 5")
-        return [row[0] for row in rows.fetchall()]
-    finally:
-        connection.close()
+    started = assistant.store.conversation_facts()  # oldest first
+    return [row["id"] for row in reversed(started[-5:])]
 
 
 def _conversation_with(assistant, text: str) -> str:
