@@ -78,6 +78,13 @@ class SqlDialect(Protocol):
         """What a SELECT ends with to hold its rows until the transaction ends."""
         ...
 
+    @property
+    def lock_name(self) -> str | None:
+        """A statement that holds a lock on the text `?` until the transaction ends, for
+        what must be counted by one server at a time; None where the writer already is
+        one at a time (SQLite takes the file's write lock at a transaction's first write)."""
+        ...
+
 
 class SqlEngine(SqlDialect, Protocol):
     """A database the log lives in."""

@@ -113,6 +113,7 @@ class PostgresEngine:
     """The log in a PostgreSQL database, shared by every replica."""
 
     lock_row = " FOR UPDATE"
+    lock_name = "SELECT pg_advisory_xact_lock(hashtext(?))"
 
     def __init__(self, url: str, read_pool_size: int = READ_POOL_SIZE) -> None:
         self.url = url

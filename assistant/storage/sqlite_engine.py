@@ -81,6 +81,7 @@ class SQLiteEngine:
     """The log in one SQLite file."""
 
     lock_row = ""
+    lock_name = None
 
     def __init__(self, path: Path) -> None:
         self.path = path

@@ -74,9 +74,12 @@ class SqlStaffSignIns(LogConnection):
     def reserve_sign_in(self, name: str, now: float, window: float, limit: int) -> bool:
         """Count an attempt by `name` as failed before its password is checked; False, and
         nothing counted, when `limit` attempts failed within `window` seconds already.
-        Failures older than the window are cleared on the way."""
+        Failures older than the window are cleared on the way. Servers count a name one
+        at a time, so a burst of guesses spread over them cannot pass the limit."""
 
         def change() -> bool:
+            if self._engine.lock_name is not None:
+                self._db.execute(self._engine.lock_name, [f"sign-in:{name}"])
             self._db.execute(
                 "DELETE FROM sign_in_failures WHERE name = ? AND failed_at <= ?",
                 [name, now - window],
