@@ -122,6 +122,14 @@ def _opened(target, source_path):
     return ConversationStore(target, contact_key=source_path.parent / KEY_FILE)
 
 
+def _assert_reads_the_same(target, path, conversations, seen):
+    copied = _opened(target, path)
+    try:
+        assert _everything(copied, conversations) == seen
+    finally:
+        copied.close()
+
+
 def _source_counts(path):
     with sqlite3.connect(path) as db:
         return {t.name: db.execute(f"SELECT COUNT(*) FROM {t.name}").fetchone()[0] for t in TABLES}
@@ -158,11 +166,7 @@ def test_a_second_run_copies_nothing_and_changes_nothing(sqlite_log, target):
     again = copy_log(path, target, progress=False)
     assert [t.copied for t in again] == [0] * len(TABLES)
     assert all(t.complete for t in again)
-    copied = _opened(target, path)
-    try:
-        assert _everything(copied, conversations) == seen
-    finally:
-        copied.close()
+    _assert_reads_the_same(target, path, conversations, seen)
 
 
 def test_an_interrupted_copy_goes_on_where_it_stopped(sqlite_log, target):
@@ -181,11 +185,7 @@ def test_an_interrupted_copy_goes_on_where_it_stopped(sqlite_log, target):
     assert by_table["conversations"].copied == 0 and by_table["turns"].copied == 0
     assert by_table["messages"].copied == _source_counts(path)["messages"] - 4
     assert all(t.complete for t in partial)
-    copied = _opened(target, path)
-    try:
-        assert _everything(copied, conversations) == seen
-    finally:
-        copied.close()
+    _assert_reads_the_same(target, path, conversations, seen)
 
 
 def test_a_target_with_rows_lost_since_a_copy_is_refused(sqlite_log, target):
