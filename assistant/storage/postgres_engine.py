@@ -73,7 +73,14 @@ class PostgresSchema:
     def __init__(self, session: PostgresSession) -> None:
         self._session = session
 
-    def create_table(self, name, columns, pk, foreign_keys=(), not_null=frozenset()) -> None:
+    def create_table(
+        self,
+        name: str,
+        columns: dict[str, type],
+        pk: str,
+        foreign_keys: Sequence[tuple[str, str, str]] = (),
+        not_null: frozenset[str] | set[str] = frozenset(),
+    ) -> None:
         definitions = []
         for column, kind in columns.items():
             spelled = f'"{column}" {POSTGRES_TYPES[kind]}'
@@ -87,13 +94,15 @@ class PostgresSchema:
             definitions.append(f'FOREIGN KEY ("{column}") REFERENCES "{other}" ("{other_column}")')
         self._session.execute(f'CREATE TABLE "{name}" ({", ".join(definitions)})')
 
-    def add_column(self, table, column, kind, not_null_default=None) -> None:
+    def add_column(self, table: str, column: str, kind: type, not_null_default: Any = None) -> None:
         spelled = f'ALTER TABLE "{table}" ADD COLUMN "{column}" {POSTGRES_TYPES[kind]}'
         if not_null_default is not None:
             spelled += f" NOT NULL DEFAULT {_literal(not_null_default)}"
         self._session.execute(spelled)
 
-    def create_index(self, table, columns, unique=False, name=None) -> None:
+    def create_index(
+        self, table: str, columns: Sequence[str], unique: bool = False, name: str | None = None
+    ) -> None:
         name = name or f"idx_{table}_{'_'.join(columns)}"
         listed = ", ".join(f'"{column}"' for column in columns)
         unique_word = "UNIQUE " if unique else ""

@@ -62,15 +62,24 @@ class SQLiteSchema:
     def __init__(self, connection: sqlite3.Connection) -> None:
         self._db = sqlite_utils.Database(connection)
 
-    def create_table(self, name, columns, pk, foreign_keys=(), not_null=frozenset()) -> None:
+    def create_table(
+        self,
+        name: str,
+        columns: dict[str, type],
+        pk: str,
+        foreign_keys: Sequence[tuple[str, str, str]] = (),
+        not_null: frozenset[str] | set[str] = frozenset(),
+    ) -> None:
         self._db[name].create(
             columns, pk=pk, foreign_keys=list(foreign_keys), not_null=set(not_null)
         )
 
-    def add_column(self, table, column, kind, not_null_default=None) -> None:
+    def add_column(self, table: str, column: str, kind: type, not_null_default: Any = None) -> None:
         self._db[table].add_column(column, kind, not_null_default=not_null_default)
 
-    def create_index(self, table, columns, unique=False, name=None) -> None:
+    def create_index(
+        self, table: str, columns: Sequence[str], unique: bool = False, name: str | None = None
+    ) -> None:
         self._db[table].create_index(list(columns), unique=unique, index_name=name)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
