@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import random
 import sqlite3
 import sys
@@ -33,10 +31,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT))
-
 from assistant.storage.contacts import ContactVault  # noqa: E402
 from assistant.storage.copying import CHUNK_ROWS, copy_log  # noqa: E402
 from assistant.storage.store import ConversationStore  # noqa: E402
+from benchmarks.run_facts import run_facts  # noqa: E402
 from tests.postgres import PostgresServer, unavailable  # noqa: E402
 
 SEED = 5
@@ -339,9 +337,7 @@ def main() -> None:
     finally:
         server.stop()
     result = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": "python " + " ".join(["benchmarks/db_copy.py", *sys.argv[1:]]),
+        **run_facts(),
         "postgresql": "local server from tests/postgres.py (fsync off), over TCP on loopback",
         **result,
     }

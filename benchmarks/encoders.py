@@ -29,7 +29,6 @@ import platform
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +38,6 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-
 from intents import OUT_OF_SCOPE, banking77, with_familiarity  # noqa: E402
 
 from assistant.core.base_models import resolve_model_path  # noqa: E402
@@ -67,6 +65,7 @@ from assistant.retrieval.onnx_encoder import (  # noqa: E402
     encoder_settings,
     export_encoder,
 )
+from benchmarks.run_facts import run_facts  # noqa: E402
 
 BANKING77_MODEL = RESULTS / "models" / "banking77" / "seed-13"
 MRR = "mrr@10"
@@ -301,9 +300,7 @@ def main() -> None:
     import torch
 
     results: dict[str, Any] = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": "python " + " ".join(sys.argv),
+        **run_facts(),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "onnxruntime": onnxruntime.__version__,

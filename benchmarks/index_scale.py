@@ -32,12 +32,10 @@ import argparse
 import csv
 import json
 import os
-import platform
 import random
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,13 +47,13 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 BITEXT = ROOT.parent / "shared" / "datasets" / "bitext_customer_support" / "train.csv"
 sys.path.insert(0, str(ROOT))
-
 from assistant.core.base_models import limit_model_threads  # noqa: E402
 from assistant.core.settings import Settings  # noqa: E402
 from assistant.datasets.corpus import dataset_splits  # noqa: E402
 from assistant.datasets.loading import load_dataset  # noqa: E402
 from assistant.retrieval.index import load_encoder  # noqa: E402
 from assistant.retrieval.structure import choose, create, label, tune  # noqa: E402
+from benchmarks.run_facts import run_facts  # noqa: E402
 
 SEED = 13
 K = 10
@@ -290,9 +288,7 @@ def main() -> None:
         structures.append(choose(args.rows, settings.model_copy(
             update={"approximate_index": "ivf"})))  # fmt: skip
     result = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": "python " + " ".join(sys.argv),
+        **run_facts(),
         "rows": args.rows,
         "real_rows": len(real),
         "queries": len(queries),

@@ -12,20 +12,18 @@ Writes benchmarks/results/patterns.json and prints a table.
 from __future__ import annotations
 
 import json
-import os
 import platform
 import re
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT))
-
 from assistant.text.patterns import ALL_PATTERNS  # noqa: E402
 from assistant.text.redaction import Redactor  # noqa: E402
+from benchmarks.run_facts import run_facts  # noqa: E402
 
 SIZES = (1_000, 10_000, 100_000)
 PREFIXES = ("order", "PP-", "+", "@", "a@", " dot ", "(at)", "card ")
@@ -63,9 +61,7 @@ def main() -> None:
         text = "order" + " " * (size - 5)
         before[str(size)] = slowest(OLD_ORDER_ID.search, [text])
     report = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": "python benchmarks/patterns.py",
+        **run_facts(),
         "python": platform.python_version(),
         "seconds_slowest_input": rows,
         "before_re_order_id_seconds": before,

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sqlite3
 import sys
 import tempfile
@@ -28,7 +26,6 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -38,10 +35,10 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-
 from api_latency import sample_questions, start_server  # noqa: E402
 
 from assistant.core.settings import load_settings  # noqa: E402
+from benchmarks.run_facts import run_facts  # noqa: E402
 
 
 def pace_seconds() -> float:
@@ -171,9 +168,7 @@ def main() -> None:
             server.terminate()
             server.wait(timeout=30)
     report |= {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": "python " + " ".join(["benchmarks/rate_limits.py", *sys.argv[1:]]),
+        **run_facts(),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / "rate_limits.json"

@@ -27,12 +27,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
-import platform
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +38,7 @@ from cryptography.fernet import Fernet
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT))
-
+from benchmarks.run_facts import run_facts  # noqa: E402
 from tests import deployment_harness as harness  # noqa: E402
 from tests import postgres  # noqa: E402
 from tests.conftest import slice_settings, write_demo_slice  # noqa: E402
@@ -196,9 +193,7 @@ def main() -> None:
             "out s": "until HAProxy's health checks took the killed replica out",
             "retried": "requests HAProxy sent to the other replica",
         },
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": "python " + " ".join(["benchmarks/replicas.py", *sys.argv[1:]]),
+        **run_facts(),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / "replicas.json"

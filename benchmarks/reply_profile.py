@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
-import os
-import platform
 import pstats
 import random
 import sys
@@ -29,17 +27,16 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT))
-
 from assistant.core.pipeline import Assistant  # noqa: E402
 from assistant.core.settings import Settings, load_settings  # noqa: E402
 from assistant.datasets.loading import load_dataset  # noqa: E402
+from benchmarks.run_facts import run_facts  # noqa: E402
 
 SEED = 7
 # Stages by where a function lives: the first pattern found in its file or name wins.
@@ -175,9 +172,7 @@ def main() -> None:
         messages = [example.text for example in dataset.examples]
         random.Random(SEED).shuffle(messages)
         result = {
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "command": "python " + " ".join(sys.argv),
+            **run_facts(),
             "encoder_runtime": settings.models.encoder_runtime,
             "one_at_a_time": profile_run(settings, messages[: args.replies], 1),
             "concurrent": profile_run(settings, messages[: args.replies * 2], args.concurrent),
