@@ -44,7 +44,8 @@ SECTIONS: dict[str, dict[str, str]] = {
         for name in (
             "epochs", "batch_size", "learning_rate", "head_learning_rate", "weight_decay",
             "warmup_ratio", "label_smoothing", "probe_regularisation", "freeze_word_embeddings",
-            "bf16", "early_stopping_patience", "validation_fraction", "max_length", "seed",
+            "bf16", "early_stopping_patience", "refit_on_validation", "validation_fraction",
+            "max_length", "seed",
             "out_of_scope_label", "intent_threshold", "ambiguity_margin", "max_accuracy_loss",
             "familiarity_quantile", "per_intent_thresholds", "intent_int8",
         )

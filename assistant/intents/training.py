@@ -10,7 +10,11 @@
 3. Temperature scaling and the fallback threshold, margin and familiarity (the
    nearest training example's similarity, `familiarity.py`), all fitted on the
    validation split; the test split, when given, is only measured.
-4. Published with its ONNX forms, int8 chosen on validation accuracy (`onnx_model.py`).
+4. Refit (`refit_on_validation`, on by default): the same recipe once more on train +
+   validation, stopped at the epoch step 2 kept. The temperature and fallback come
+   from step 3, fitted while validation was held out; the known examples are the
+   refit model's embeddings of both splits.
+5. Published with its ONNX forms, int8 chosen on validation accuracy (`onnx_model.py`).
 """
 
 from __future__ import annotations
@@ -76,6 +80,7 @@ class FittedModel:
     classifier: BertIntentClassifier
     metrics: dict[str, Any]
     validation: Sequence[IntentExample] = ()  # what the ONNX forms are chosen on
+    held_out: BertIntentClassifier | None = None  # before the refit, when there was one
 
 
 def train_intent_classifier(
@@ -106,6 +111,10 @@ def publish_fitted(
     metrics = fitted.metrics
     if test:
         metrics["test"] = measure(fitted.classifier, test, settings.out_of_scope_label)
+        if fitted.held_out is not None:
+            metrics["refit"]["held_out_model_test"] = measure(
+                fitted.held_out, test, settings.out_of_scope_label
+            )
     metrics["training_seconds"] = round(time.perf_counter() - started, 1)
     metadata = {
         **fitted.classifier.metadata,
@@ -129,8 +138,10 @@ def fit_intent_classifier(
     data_checksum: str,
     fresh: bool = False,
     callbacks: Sequence[TrainerCallback] = (),
+    refit: bool | None = None,
 ) -> FittedModel:
-    """Steps 1-3 of the module docstring; scored on `validation` only."""
+    """Steps 1-4 of the module docstring (step 4 when `refit`, by default
+    `refit_on_validation`); scored on `validation` only."""
     labels = sorted({example.intent for example in train})
     unknown = {example.intent for example in validation} - set(labels)
     if unknown:
@@ -146,7 +157,7 @@ def fit_intent_classifier(
     device = pick_device(settings.device)
     if not resume_from:
         _initialise_head(model, tokenizer, train, label_ids, settings, device)
-    epochs_run = _fine_tune(
+    epochs_run, best_epoch = _fine_tune(
         model, tokenizer, (train, validation), label_ids, settings, run_dir, resume_from, callbacks
     )
     classifier = BertIntentClassifier(
@@ -160,8 +171,70 @@ def fit_intent_classifier(
     )
     metrics = calibrate(classifier, train, validation, settings)
     metrics["epochs_run"] = epochs_run
+    metrics["best_epoch"] = best_epoch
     shutil.rmtree(run_dir, ignore_errors=True)
-    return FittedModel(classifier, metrics, list(validation))
+    fitted = FittedModel(classifier, metrics, list(validation))
+    if (settings.refit_on_validation if refit is None else refit) and validation:
+        fitted = refit_on_validation(fitted, train, validation, settings, data_checksum, fresh)
+    return fitted
+
+
+def refit_on_validation(
+    fitted: FittedModel,
+    train: Sequence[IntentExample],
+    validation: Sequence[IntentExample],
+    settings: Settings,
+    data_checksum: str,
+    fresh: bool = False,
+    callbacks: Sequence[TrainerCallback] = (),
+) -> FittedModel:
+    """Step 4: train the recipe again on train + validation for the epochs the held-out
+    run kept, and give the new network the held-out run's temperature and fallback."""
+    held_out = fitted.classifier
+    examples = [*train, *validation]
+    epochs = int(fitted.metrics["best_epoch"])
+    set_seed(settings.seed)
+    tokenizer, model = _load_base(settings, len(held_out.labels))
+    label_ids = {label: index for index, label in enumerate(held_out.labels)}
+    recipe = settings.model_dump(include=TRAINING_FIELDS, mode="json")
+    key = [data_checksum, held_out.labels, recipe, "refit", epochs]
+    run_dir = run_directory(settings.intent_models_dir, key)
+    resume_from = resume_point(run_dir, fresh)
+    device = pick_device(settings.device)
+    if not resume_from:
+        _initialise_head(model, tokenizer, examples, label_ids, settings, device)
+    epochs_run, _ = _fine_tune(
+        model,
+        tokenizer,
+        (examples, ()),
+        label_ids,
+        settings,
+        run_dir,
+        resume_from,
+        callbacks,
+        stop_after=epochs,
+    )
+    classifier = BertIntentClassifier(
+        model,
+        tokenizer,
+        held_out.labels,
+        temperature=held_out.temperature,
+        metadata={**held_out.metadata, "train_examples": len(examples)},
+        device=device,
+        max_length=settings.max_length,
+    )
+    classifier.rejection = held_out.rejection
+    classifier.known = known_examples(
+        classifier.embeddings([e.text for e in examples]),
+        [e.intent for e in examples],
+        classifier.labels,
+        settings.out_of_scope_label,
+    )
+    refit = {"examples": len(examples), "epochs": epochs, "epochs_run": epochs_run}
+    classifier.metadata["refit"] = refit
+    shutil.rmtree(run_dir, ignore_errors=True)
+    metrics = {**fitted.metrics, "refit": dict(refit)}
+    return FittedModel(classifier, metrics, fitted.validation, held_out=held_out)
 
 
 def _load_base(settings: Settings, num_labels: int) -> tuple[Any, IntentModel]:
@@ -222,35 +295,49 @@ def _fine_tune(
     run_dir: Path,
     resume_from: str | None,
     callbacks: Sequence[TrainerCallback],
-) -> float:
+    stop_after: int | None = None,
+) -> tuple[float, int]:
+    """Fine-tune; return the epochs run and the epoch kept. With no validation data, run
+    `stop_after` epochs of the full schedule (the learning rate decays over
+    `settings.epochs` as in the held-out run) and keep the last."""
     train, validation = data
     train_set = _Encoded(tokenizer, train, label_ids, settings.max_length)
-    total_steps = math.ceil(len(train_set) / settings.batch_size) * settings.epochs
+    steps_per_epoch = math.ceil(len(train_set) / settings.batch_size)
+    evaluate = bool(validation)
     trainer = Trainer(
         model=model,
         args=trainer_arguments(
             run_dir,
-            settings.epochs,
+            settings.epochs if evaluate else (stop_after or settings.epochs),
             settings.batch_size,
             EVAL_BATCH,
             settings.seed,
             pick_device(settings.device),
             settings.bf16,
             best_metric="selection",
+            evaluate=evaluate,
         ),
         train_dataset=train_set,
         # Sorted by length, so evaluation batches carry little padding.
         eval_dataset=_Encoded(
             tokenizer, sorted(validation, key=lambda e: len(e.text)), label_ids, settings.max_length
-        ),
+        )
+        if evaluate
+        else None,
         compute_metrics=lambda p: checkpoint_metrics(p.predictions, p.label_ids),
         processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(tokenizer),
-        optimizers=_optimiser(model, settings, total_steps),
-        callbacks=[EarlyStoppingCallback(settings.early_stopping_patience), *callbacks],
+        optimizers=_optimiser(model, settings, steps_per_epoch * settings.epochs),
+        callbacks=[
+            *([EarlyStoppingCallback(settings.early_stopping_patience)] if evaluate else []),
+            *callbacks,
+        ],
     )
     trainer.train(resume_from_checkpoint=resume_from)
-    return float(trainer.state.epoch or 0)
+    epochs_run = float(trainer.state.epoch or 0)
+    best_step = trainer.state.best_global_step
+    best_epoch = round(best_step / steps_per_epoch) if best_step else round(epochs_run)
+    return epochs_run, max(best_epoch, 1)
 
 
 def _optimiser(model: IntentModel, settings: Settings, total_steps: int):
@@ -279,6 +366,7 @@ TRAINING_FIELDS = {
     "probe_regularisation",
     "freeze_word_embeddings",
     "early_stopping_patience",
+    "refit_on_validation",
     "max_length",
     "bf16",
     "seed",

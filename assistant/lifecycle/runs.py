@@ -43,22 +43,24 @@ def trainer_arguments(
     device: str,
     bf16: bool = False,
     best_metric: str = "loss",
+    evaluate: bool = True,
     **extra: Any,
 ) -> TrainingArguments:
     """Evaluate and checkpoint every epoch; keep the epoch with the best validation
-    `best_metric`: the lowest loss, or the highest of any other metric."""
+    `best_metric`: the lowest loss, or the highest of any other metric. Without
+    `evaluate` (no validation data), checkpoint every epoch and keep the last."""
     return TrainingArguments(
         output_dir=str(run_dir),
         num_train_epochs=epochs,
         per_device_train_batch_size=batch_size,
         per_device_eval_batch_size=eval_batch_size,
         train_sampling_strategy="group_by_length",  # similar lengths together: less padding
-        eval_strategy="epoch",
+        eval_strategy="epoch" if evaluate else "no",
         save_strategy="epoch",
         save_total_limit=2,
-        load_best_model_at_end=True,
-        metric_for_best_model=best_metric,
-        greater_is_better=best_metric != "loss",
+        load_best_model_at_end=evaluate,
+        metric_for_best_model=best_metric if evaluate else None,
+        greater_is_better=best_metric != "loss" if evaluate else None,
         logging_strategy="epoch",
         report_to="none",
         seed=seed,

@@ -84,3 +84,40 @@ def test_unreachable_base_model_is_a_clear_error(built_settings, monkeypatch):
     examples = [IntentExample("hi", "greeting"), IntentExample("bye", "thanks")]
     with pytest.raises(ArtifactError, match=r"cannot load model.*HF_HUB_OFFLINE=0"):
         train_intent_classifier(examples, examples, settings, "checksum")
+
+
+def test_the_refit_trains_on_validation_too_and_keeps_the_held_out_fallback(
+    built_settings, splits, tmp_path
+):
+    settings = _settings(built_settings, tmp_path, epochs=3, refit_on_validation=True)
+    fitted = fit_intent_classifier(splits.train, splits.validation, settings, "sum")
+    held_out, refit = fitted.held_out, fitted.classifier
+    assert held_out is not None
+    record = fitted.metrics["refit"]
+    assert record["examples"] == len(splits.train) + len(splits.validation)
+    assert record["epochs"] == fitted.metrics["best_epoch"] == record["epochs_run"]
+    assert refit.temperature == held_out.temperature
+    assert refit.rejection == held_out.rejection
+    in_scope = [e for e in (*splits.train, *splits.validation) if e.intent != "out_of_scope"]
+    assert len(refit.known.embeddings) == len(in_scope)
+    texts = [e.text for e in splits.test]
+    assert not np.allclose(refit.probabilities(texts), held_out.probabilities(texts), atol=1e-3)
+
+
+def test_without_the_refit_the_held_out_model_is_served(built_settings, splits, tmp_path):
+    settings = _settings(built_settings, tmp_path, refit_on_validation=False)
+    fitted = fit_intent_classifier(splits.train, splits.validation, settings, "sum")
+    assert fitted.held_out is None and "refit" not in fitted.metrics
+    in_scope = [e for e in splits.train if e.intent != "out_of_scope"]
+    assert len(fitted.classifier.known.embeddings) == len(in_scope)
+
+
+def test_a_published_refit_records_the_held_out_model_on_test(built_settings, splits, tmp_path):
+    settings = _settings(built_settings, tmp_path, refit_on_validation=True)
+    report = train_intent_classifier(
+        splits.train, splits.validation, settings, "sum", test=splits.test
+    )
+    loaded = BertIntentClassifier.load(settings.intent_models_dir)
+    assert loaded.metadata["refit"]["examples"] == report.metrics["refit"]["examples"]
+    held_out = report.metrics["refit"]["held_out_model_test"]
+    assert set(held_out) == set(report.metrics["test"])
