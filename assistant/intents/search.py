@@ -2,7 +2,8 @@
 
 Each Optuna trial fits a model on the training split with sampled settings and is
 scored by its validation accuracy (macro-F1 breaks ties); the test split, if any,
-is only touched by the winner, after the search.
+is only touched by the winner, after the search. Trials do not refit; the winner
+is refit on train + validation afterwards when `refit_on_validation` is on.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import optuna
 
 from assistant.core.settings import Settings
 from assistant.datasets.loading import IntentExample
-from assistant.intents.training import FittedModel, fit_intent_classifier
+from assistant.intents.training import FittedModel, fit_intent_classifier, refit_on_validation
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,9 @@ def search(
 
     def objective(trial: optuna.Trial) -> float:
         started = time.perf_counter()
+        sampled = sample_settings(trial, settings)
         fitted = fit_intent_classifier(
-            train, validation, sample_settings(trial, settings), data_checksum, fresh=True
+            train, validation, sampled, data_checksum, fresh=True, refit=False
         )
         figures = fitted.metrics["validation"]
         score = figures["accuracy"] + 1e-3 * figures["macro_f1"]
@@ -81,7 +83,7 @@ def search(
         history.append(record)
         announce(record.row())
         if not best or score > best["score"]:
-            best.update(score=score, fitted=fitted)
+            best.update(score=score, fitted=fitted, settings=sampled)
         return score
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -89,4 +91,10 @@ def search(
         direction="maximize", sampler=optuna.samplers.TPESampler(seed=settings.seed)
     )
     study.optimize(objective, n_trials=trials)
+    if settings.refit_on_validation and validation:
+        announce("Refitting the best trial's recipe on train + validation")
+        refit = refit_on_validation(
+            best["fitted"], train, validation, best["settings"], data_checksum
+        )
+        return refit, history
     return best["fitted"], history

@@ -28,7 +28,8 @@ def test_search_reports_every_trial_and_keeps_the_best(built_settings, tmp_path)
         splits.train, splits.validation, settings, "sum", trials=2, announce=lines.append
     )
     assert [t.number for t in trials] == [0, 1]
-    assert len(lines) == 2 and all("accuracy" in line for line in lines)
+    assert len(lines) == 3 and all("accuracy" in line for line in lines[:2])
+    assert "Refitting" in lines[2] and fitted.held_out is not None  # only the winner is refit
     best = max(trials, key=lambda t: (t.validation_accuracy, t.validation_macro_f1))
     assert fitted.metrics["validation"]["accuracy"] == best.validation_accuracy
     assert fitted.classifier.metadata["recipe"]["epochs"] == best.params["epochs"]
