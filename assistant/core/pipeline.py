@@ -154,8 +154,7 @@ class Assistant:
             conversation_id = self.store.start_conversation()
             state, status = ConversationState(), ConversationStatus.BOT
         else:
-            state = self.store.state(conversation_id)
-            status = self.store.status(conversation_id)
+            state, status = self.store.opening(conversation_id)
             if status.with_people:
                 version = models.versions.describe()
                 yield self._leave_to_agent(text, conversation_id, state, status, version, started)
@@ -221,8 +220,7 @@ class Assistant:
         models = self.models
         if conversation_id is None:
             conversation_id = self.store.start_conversation()
-        state = self.store.state(conversation_id)
-        status = self.store.status(conversation_id)
+        state, status = self.store.opening(conversation_id)
         version = models.versions.describe()
         if status.with_people:
             record = people_record(PRESSED_FOR_PERSON, conversation_id, state, status, version, 0.0)
@@ -256,7 +254,7 @@ class Assistant:
         stop = threading.Event()
         with self.writing.turn() as admitted:
             if not admitted:  # recorded like a failed check, so every trace reader copes
-                final = decision.settle("", False, BUSY_REASON)
+                final = decision.settle("", False, BUSY_REASON, written=False)
                 busy = Verdict(False, BUSY_REASON)
                 return final, {"written": "", "verdict": busy.to_dict(), "used": final.route.value}
             for piece in generator.stream(text, past_answers, stop):

@@ -71,7 +71,7 @@ class Fallback:
 
     route: Route
     reply: str
-    reason: str  # follows "the generated answer failed its check (why)"
+    reason: str  # follows "the generated answer failed its check (why)" or "no answer..."
     checks: list[str] = field(default_factory=list)
     options: tuple[str, ...] = ()  # a clarifying question's choices
 
@@ -89,9 +89,10 @@ class Decision:
     options: tuple[str, ...] = ()  # a clarifying question's choices, as the customer sees them
     handoff: HandoffKind | None = None  # the handoff route: why, for the queue's order
 
-    def settle(self, answer: str, passed: bool, why: str) -> Decision:
+    def settle(self, answer: str, passed: bool, why: str, written: bool = True) -> Decision:
         """This generate decision once its answer is written and checked: the answer if it
-        passed, else the fallback decided with it. Nothing goes back to the router."""
+        passed, else the fallback decided with it (also when, not `written`, no answer could
+        be written). Nothing goes back to the router."""
         if self.fallback is None:
             raise ValueError("only a generate decision with a fallback can be settled")
         checks = [*self.checks, f"generated answer: {why}"]
@@ -102,7 +103,11 @@ class Decision:
             self,
             route=fallback.route,
             reply=fallback.reply,
-            reason=f"the generated answer failed its check ({why}){fallback.reason}",
+            reason=(
+                f"the generated answer failed its check ({why}){fallback.reason}"
+                if written
+                else f"no answer was written ({why}){fallback.reason}"
+            ),
             checks=[*checks, *fallback.checks],
             fallback=None,
             options=fallback.options,

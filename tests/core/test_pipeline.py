@@ -219,7 +219,8 @@ def test_a_busy_answer_writer_gives_the_fallback_and_a_trace_every_channel_can_s
         False,
         BUSY_REASON,
     )
-    assert generation["used"] == "retrieval" and BUSY_REASON in reply.trace["reason"]
+    assert generation["used"] == "retrieval"
+    assert reply.trace["reason"].startswith(f"no answer was written ({BUSY_REASON})")
     shown = public_reply(reply)["trace"]["generation"]
     assert shown == {"verdict": {"passed": False, "reason": BUSY_REASON}, "used": "retrieval"}
     assert BUSY_REASON in explain(reply.trace, reply.latency_ms, reply.model_version)
@@ -256,8 +257,8 @@ def test_a_bad_message_is_refused_before_any_event(plain):
 class TakenBeforeTheWrite(ConversationStore):
     """A log in which an agent takes the conversation just after the bot reads its status."""
 
-    def status(self, conversation_id):
-        read = super().status(conversation_id)
+    def opening(self, conversation_id):
+        read = super().opening(conversation_id)
         self.take(conversation_id, "ana")
         return read
 
