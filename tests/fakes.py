@@ -152,6 +152,9 @@ class MemoryLog:
         self.state(conversation_id)
         return self.statuses[conversation_id]
 
+    def opening(self, conversation_id: str) -> tuple[ConversationState, ConversationStatus]:
+        return self.state(conversation_id), self.status(conversation_id)
+
     def log_turn(self, record: TurnRecord) -> int:
         with self._lock:
             return self._write(record)

@@ -112,6 +112,10 @@ class TurnLog(Protocol):
 
     def status(self, conversation_id: str) -> ConversationStatus: ...
 
+    def opening(self, conversation_id: str) -> tuple[ConversationState, ConversationStatus]:
+        """What a turn starts from: `state` and `status` in one read."""
+        ...
+
     def log_turn(self, record: TurnRecord) -> int: ...
 
     def save_contact(self, conversation_id: str, email: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from assistant.core.errors import UnknownTurn
 from assistant.core.records import Author, ConversationState, ConversationStatus, TurnRecord
@@ -35,7 +36,14 @@ class SqlTurnLog(LogConnection):
         return conversation_id
 
     def state(self, conversation_id: str) -> ConversationState:
+        return self._state_of(self._conversation_row(conversation_id))
+
+    def opening(self, conversation_id: str) -> tuple[ConversationState, ConversationStatus]:
         row = self._conversation_row(conversation_id)
+        return self._state_of(row), ConversationStatus(row["status"])
+
+    @staticmethod
+    def _state_of(row: dict[str, Any]) -> ConversationState:
         return ConversationState(
             row["pending_intent"],
             json.loads(row["slots"] or "{}"),

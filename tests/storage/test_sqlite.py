@@ -79,6 +79,16 @@ def test_conversation_state_round_trips(store):
     assert store.state(conversation) == state
 
 
+def test_a_turn_opens_on_the_state_and_status_read_together(store):
+    conversation = store.start_conversation()
+    state = ConversationState("order_status", {"order_id": "PP-123456"}, misunderstood=1)
+    store.log_turn(record(conversation, next_state=state, handoff_reason="asked for a person"))
+    assert store.opening(conversation) == (state, ConversationStatus.WAITING)
+    assert store.opening(conversation) == (store.state(conversation), store.status(conversation))
+    with pytest.raises(UnknownConversation):
+        store.opening("no-such-conversation")
+
+
 def test_feedback_is_linked_to_its_turn(store):
     conversation = store.start_conversation()
     turn = store.log_turn(record(conversation))
