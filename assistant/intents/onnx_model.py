@@ -89,10 +89,13 @@ def export_forms(
     folder: Path,
     tolerance: float,
     test: Sequence[IntentExample] = (),
+    validation_trained_on: bool = False,
 ) -> dict[str, Any]:
     """Export and quantise the classifier into `folder`, and choose the form the CPU serves:
     int8 when its validation accuracy is at most `tolerance` below fp32's. The record says
-    what was chosen and why; the test split, when given, is only measured."""
+    what was chosen and why, and whether the model was trained on the validation split too
+    (a refit: both forms are then scored on data they have seen). The test split, when
+    given, is only measured."""
     texts = [example.text for example in validation]
     torch_logits = classifier.logits(texts) if texts else np.zeros((0, len(classifier.labels)))
 
@@ -121,6 +124,7 @@ def export_forms(
         else 0.0
     )
     record["gate"]["examples"] = len(validation)
+    record["gate"]["validation_trained_on"] = validation_trained_on
     record["gate"]["torch_fp32"] = accuracy_of(torch_logits, classifier, validation)
     record["agreement"] = {"texts": len(sample), "max_logit_difference_fp32_vs_torch": difference}
     if difference > AGREEMENT:  # the export is wrong: PyTorch serves

@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import time
@@ -30,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import load_model
 from sklearn.linear_model import LogisticRegression
 from transformers import (
     AutoModel,
@@ -64,6 +66,7 @@ from assistant.lifecycle.runs import resume_point, run_directory, trainer_argume
 from assistant.lifecycle.versions import new_version, publish_version
 
 EVAL_BATCH = 128
+FINISHED_RUN = "finished.json"  # in a run's folder once it ends: the checkpoint it kept
 
 
 @dataclass(frozen=True)
@@ -125,7 +128,13 @@ def publish_fitted(
         "metrics": metrics,
     }
     fitted.classifier.metadata = metadata
-    forms = partial(export_forms, fitted.classifier, fitted.validation, test=test)
+    forms = partial(
+        export_forms,
+        fitted.classifier,
+        fitted.validation,
+        test=test,
+        validation_trained_on=fitted.held_out is not None,
+    )
     forms = partial(forms, tolerance=settings.int8_accuracy_tolerance)
     path = publish(fitted.classifier, settings.intent_models_dir, make_current, forms)
     return TrainingReport(metadata["version"], path, metrics)
@@ -172,10 +181,13 @@ def fit_intent_classifier(
     metrics = calibrate(classifier, train, validation, settings)
     metrics["epochs_run"] = epochs_run
     metrics["best_epoch"] = best_epoch
-    shutil.rmtree(run_dir, ignore_errors=True)
     fitted = FittedModel(classifier, metrics, list(validation))
     if (settings.refit_on_validation if refit is None else refit) and validation:
-        fitted = refit_on_validation(fitted, train, validation, settings, data_checksum, fresh)
+        fitted = refit_on_validation(
+            fitted, train, validation, settings, data_checksum, fresh, callbacks
+        )
+    # Kept until the refit is done: a refit stopped and started again finds this run finished.
+    shutil.rmtree(run_dir, ignore_errors=True)
     return fitted
 
 
@@ -301,6 +313,11 @@ def _fine_tune(
     `stop_after` epochs of the full schedule (the learning rate decays over
     `settings.epochs` as in the held-out run) and keep the last."""
     train, validation = data
+    finished = run_dir / FINISHED_RUN
+    if resume_from and finished.is_file():  # this run ended; a step after it was stopped
+        record = json.loads(finished.read_text(encoding="utf-8"))
+        load_model(model, run_dir / record["kept"] / "model.safetensors")
+        return record["epochs_run"], record["best_epoch"]
     train_set = _Encoded(tokenizer, train, label_ids, settings.max_length)
     steps_per_epoch = math.ceil(len(train_set) / settings.batch_size)
     evaluate = bool(validation)
@@ -336,8 +353,11 @@ def _fine_tune(
     trainer.train(resume_from_checkpoint=resume_from)
     epochs_run = float(trainer.state.epoch or 0)
     best_step = trainer.state.best_global_step
-    best_epoch = round(best_step / steps_per_epoch) if best_step else round(epochs_run)
-    return epochs_run, max(best_epoch, 1)
+    best_epoch = max(round(best_step / steps_per_epoch) if best_step else round(epochs_run), 1)
+    if trainer.state.best_model_checkpoint:
+        record = {"kept": Path(trainer.state.best_model_checkpoint).name, "best_epoch": best_epoch}
+        write_json(finished, {**record, "epochs_run": epochs_run})
+    return epochs_run, best_epoch
 
 
 def _optimiser(model: IntentModel, settings: Settings, total_steps: int):

@@ -22,6 +22,24 @@ def splits(built_settings):
     return dataset_splits(load_dataset(built_settings.data_dir), built_settings)
 
 
+class StopAfterFirstRefitSave(TrainerCallback):
+    """Interrupts the refit (the run with no evaluation) right after its first checkpoint."""
+
+    def on_save(self, args, state, control, **kwargs):
+        if args.eval_strategy == "no":
+            raise KeyboardInterrupt
+
+
+class Trainings(TrainerCallback):
+    """Counts the training runs that start, and whether each evaluates."""
+
+    def __init__(self):
+        self.started = []
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started.append(args.eval_strategy)
+
+
 def _settings(built_settings, root, **update):
     return built_settings.model_copy(update={"models_dir": root, "epochs": 2, "seed": 5, **update})
 
@@ -121,3 +139,29 @@ def test_a_published_refit_records_the_held_out_model_on_test(built_settings, sp
     assert loaded.metadata["refit"]["examples"] == report.metrics["refit"]["examples"]
     held_out = report.metrics["refit"]["held_out_model_test"]
     assert set(held_out) == set(report.metrics["test"])
+
+
+def test_a_refit_stopped_midway_resumes_without_training_the_held_out_run_again(
+    built_settings, splits, tmp_path, capsys
+):
+    settings = _settings(built_settings, tmp_path / "stopped", epochs=3, refit_on_validation=True)
+    with pytest.raises(KeyboardInterrupt):
+        fit_intent_classifier(
+            splits.train, splits.validation, settings, "sum", callbacks=[StopAfterFirstRefitSave()]
+        )
+    capsys.readouterr()
+    trainings = Trainings()
+    resumed = fit_intent_classifier(
+        splits.train, splits.validation, settings, "sum", callbacks=[trainings]
+    )
+    assert capsys.readouterr().out.count("Resuming") == 2  # the finished run, then the refit
+    assert trainings.started == ["no"]  # only the refit trains; the held-out run is loaded
+    straight = fit_intent_classifier(
+        splits.train,
+        splits.validation,
+        _settings(built_settings, tmp_path / "straight", epochs=3, refit_on_validation=True),
+        "sum",
+    )
+    assert np.allclose(
+        _probabilities(resumed, splits.test), _probabilities(straight, splits.test), atol=1e-4
+    )
