@@ -17,8 +17,8 @@ is the result. The defaults refit on train + validation (README); the model
 that held validation out, whose temperature and fallback the refit keeps, is
 measured too, in its own row. `--reuse` measures a model this benchmark
 trained before (its training time is the one recorded then) instead of training
-again. Writes benchmarks/results/intents.json and prints a table beside the
-published figures.
+again. Writes benchmarks/results/intents.json (or `--output NAME`) and prints
+a table beside the published figures.
 """
 
 from __future__ import annotations
@@ -364,6 +364,7 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[13, 14, 15])
     parser.add_argument("--skip-setfit", action="store_true")
     parser.add_argument("--reuse", action="store_true", help="measure, not retrain, our model")
+    parser.add_argument("--output", default="intents.json", help="file name in results/")
     args = parser.parse_args()
     if not SHARED.is_dir():
         sys.exit(f"datasets not found at {SHARED}")
@@ -375,7 +376,7 @@ def main() -> None:
         "command": "python " + " ".join(sys.argv),
         "datasets": {},
     }
-    output = RESULTS / "intents.json"
+    output = RESULTS / args.output
     if output.is_file():  # keep the datasets this run does not measure
         previous = json.loads(output.read_text(encoding="utf-8")).get("datasets", {})
         results["datasets"] = {k: v for k, v in previous.items() if k not in args.datasets}
@@ -407,11 +408,9 @@ def main() -> None:
                     row = {**row, "seed": seed}
                     runs.setdefault(row["model"], []).append(row)
                 result["summary"] = [summarise(rows) for rows in runs.values()]
-                (RESULTS / "intents.json").write_text(
-                    json.dumps(results, indent=2), encoding="utf-8"
-                )
+                output.write_text(json.dumps(results, indent=2), encoding="utf-8")
     print_table(results)
-    print(f"\nWrote {RESULTS / 'intents.json'}")
+    print(f"\nWrote {output}")
 
 
 if __name__ == "__main__":
