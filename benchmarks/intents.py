@@ -1,7 +1,7 @@
 """Intent classification on BANKING77 and CLINC150: the project's defaults against baselines.
 
     python benchmarks/intents.py [--datasets banking77 clinc150] [--seeds 13 14 15]
-                                 [--skip-setfit] [--reuse]
+                                 [--skip-setfit] [--reuse] [--output NAME]
 
 For each dataset, on the same splits: the assistant's classifier trained with
 the default settings (validation carved from the training file for BANKING77,
