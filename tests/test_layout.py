@@ -21,6 +21,7 @@ SERVING_ENTRY_POINTS = (
 )
 TRAINING_MODULES = (
     "assistant.intents.training",
+    "assistant.intents.fine_tuning",
     "assistant.intents.search",
     "assistant.generation.training",
     "assistant.lifecycle.build",

@@ -5,8 +5,9 @@
 2. Fine-tune the encoder and head together with the Hugging Face `Trainer`
    (label smoothing, a small learning rate for the encoder, linear decay),
    early-stopped on validation accuracy, ties broken by the lower validation
-   loss; the epoch best by that measure is kept. Checkpoints are kept per run, so
-   a stopped run continues where it left off when the same command is given again.
+   loss; the epoch best by that measure is kept (`fine_tuning.py`). Checkpoints are
+   kept per run, so a stopped run continues where it left off when the same command
+   is given again.
 3. Temperature scaling and the fallback threshold, margin and familiarity (the
    nearest training example's similarity, `familiarity.py`), all fitted on the
    validation split; the test split, when given, is only measured.
@@ -19,8 +20,6 @@
 
 from __future__ import annotations
 
-import json
-import math
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -30,20 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from safetensors.torch import load_model
-from sklearn.linear_model import LogisticRegression
-from transformers import (
-    AutoModel,
-    DataCollatorWithPadding,
-    EarlyStoppingCallback,
-    Trainer,
-    TrainerCallback,
-    get_linear_schedule_with_warmup,
-    set_seed,
-)
+from transformers import TrainerCallback, set_seed
 
-from assistant.core.base_models import load_base_model, pick_device
+from assistant.core.base_models import pick_device
 from assistant.core.errors import TrainingError
 from assistant.core.files import (
     write_json,
@@ -55,18 +43,14 @@ from assistant.intents.classifier import (
     METADATA_FILE,
     MODEL_FORMAT,
     BertIntentClassifier,
-    checkpoint_metrics,
     classification_metrics,
 )
 from assistant.intents.familiarity import known_examples
-from assistant.intents.network import IntentModel, embed_texts
+from assistant.intents.fine_tuning import fine_tune, initialise_head, load_base
 from assistant.intents.onnx_model import export_forms
 from assistant.intents.rejection import choose_policy, outcome, target_indices
-from assistant.lifecycle.runs import resume_point, run_directory, trainer_arguments
+from assistant.lifecycle.runs import resume_point, run_directory
 from assistant.lifecycle.versions import new_version, publish_version
-
-EVAL_BATCH = 128
-FINISHED_RUN = "finished.json"  # in a run's folder once it ends: the checkpoint it kept
 
 
 @dataclass(frozen=True)
@@ -158,15 +142,15 @@ def fit_intent_classifier(
             f"intents in the validation data but not in training: {sorted(unknown)}"
         )
     set_seed(settings.seed)
-    tokenizer, model = _load_base(settings, len(labels))
+    tokenizer, model = load_base(settings, len(labels))
     label_ids = {label: index for index, label in enumerate(labels)}
     recipe = settings.model_dump(include=TRAINING_FIELDS, mode="json")
     run_dir = run_directory(settings.intent_models_dir, [data_checksum, labels, recipe])
     resume_from = resume_point(run_dir, fresh)
     device = pick_device(settings.device)
     if not resume_from:
-        _initialise_head(model, tokenizer, train, label_ids, settings, device)
-    epochs_run, best_epoch = _fine_tune(
+        initialise_head(model, tokenizer, train, label_ids, settings, device)
+    epochs_run, best_epoch = fine_tune(
         model, tokenizer, (train, validation), label_ids, settings, run_dir, resume_from, callbacks
     )
     classifier = BertIntentClassifier(
@@ -206,7 +190,7 @@ def refit_on_validation(
     examples = [*train, *validation]
     epochs = int(fitted.metrics["best_epoch"])
     set_seed(settings.seed)
-    tokenizer, model = _load_base(settings, len(held_out.labels))
+    tokenizer, model = load_base(settings, len(held_out.labels))
     label_ids = {label: index for index, label in enumerate(held_out.labels)}
     recipe = settings.model_dump(include=TRAINING_FIELDS, mode="json")
     key = [data_checksum, held_out.labels, recipe, "refit", epochs]
@@ -214,8 +198,8 @@ def refit_on_validation(
     resume_from = resume_point(run_dir, fresh)
     device = pick_device(settings.device)
     if not resume_from:
-        _initialise_head(model, tokenizer, examples, label_ids, settings, device)
-    epochs_run, _ = _fine_tune(
+        initialise_head(model, tokenizer, examples, label_ids, settings, device)
+    epochs_run, _ = fine_tune(
         model,
         tokenizer,
         (examples, ()),
@@ -247,131 +231,6 @@ def refit_on_validation(
     shutil.rmtree(run_dir, ignore_errors=True)
     metrics = {**fitted.metrics, "refit": dict(refit)}
     return FittedModel(classifier, metrics, fitted.validation, held_out=held_out)
-
-
-def _load_base(settings: Settings, num_labels: int) -> tuple[Any, IntentModel]:
-    tokenizer, encoder = load_base_model(settings.intent_base_model, AutoModel)
-    model = IntentModel(encoder, num_labels, settings.label_smoothing)
-    if settings.freeze_word_embeddings:
-        model.freeze_word_embeddings()
-    return tokenizer, model
-
-
-def _initialise_head(
-    model: IntentModel,
-    tokenizer: Any,
-    train: Sequence[IntentExample],
-    label_ids: dict[str, int],
-    settings: Settings,
-    device: str,
-) -> None:
-    """Linear probing: fit the head on frozen embeddings before any fine-tuning."""
-    texts = [example.text for example in train]
-    features = embed_texts(model, tokenizer, texts, settings.max_length, device, "Probing")
-    targets = np.array([label_ids[example.intent] for example in train])
-    probe = LogisticRegression(C=settings.probe_regularisation, max_iter=1000)
-    probe.fit(features, targets)
-    weight, bias = probe.coef_, probe.intercept_
-    if weight.shape[0] == 1:  # two classes: scikit-learn fits one logit
-        weight, bias = np.vstack([-weight / 2, weight / 2]), np.array([-bias[0] / 2, bias[0] / 2])
-    model.set_head(weight, bias)
-
-
-class _Encoded(torch.utils.data.Dataset):
-    def __init__(
-        self,
-        tokenizer: Any,
-        examples: Sequence[IntentExample],
-        label_ids: dict[str, int],
-        max_length: int,
-    ) -> None:
-        features = tokenizer([e.text for e in examples], truncation=True, max_length=max_length)
-        self.rows = [
-            {**{key: values[i] for key, values in features.items()}, "labels": label_ids[e.intent]}
-            for i, e in enumerate(examples)
-        ]
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        return self.rows[index]
-
-
-def _fine_tune(
-    model: IntentModel,
-    tokenizer: Any,
-    data: tuple[Sequence[IntentExample], Sequence[IntentExample]],
-    label_ids: dict[str, int],
-    settings: Settings,
-    run_dir: Path,
-    resume_from: str | None,
-    callbacks: Sequence[TrainerCallback],
-    stop_after: int | None = None,
-) -> tuple[float, int]:
-    """Fine-tune; return the epochs run and the epoch kept. With no validation data, run
-    `stop_after` epochs of the full schedule (the learning rate decays over
-    `settings.epochs` as in the held-out run) and keep the last."""
-    train, validation = data
-    finished = run_dir / FINISHED_RUN
-    if resume_from and finished.is_file():  # this run ended; a step after it was stopped
-        record = json.loads(finished.read_text(encoding="utf-8"))
-        load_model(model, run_dir / record["kept"] / "model.safetensors")
-        return record["epochs_run"], record["best_epoch"]
-    train_set = _Encoded(tokenizer, train, label_ids, settings.max_length)
-    steps_per_epoch = math.ceil(len(train_set) / settings.batch_size)
-    evaluate = bool(validation)
-    trainer = Trainer(
-        model=model,
-        args=trainer_arguments(
-            run_dir,
-            settings.epochs if evaluate else (stop_after or settings.epochs),
-            settings.batch_size,
-            EVAL_BATCH,
-            settings.seed,
-            pick_device(settings.device),
-            settings.bf16,
-            best_metric="selection",
-            evaluate=evaluate,
-        ),
-        train_dataset=train_set,
-        # Sorted by length, so evaluation batches carry little padding.
-        eval_dataset=_Encoded(
-            tokenizer, sorted(validation, key=lambda e: len(e.text)), label_ids, settings.max_length
-        )
-        if evaluate
-        else None,
-        compute_metrics=lambda p: checkpoint_metrics(p.predictions, p.label_ids),
-        processing_class=tokenizer,
-        data_collator=DataCollatorWithPadding(tokenizer),
-        optimizers=_optimiser(model, settings, steps_per_epoch * settings.epochs),
-        callbacks=[
-            *([EarlyStoppingCallback(settings.early_stopping_patience)] if evaluate else []),
-            *callbacks,
-        ],
-    )
-    trainer.train(resume_from_checkpoint=resume_from)
-    epochs_run = float(trainer.state.epoch or 0)
-    best_step = trainer.state.best_global_step
-    best_epoch = max(round(best_step / steps_per_epoch) if best_step else round(epochs_run), 1)
-    if trainer.state.best_model_checkpoint:
-        record = {"kept": Path(trainer.state.best_model_checkpoint).name, "best_epoch": best_epoch}
-        write_json(finished, {**record, "epochs_run": epochs_run})
-    return epochs_run, best_epoch
-
-
-def _optimiser(model: IntentModel, settings: Settings, total_steps: int):
-    """AdamW with a larger learning rate for the head than for the pretrained encoder."""
-    encoder = [p for p in model.encoder.parameters() if p.requires_grad]
-    optimiser = torch.optim.AdamW(
-        [
-            {"params": encoder, "lr": settings.learning_rate},
-            {"params": list(model.head.parameters()), "lr": settings.head_learning_rate},
-        ],
-        weight_decay=settings.weight_decay,
-    )
-    warmup = int(settings.warmup_ratio * total_steps)
-    return optimiser, get_linear_schedule_with_warmup(optimiser, warmup, total_steps)
 
 
 TRAINING_FIELDS = {
