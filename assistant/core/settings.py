@@ -88,8 +88,9 @@ class Settings(BaseSettings):
     bf16: bool = False  # bfloat16 autocast while training (faster on recent CPUs and GPUs)
     early_stopping_patience: int = Field(3, ge=1)
     # Once the epoch, temperature and fallback are chosen with validation held out, train
-    # again on train + validation for that many epochs and serve that model (README).
-    refit_on_validation: bool = True
+    # again on train + validation for that many epochs and serve that model. Off by default:
+    # the held-out thresholds do not carry over to it on small data (README).
+    refit_on_validation: bool = False
     validation_fraction: float = Field(0.1, gt=0, lt=0.5)
     max_length: int = Field(64, ge=8)
     seed: int = 13

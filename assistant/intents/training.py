@@ -11,7 +11,7 @@
 3. Temperature scaling and the fallback threshold, margin and familiarity (the
    nearest training example's similarity, `familiarity.py`), all fitted on the
    validation split; the test split, when given, is only measured.
-4. Refit (`refit_on_validation`, on by default): the same recipe once more on train +
+4. Refit (`refit_on_validation`, off by default): the same recipe once more on train +
    validation, stopped at the epoch step 2 kept. The temperature and fallback come
    from step 3, fitted while validation was held out; the known examples are the
    refit model's embeddings of both splits.

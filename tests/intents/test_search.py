@@ -22,7 +22,9 @@ def test_sampled_settings_stay_in_the_search_space(built_settings):
 
 def test_search_reports_every_trial_and_keeps_the_best(built_settings, tmp_path):
     splits = dataset_splits(load_dataset(built_settings.data_dir), built_settings)
-    settings = built_settings.model_copy(update={"models_dir": tmp_path})
+    settings = built_settings.model_copy(
+        update={"models_dir": tmp_path, "refit_on_validation": True}
+    )
     lines = []
     fitted, trials = search(
         splits.train, splits.validation, settings, "sum", trials=2, announce=lines.append
