@@ -47,6 +47,7 @@ from assistant.intents.classifier import (
 )
 from assistant.intents.familiarity import known_examples
 from assistant.intents.fine_tuning import fine_tune, initialise_head, load_base
+from assistant.intents.network import IntentModel
 from assistant.intents.onnx_model import export_forms
 from assistant.intents.rejection import choose_policy, outcome, target_indices
 from assistant.lifecycle.runs import resume_point, run_directory
@@ -141,37 +142,26 @@ def fit_intent_classifier(
         raise TrainingError(
             f"intents in the validation data but not in training: {sorted(unknown)}"
         )
-    set_seed(settings.seed)
-    tokenizer, model = load_base(settings, len(labels))
-    label_ids = {label: index for index, label in enumerate(labels)}
-    recipe = settings.model_dump(include=TRAINING_FIELDS, mode="json")
-    run_dir = run_directory(settings.intent_models_dir, [data_checksum, labels, recipe])
-    resume_from = resume_point(run_dir, fresh)
-    device = pick_device(settings.device)
-    if not resume_from:
-        initialise_head(model, tokenizer, train, label_ids, settings, device)
-    epochs_run, best_epoch = fine_tune(
-        model, tokenizer, (train, validation), label_ids, settings, run_dir, resume_from, callbacks
-    )
+    run = _train_network(train, validation, labels, settings, [data_checksum], fresh, callbacks)
     classifier = BertIntentClassifier(
-        model,
-        tokenizer,
+        run.model,
+        run.tokenizer,
         labels,
         temperature=1.0,
         metadata=_training_metadata(settings, labels, train, validation),
-        device=device,
+        device=run.device,
         max_length=settings.max_length,
     )
     metrics = calibrate(classifier, train, validation, settings)
-    metrics["epochs_run"] = epochs_run
-    metrics["best_epoch"] = best_epoch
+    metrics["epochs_run"] = run.epochs_run
+    metrics["best_epoch"] = run.best_epoch
     fitted = FittedModel(classifier, metrics, list(validation))
     if (settings.refit_on_validation if refit is None else refit) and validation:
         fitted = refit_on_validation(
             fitted, train, validation, settings, data_checksum, fresh, callbacks
         )
     # Kept until the refit is done: a refit stopped and started again finds this run finished.
-    shutil.rmtree(run_dir, ignore_errors=True)
+    shutil.rmtree(run.folder, ignore_errors=True)
     return fitted
 
 
@@ -189,48 +179,83 @@ def refit_on_validation(
     held_out = fitted.classifier
     examples = [*train, *validation]
     epochs = int(fitted.metrics["best_epoch"])
-    set_seed(settings.seed)
-    tokenizer, model = load_base(settings, len(held_out.labels))
-    label_ids = {label: index for index, label in enumerate(held_out.labels)}
-    recipe = settings.model_dump(include=TRAINING_FIELDS, mode="json")
-    key = [data_checksum, held_out.labels, recipe, "refit", epochs]
-    run_dir = run_directory(settings.intent_models_dir, key)
-    resume_from = resume_point(run_dir, fresh)
-    device = pick_device(settings.device)
-    if not resume_from:
-        initialise_head(model, tokenizer, examples, label_ids, settings, device)
-    epochs_run, _ = fine_tune(
-        model,
-        tokenizer,
-        (examples, ()),
-        label_ids,
-        settings,
-        run_dir,
-        resume_from,
-        callbacks,
-        stop_after=epochs,
-    )
+    key = [data_checksum, "refit", epochs]
+    run = _train_network(examples, (), held_out.labels, settings, key, fresh, callbacks, epochs)
     classifier = BertIntentClassifier(
-        model,
-        tokenizer,
+        run.model,
+        run.tokenizer,
         held_out.labels,
         temperature=held_out.temperature,
         metadata={**held_out.metadata, "train_examples": len(examples)},
-        device=device,
+        device=run.device,
         max_length=settings.max_length,
     )
     classifier.rejection = held_out.rejection
+    _remember_examples(classifier, examples, settings.out_of_scope_label)
+    refit = {"examples": len(examples), "epochs": epochs, "epochs_run": run.epochs_run}
+    classifier.metadata["refit"] = refit
+    shutil.rmtree(run.folder, ignore_errors=True)
+    metrics = {**fitted.metrics, "refit": dict(refit)}
+    return FittedModel(classifier, metrics, fitted.validation, held_out=held_out)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One fine-tuning run's network and what it ran."""
+
+    tokenizer: Any
+    model: IntentModel
+    device: str
+    folder: Path  # its checkpoints, until the caller removes them
+    epochs_run: float
+    best_epoch: int
+
+
+def _train_network(
+    examples: Sequence[IntentExample],
+    validation: Sequence[IntentExample],
+    labels: list[str],
+    settings: Settings,
+    key: list[Any],
+    fresh: bool,
+    callbacks: Sequence[TrainerCallback],
+    stop_after: int | None = None,
+) -> _Run:
+    """Steps 1-2 on `examples`: resumed from the run's folder (named by `key`, the labels
+    and the recipe) when one was stopped, probed first otherwise."""
+    set_seed(settings.seed)
+    tokenizer, model = load_base(settings, len(labels))
+    label_ids = {label: index for index, label in enumerate(labels)}
+    recipe = settings.model_dump(include=TRAINING_FIELDS, mode="json")
+    folder = run_directory(settings.intent_models_dir, [*key, labels, recipe])
+    resume_from = resume_point(folder, fresh)
+    device = pick_device(settings.device)
+    if not resume_from:
+        initialise_head(model, tokenizer, examples, label_ids, settings, device)
+    epochs_run, best_epoch = fine_tune(
+        model,
+        tokenizer,
+        (examples, validation),
+        label_ids,
+        settings,
+        folder,
+        resume_from,
+        callbacks,
+        stop_after=stop_after,
+    )
+    return _Run(tokenizer, model, device, folder, epochs_run, best_epoch)
+
+
+def _remember_examples(
+    classifier: BertIntentClassifier, examples: Sequence[IntentExample], oos_label: str | None
+) -> None:
+    """Make `examples`' embeddings the known examples familiarity is measured against."""
     classifier.known = known_examples(
         classifier.embeddings([e.text for e in examples]),
         [e.intent for e in examples],
         classifier.labels,
-        settings.out_of_scope_label,
+        oos_label,
     )
-    refit = {"examples": len(examples), "epochs": epochs, "epochs_run": epochs_run}
-    classifier.metadata["refit"] = refit
-    shutil.rmtree(run_dir, ignore_errors=True)
-    metrics = {**fitted.metrics, "refit": dict(refit)}
-    return FittedModel(classifier, metrics, fitted.validation, held_out=held_out)
 
 
 TRAINING_FIELDS = {
@@ -282,12 +307,7 @@ def calibrate(
     which the familiarity of every message is measured.
     """
     oos_label = settings.out_of_scope_label
-    classifier.known = known_examples(
-        classifier.embeddings([e.text for e in train]),
-        [e.intent for e in train],
-        classifier.labels,
-        oos_label,
-    )
+    _remember_examples(classifier, train, oos_label)
     logits, embeddings = classifier.scores([e.text for e in validation])
     familiarity = classifier.known.nearest(embeddings)[0]
     label_ids = {label: index for index, label in enumerate(classifier.labels)}
