@@ -13,9 +13,9 @@ test split only. The assistant's model is also measured in its int8 ONNX form
 row's `runtime` says). Every model is trained once per seed (the
 seed also draws BANKING77's validation split) and the table gives the mean and
 the spread (sample standard deviation) over the seeds: no single seed's figure
-is the result. The defaults refit on train + validation (README); the model
-that held validation out, whose temperature and fallback the refit keeps, is
-measured too, in its own row. `--reuse` measures a model this benchmark
+is the result. With the refit on (`ASSISTANT_REFIT_ON_VALIDATION=true`; off by
+default, see README) the model that held validation out, whose temperature and
+fallback the refit keeps, is measured too, in its own row. `--reuse` measures a model this benchmark
 trained before (its training time is the one recorded then) instead of training
 again. Writes benchmarks/results/intents.json (or `--output NAME`) and prints
 a table beside the published figures.
