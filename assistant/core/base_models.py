@@ -80,14 +80,20 @@ def model_threads(configured: int) -> int:
 
 def limit_model_threads(configured: int) -> int:
     """Keep PyTorch's and FAISS's thread pools to `model_threads(configured)`: more threads
-    than cores only make concurrent requests fight over them. Returns the count."""
+    than cores only make concurrent requests fight over them. Returns the count.
+
+    NumPy's BLAS gets one thread: its products here are small (a batch against the known
+    examples), and its idle threads spin after each one, taking a core from the encoders
+    (a quarter of the server's throughput at 32 conversations)."""
     import faiss
     import torch
+    from threadpoolctl import threadpool_limits
 
     count = model_threads(configured)
     if torch.get_num_threads() != count:
         torch.set_num_threads(count)
     faiss.omp_set_num_threads(count)
+    threadpool_limits(limits=1, user_api="blas")
     return count
 
 
