@@ -171,6 +171,8 @@ def phone_spans(text: str, regions: tuple[str, ...]) -> Iterator[tuple[Span, str
     """
     for candidate in PHONE_CANDIDATE.finditer(text):
         raw, offset = candidate.group(), candidate.start()
+        if sum(map(str.isdigit, raw)) < PHONE_DIGITS.start:
+            continue  # too few digits for any number it holds ("0.91"): skip the slow parse
         if raw.startswith("00"):
             raw, offset = "+" + raw[2:], offset + 1
         for start, end in _phones_in(raw, regions):

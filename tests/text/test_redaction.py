@@ -84,3 +84,17 @@ def test_a_web_address_after_at_is_not_an_email():
 def test_an_unknown_phone_region_is_refused():
     with pytest.raises(ValueError, match="unknown phone region"):
         Redactor([], ["XX"])
+
+
+def test_text_with_too_few_digits_for_a_number_skips_the_phone_parser(monkeypatch):
+    """The slow phone parser sees only runs that hold enough digits for a phone number."""
+    import phonenumbers
+
+    def parser_called(*args, **kwargs):
+        raise AssertionError("the phone parser was consulted")
+
+    monkeypatch.setattr(phonenumbers, "PhoneNumberMatcher", parser_called)
+    for text in ("familiar (0.91 against 0.783)", "3 lamps for 120.50", "(0.5) 0.25 0.125"):
+        assert redact(text) == text
+    with pytest.raises(AssertionError, match="phone parser"):
+        redact("call 0207 946 0958")
