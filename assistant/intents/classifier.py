@@ -21,6 +21,7 @@ from transformers import AutoTokenizer
 from assistant.core.base_models import pick_device
 from assistant.core.errors import ArtifactError, TrainingError
 from assistant.core.onnx_forms import load_form
+from assistant.core.padding import length_groups
 from assistant.core.settings import Settings
 from assistant.core.types import IntentPrediction, IntentScore
 from assistant.intents.calibration import softmax
@@ -90,10 +91,8 @@ class BertIntentClassifier:
         """The raw scores and the sentence embeddings they come from, in one pass."""
         logits = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         embeddings = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        order = np.argsort([len(text) for text in texts], kind="stable")
         onnx = isinstance(self.model, OnnxIntentModel)
-        for start in range(0, len(texts), batch_size):
-            rows = order[start : start + batch_size]
+        for rows in length_groups(texts, batch_size):
             encoded = self.tokenizer(
                 [texts[i] for i in rows],
                 padding=True,

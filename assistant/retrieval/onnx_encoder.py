@@ -22,6 +22,7 @@ import torch
 
 from assistant.core.errors import UnsupportedEncoder
 from assistant.core.onnx_forms import Session, copy_forms, export, load_form
+from assistant.core.padding import length_groups
 
 ONNX_STEM = "encoder"
 RECORD_KEY = "onnx_encoder"
@@ -108,9 +109,7 @@ class OnnxSentenceEncoder:
     ) -> np.ndarray:
         texts = [sentences] if isinstance(sentences, str) else list(sentences)
         vectors = np.zeros((len(texts), self.get_embedding_dimension()), dtype=np.float32)
-        order = np.argsort([len(text) for text in texts], kind="stable")
-        for start in range(0, len(texts), batch_size):
-            rows = order[start : start + batch_size]
+        for rows in length_groups(texts, batch_size):
             encoded = self.tokenizer(
                 [texts[i] for i in rows],
                 padding=True,

@@ -59,6 +59,18 @@ def test_batched_and_single_predictions_agree(built_settings, runtime):
     assert np.allclose(batched, single, atol=1e-4)
 
 
+def test_a_batch_of_mixed_lengths_scores_each_message_as_alone(built_settings):
+    """Long and short messages are padded in separate groups; no message's scores change."""
+    classifier = BertIntentClassifier.load(built_settings.intent_models_dir, "cpu", runtime="fp32")
+    long = "my parcel has not arrived and I would like to know where it is " * 12
+    texts = ["hi", long, "where is my parcel PP-123456", *(f"order {n} is late" for n in range(40))]
+    logits, embeddings = classifier.scores(texts)
+    for row in (0, 1, 2, len(texts) - 1):
+        alone_logits, alone_embeddings = classifier.scores([texts[row]])
+        assert np.allclose(logits[row], alone_logits[0], atol=1e-4)
+        assert np.allclose(embeddings[row], alone_embeddings[0], atol=1e-4)
+
+
 def test_int8_predictions_depend_little_on_their_batch(built_settings):
     """Dynamic int8 scales activations by the whole batch: a message's scores move a little
     with the messages batched with it, never its top intent here."""
