@@ -18,16 +18,18 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faiss
 import numpy as np
-from sentence_transformers import SentenceTransformer
 
 from assistant.core.base_models import model_unavailable, pick_device, resolve_model_path
 from assistant.core.errors import ArtifactError, DataError, HardwareError, TrainingError
 from assistant.core.files import file_sha256, read_json, write_json
 from assistant.core.settings import Settings
+
+if TYPE_CHECKING:  # imported where PyTorch encodes: an index served by ONNX never needs it
+    from sentence_transformers import SentenceTransformer
 from assistant.core.types import Source
 from assistant.datasets.loading import QA_FILE, QAPair, checksum, load_qa_pairs
 from assistant.lifecycle.versions import (
@@ -81,6 +83,8 @@ def load_encoder(
         onnx = open_encoder(directory, record, path, device, runtime, REBUILD_HINT)
         if onnx is not None:
             return onnx
+    from sentence_transformers import SentenceTransformer
+
     try:
         return SentenceTransformer(path, device=device)
     except OSError as error:
