@@ -12,8 +12,8 @@ The models must be built (`python launch.py --build-only`). In one run it measur
    1, 8, 32 and 64 concurrent conversations of `--turns` turns each: a fixed, seeded
    mix of demo messages, about 10 % of which reach the answer writer. For each level:
    replies/s, round-trip p50/p95/p99, the server's own latency, errors, acknowledged
-   turns missing from the log afterwards, the server's resident memory, and each
-   figure's ratio to the floor; then warm start (process start to a ready server);
+   turns missing from the log afterwards, the server's resident memory, the CPU time it
+   spent a reply (all its threads), and each figure's ratio to the floor; then warm start (process start to a ready server);
 3. the web chat page itself, driven with the Gradio client by 32 concurrent customers,
    beside the API's figures.
 
@@ -176,6 +176,11 @@ class Server:
             for key, field in (("rss_mb", "VmRSS"), ("peak_rss_mb", "VmHWM"))
         }
 
+    def cpu_seconds(self) -> float:
+        """CPU time the server has used, all its threads together, from /proc (Linux)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.process.terminate()
         try:
@@ -284,6 +289,9 @@ class Fleet:
         """The servers' resident memory together, now and at their peaks."""
         each = [server.memory_mb() for server in self.servers]
         return {key: round(sum(memory[key] for memory in each), 1) for key in each[0]}
+
+    def cpu_seconds(self) -> float:
+        return sum(server.cpu_seconds() for server in self.servers)
 
     def stop(self) -> None:
         if self.balancer is not None:
@@ -460,13 +468,14 @@ def print_table(report: dict[str, Any]) -> None:
         print(f"a reply's two passes at most: {floor['replies_per_s']} replies/s, "
               f"{floor['one_reply_ms']} ms")  # fmt: skip
     print("\nclients  replies/s    p50 ms    p95 ms    p99 ms  server p50  errors  missing  RSS MB"
-          "  vs floor")  # fmt: skip
+          "  vs floor  CPU ms/reply")  # fmt: skip
     for clients, row in report["levels"].items():
         trip = row["round_trip_ms"]
         print(
             f"{clients:>7}{row['replies_per_s']:>11}{trip['p50']:>10}{trip['p95']:>10}"
             f"{trip['p99']:>10}{row['server_ms']['p50']:>12}{row['errors']:>8}"
             f"{row['missing_turns']:>9}{row['rss_mb']:>8}{row.get('throughput_vs_floor', ''):>10}"
+            f"{row.get('server_cpu_ms_per_reply', ''):>14}"
         )
     one = report["levels"].get("1")
     if one:
@@ -504,8 +513,14 @@ def measure(args: argparse.Namespace, layout: str, floor: dict | None) -> dict[s
 
             report["levels"] = {}
             for clients in args.clients:
+                cpu_before = server.cpu_seconds()
                 results, seconds = run_level(server.port, scripts_for(clients))
-                report["levels"][str(clients)] = summarise(results, seconds, server, floor)
+                level = summarise(results, seconds, server, floor)
+                replies = max(1, sum(1 for r in results if "turn_id" in r))
+                level["server_cpu_ms_per_reply"] = round(
+                    (server.cpu_seconds() - cpu_before) / replies * 1000, 2
+                )
+                report["levels"][str(clients)] = level
                 print(f"{replicas} server(s), {clients} conversations: "
                       f"{report['levels'][str(clients)]['replies_per_s']} replies/s",
                       flush=True)  # fmt: skip
