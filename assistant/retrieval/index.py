@@ -27,9 +27,6 @@ from assistant.core.base_models import model_unavailable, pick_device, resolve_m
 from assistant.core.errors import ArtifactError, DataError, HardwareError, TrainingError
 from assistant.core.files import file_sha256, read_json, write_json
 from assistant.core.settings import Settings
-
-if TYPE_CHECKING:  # imported where PyTorch encodes: an index served by ONNX never needs it
-    from sentence_transformers import SentenceTransformer
 from assistant.core.types import Source
 from assistant.datasets.loading import QA_FILE, QAPair, checksum, load_qa_pairs
 from assistant.lifecycle.versions import (
@@ -52,6 +49,9 @@ from assistant.retrieval.structure import (
     tune,
     wants_gpu,
 )
+
+if TYPE_CHECKING:  # imported where PyTorch encodes: an index served by ONNX never needs it
+    from sentence_transformers import SentenceTransformer
 
 __all__ = ["FaissRetriever", "gpu_available", "load_encoder", "load_index_version"]
 
