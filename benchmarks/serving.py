@@ -356,8 +356,9 @@ def conversation_scripts(
 
 
 def summarise(
-    results: list[dict], seconds: float, server: Fleet, floor: dict | None
+    results: list[dict], seconds: float, cpu_seconds: float, server: Fleet, floor: dict | None
 ) -> dict[str, Any]:
+    """One level's figures; `cpu_seconds` is the CPU time the servers spent on it."""
     answered = [r for r in results if "turn_id" in r]
     template = [r["server_ms"] for r in answered if r["route"] == "template"]
     summary: dict[str, Any] = {
@@ -370,6 +371,7 @@ def summarise(
         "errors_by_kind": dict(Counter(str(r["error"]) for r in results if "error" in r)),
         "missing_turns": missing_turns(server.database, results),
         "routes": dict(Counter(r["route"] for r in answered)),
+        "server_cpu_ms_per_reply": round(cpu_seconds / max(1, len(answered)) * 1000, 2),
         **server.memory_mb(),
     }
     if floor:
@@ -533,12 +535,8 @@ def measure(args: argparse.Namespace, layout: str, floor: dict | None) -> dict[s
             for clients in args.clients:
                 cpu_before = server.cpu_seconds()
                 results, seconds = run_level(server.port, scripts_for(clients))
-                level = summarise(results, seconds, server, floor)
-                replies = max(1, sum(1 for r in results if "turn_id" in r))
-                level["server_cpu_ms_per_reply"] = round(
-                    (server.cpu_seconds() - cpu_before) / replies * 1000, 2
-                )
-                report["levels"][str(clients)] = level
+                cpu = server.cpu_seconds() - cpu_before
+                report["levels"][str(clients)] = summarise(results, seconds, cpu, server, floor)
                 print(f"{replicas} server(s), {clients} conversations: "
                       f"{report['levels'][str(clients)]['replies_per_s']} replies/s",
                       flush=True)  # fmt: skip

@@ -15,6 +15,7 @@ from assistant.text.pii import (
     Span,
     canonical_email,
     card_spans,
+    digit_count,
     digits_of,
     email_spans,
     iban_spans,
@@ -75,7 +76,7 @@ class Redactor:
         """
         folded = fold(text)
         work, masks = folded.text, []
-        for find in self._finders(sum(map(str.isdigit, work))):
+        for find in self._finders(digit_count(work)):
             found = list(find(work))
             masks += [(span, mask) for span, mask in found if mask]
             work = _blank(work, [span for span, _ in found])
@@ -83,10 +84,9 @@ class Redactor:
         return _replace(text, spans)
 
     def _finders(self, digits: int) -> list[Callable[[str], Iterable[tuple[Span, str]]]]:
-        """The finders that could match a text with `digits` digits (counted with
-        `str.isdigit`, which counts every digit the patterns' ASCII digits do): a card or
-        phone number needs more digits than most texts hold (the trace's reasons, template
-        answers), and the phone finder is the slowest step of the log's writes."""
+        """The finders that could match a text with `digits` digits (`pii.digit_count`): a
+        card or phone number needs more digits than most texts hold (the trace's reasons,
+        template answers), and the phone finder is the slowest step of the log's writes."""
         finders: list[Callable[[str], Iterable[tuple[Span, str]]]] = [
             self._emails_in,
             lambda t: ((span, IBAN_MASK) for span in iban_spans(t)),
