@@ -1,12 +1,13 @@
 """The ONNX forms of a model: export, int8 quantisation, the gate between them, sessions.
 
 At training time a model is exported to ONNX with PyTorch's `torch.export`-based
-exporter (dynamic batch and sequence axes) and quantised to int8 with ONNX
-Runtime's dynamic quantisation (int8 weights, per output channel; activations
-quantised on the fly). Both files are saved with the model version, beside the
-figure each form scores on held-out data. The int8 form is the one served on the
-CPU only when it scores within a tolerance of fp32 (`passes`); the decision and
-both figures are recorded, so serving never measures again.
+exporter (dynamic batch and sequence axes) and quantised to int8 (`int8.py`:
+activations quantised per token at run time, so a message scores the same in any
+batch; channel scales measured on training messages). Both files are saved with
+the model version, beside the figure each form scores on held-out data. The int8
+form is the one served on the CPU only when it scores within a tolerance of fp32
+(`passes`); the decision and both figures are recorded, so serving never measures
+again.
 
 Serving opens one ONNX Runtime session per model, shared by every thread (its
 `run` is thread-safe), with as many intra-op threads as the machine has physical
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from assistant.core import int8
 from assistant.core.errors import ArtifactError, ConfigError
 from assistant.core.files import file_sha256
 
@@ -34,7 +36,6 @@ FORMS = (FP32, INT8)
 RUNTIMES = ("auto", INT8, FP32, "torch")  # the `encoder_runtime` setting's values
 OPSET = 18
 CPU_PROVIDER, CUDA_PROVIDER = "CPUExecutionProvider", "CUDAExecutionProvider"
-QUANTISATION = "onnxruntime dynamic int8: int8 weights per output channel, activations per run"
 # The fp32 export must reproduce PyTorch's outputs this closely, or it is not used.
 AGREEMENT = 1e-3
 
@@ -85,19 +86,6 @@ def export(
     finally:
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
-
-
-def quantise(source: Path, target: Path) -> None:
-    """The int8 form of an fp32 ONNX file (dynamic quantisation, per-channel weights)."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    quiet = logging.getLogger()  # the quantiser suggests pre-processing on the root logger
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)
-    try:
-        quantize_dynamic(source, target, weight_type=QuantType.QInt8, per_channel=True)
-    finally:
-        quiet.setLevel(level)
 
 
 def passes(fp32: float | None, int8: float | None, tolerance: float) -> bool:
@@ -226,15 +214,17 @@ def gate_forms(
     score: Callable[[Session], float | None],
     tolerance: float,
     measure: str,
+    calibration: Sequence[Mapping[str, Any]] = (),
 ) -> tuple[dict[str, Any], dict[str, Session]]:
-    """Export (`write_fp32`), quantise, score both forms on the CPU, and choose: the record
+    """Export (`write_fp32`), quantise (its channel scales measured on the `calibration`
+    token batches: training messages), score both forms on the CPU, and choose: the record
     saved with the version, and the two forms' sessions. Files are written to `folder` as
     `<stem>.onnx` and `<stem>.int8.onnx`. An export that fails leaves no file, a record of
     why and no session."""
     paths = {FP32: folder / f"{stem}.onnx", INT8: folder / f"{stem}.int8.onnx"}
     try:
         write_fp32(paths[FP32])
-        quantise(paths[FP32], paths[INT8])
+        int8.quantise(paths[FP32], paths[INT8], calibration)
         sessions = {
             form: Session(open_session(path), form, CPU_PROVIDER, file_sha256(path))
             for form, path in paths.items()
@@ -256,7 +246,7 @@ def gate_forms(
             "tolerance": tolerance,
             "int8_passed": chosen == INT8,
         },
-        "quantisation": QUANTISATION,
+        "quantisation": {"method": int8.DESCRIPTION, "calibration_batches": len(calibration)},
         "exported_with": versions(),
     }
     return record, sessions

@@ -1,12 +1,13 @@
 """Building an index with the fastest form of the sentence encoder that keeps retrieval.
 
-The encoder is exported to ONNX and quantised to int8 (core/onnx_forms.py); the
+The encoder is exported to ONNX and quantised to int8 (core/int8.py, its channel
+scales measured on the past questions); the
 Q&A pairs are indexed with each form and the held-out questions searched against
 each index: MRR@10, a hit being a past question of the same intent (the figure
 retraining compares, evaluation/measures.py). The int8 index is kept when its
 MRR is at most `int8_mrr_tolerance` below fp32's; otherwise the fp32 one. The
 index kept is the one of the form that will encode queries (`encoder_runtime`:
-fp32 by default, the gate's choice under 'auto'), recorded as `indexed_with`; it
+the gate's choice under 'auto', the default), recorded as `indexed_with`; it
 carries its encoder's files and the record into its version folder, so serving
 encodes queries as the index's vectors were encoded.
 """
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from assistant.core.base_models import pick_device, resolve_model_path
+from assistant.core.int8 import calibration_batches
 from assistant.core.onnx_forms import AGREEMENT, FP32, INT8, Session, gate_forms, serving_form
 from assistant.core.settings import Settings
 from assistant.datasets.loading import IntentExample, QAPair
@@ -71,6 +73,7 @@ def build_gated_index(
         score,
         settings.int8_mrr_tolerance,
         f"held-out {MEASURE} (a past question of the same intent)",
+        calibration_batches(tokenizer, [pair.question for pair in pairs], limit),
     )
     if not sessions:
         shutil.rmtree(folder, ignore_errors=True)
@@ -112,6 +115,6 @@ def build_gated_index(
 
 def indexing_form(record: dict[str, Any], settings: Settings, built: dict[str, Any]) -> str:
     """The form whose vectors the index keeps: the one that will encode the queries under
-    the `encoder_runtime` setting (fp32 by default), the gate's choice for 'auto'."""
+    the `encoder_runtime` setting: the gate's choice for 'auto' (the default)."""
     served = serving_form(record, pick_device(settings.device), settings.models.encoder_runtime)
     return served[0] if served and served[0] in built else record["chosen"]
