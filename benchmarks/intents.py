@@ -46,12 +46,9 @@ from assistant.datasets.corpus import IntentFiles, file_splits  # noqa: E402
 from assistant.datasets.loading import IntentExample, checksum  # noqa: E402
 from assistant.intents.calibration import fit_temperature, softmax  # noqa: E402
 from assistant.intents.classifier import BertIntentClassifier  # noqa: E402
+from assistant.intents.fitting import calibrate  # noqa: E402
 from assistant.intents.rejection import choose_policy, outcome, target_indices  # noqa: E402
-from assistant.intents.training import (  # noqa: E402
-    calibrate,
-    fit_intent_classifier,
-    publish_fitted,
-)
+from assistant.intents.training import fit_intent_classifier, publish_fitted  # noqa: E402
 
 OUT_OF_SCOPE = "oos"
 PUBLISHED = {

@@ -9,6 +9,7 @@ the ONNX forms in `onnx_model.py`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from transformers import AutoTokenizer
 
 from assistant.core.base_models import pick_device
 from assistant.core.errors import ArtifactError, TrainingError
-from assistant.core.onnx_forms import load_form
+from assistant.core.onnx_forms import FP32, load_form
 from assistant.core.padding import length_groups
 from assistant.core.settings import Settings
 from assistant.core.types import IntentPrediction, IntentScore
@@ -30,6 +31,8 @@ from assistant.intents.network import EMBED_BATCH, IntentModel, embed_texts
 from assistant.intents.onnx_model import OnnxIntentModel
 from assistant.intents.rejection import RejectionPolicy
 from assistant.lifecycle.versions import read_version, version_path
+
+log = logging.getLogger(__name__)
 
 METADATA_FILE = "classifier.json"
 WHAT = "intent model"
@@ -185,6 +188,7 @@ class BertIntentClassifier:
         )
         device = pick_device(device)
         session = load_form(path, metadata.get("onnx"), device, runtime, REBUILD_HINT)
+        warn_if_calibrated_elsewhere(metadata, session.form if session else FP32)
         try:
             model = OnnxIntentModel(session) if session else IntentModel.load(path)
             tokenizer = AutoTokenizer.from_pretrained(path)
@@ -238,3 +242,19 @@ def checkpoint_metrics(logits: np.ndarray, targets: np.ndarray) -> dict[str, flo
     log_probabilities = torch.log_softmax(torch.from_numpy(logits).float(), dim=-1)
     loss = float(-log_probabilities[np.arange(len(targets)), targets].mean())
     return {**metrics, "selection": metrics["accuracy"] - LOSS_TIE_BREAK * loss}
+
+
+def warn_if_calibrated_elsewhere(metadata: dict[str, Any], served: str) -> None:
+    """Say so when the form serving is not the one the fallback was fitted on (a runtime
+    chosen after training): probabilities and familiarity then differ a little from those
+    its thresholds were chosen for."""
+    calibrated = metadata.get("calibrated_on", FP32)
+    if served != calibrated:
+        log.warning(
+            "intent model %s: its fallback was fitted on the %s form but %s serves; "
+            "retrain with this encoder_runtime to fit it on %s",
+            metadata.get("version"),
+            calibrated,
+            served,
+            served,
+        )

@@ -1,7 +1,8 @@
 """The intent model in ONNX: one run gives the logits and the unit-length sentence embedding.
 
 `export_forms` runs at training time (training.py): the fine-tuned network is
-exported, quantised to int8, and both forms are scored on the validation split;
+exported, quantised to int8 (its channel scales measured on training messages),
+and both forms are scored on the validation split;
 int8 is chosen for the CPU when its accuracy is within `int8_accuracy_tolerance`
 of fp32 (see core/onnx_forms.py). The choice and the figures go into
 `classifier.json` under "onnx", the files beside it (`model.onnx`,
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from assistant.core.int8 import calibration_batches
 from assistant.core.onnx_forms import AGREEMENT, FP32, INT8, Session, export, gate_forms
 from assistant.datasets.loading import IntentExample
 
@@ -90,12 +92,15 @@ def export_forms(
     tolerance: float,
     test: Sequence[IntentExample] = (),
     validation_trained_on: bool = False,
-) -> dict[str, Any]:
+    calibration: Sequence[str] = (),
+) -> tuple[dict[str, Any], dict[str, Session]]:
     """Export and quantise the classifier into `folder`, and choose the form the CPU serves:
     int8 when its validation accuracy is at most `tolerance` below fp32's. The record says
     what was chosen and why, and whether the model was trained on the validation split too
-    (a refit: both forms are then scored on data they have seen). The test split, when
-    given, is only measured."""
+    (a refit: both forms are then scored on data they have seen); it is returned with the
+    forms' sessions (none when the export failed or disagrees with PyTorch). The int8
+    form's channel scales are measured on the `calibration` messages (training ones). The
+    test split, when given, is only measured."""
     texts = [example.text for example in validation]
     torch_logits = classifier.logits(texts) if texts else np.zeros((0, len(classifier.labels)))
 
@@ -114,9 +119,10 @@ def export_forms(
         score,
         tolerance,
         "validation accuracy",
+        calibration_batches(classifier.tokenizer, calibration, classifier.max_length),
     )
     if not sessions:
-        return record
+        return record, {}
     sample = texts[:AGREEMENT_TEXTS]
     difference = (
         float(np.abs(on(sessions[FP32]).logits(sample) - torch_logits[: len(sample)]).max())
@@ -130,14 +136,15 @@ def export_forms(
     if difference > AGREEMENT:  # the export is wrong: PyTorch serves
         for entry in record["files"].values():
             (folder / entry["file"]).unlink(missing_ok=True)
-        return {**record, "files": {}, "chosen": None, "error": "the export disagrees with PyTorch"}
+        error = "the export disagrees with PyTorch"
+        return {**record, "files": {}, "chosen": None, "error": error}, {}
     if test:
         record["test"] = {
             "examples": len(test),
             FP32: accuracy(on(sessions[FP32]), test),
             INT8: accuracy(on(sessions[INT8]), test),
         }
-    return record
+    return record, sessions
 
 
 def accuracy(classifier: BertIntentClassifier, examples: Sequence[IntentExample]) -> float | None:

@@ -16,19 +16,20 @@
    from step 3, fitted while validation was held out; the known examples are the
    refit model's embeddings of both splits.
 5. Published with its ONNX forms, int8 chosen on validation accuracy (`onnx_model.py`).
+   When int8 will serve, step 3 runs again on it (`fit_to_int8`), so the thresholds
+   and known examples are those of the form that answers customers.
 """
 
 from __future__ import annotations
 
+import copy
 import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from transformers import TrainerCallback, set_seed
 
 from assistant.core.base_models import pick_device
@@ -36,20 +37,18 @@ from assistant.core.errors import TrainingError
 from assistant.core.files import (
     write_json,
 )
+from assistant.core.onnx_forms import INT8, Session, serving_form
 from assistant.core.settings import Settings
 from assistant.datasets.loading import IntentExample
-from assistant.intents.calibration import expected_calibration_error, fit_temperature, softmax
 from assistant.intents.classifier import (
     METADATA_FILE,
     MODEL_FORMAT,
     BertIntentClassifier,
-    classification_metrics,
 )
-from assistant.intents.familiarity import known_examples
 from assistant.intents.fine_tuning import fine_tune, initialise_head, load_base
+from assistant.intents.fitting import calibrate, measure, remember_examples
 from assistant.intents.network import IntentModel
-from assistant.intents.onnx_model import export_forms
-from assistant.intents.rejection import choose_policy, outcome, target_indices
+from assistant.intents.onnx_model import OnnxIntentModel, export_forms
 from assistant.lifecycle.runs import resume_point, run_directory
 from assistant.lifecycle.versions import new_version, publish_version
 
@@ -68,6 +67,7 @@ class FittedModel:
     classifier: BertIntentClassifier
     metrics: dict[str, Any]
     validation: Sequence[IntentExample] = ()  # what the ONNX forms are chosen on
+    train: Sequence[IntentExample] = ()  # int8's channel scales; the fallback refitted on it
     held_out: BertIntentClassifier | None = None  # before the refit, when there was one
 
 
@@ -94,15 +94,10 @@ def publish_fitted(
     extra: dict[str, Any] | None = None,
     make_current: bool = True,
 ) -> TrainingReport:
-    """Measure a fitted model on `test` (if given), then save it as a new version: the live
-    one, unless `make_current` is False (a candidate, promoted or not later)."""
+    """Save a fitted model as a new version, with its ONNX forms (step 5), measured on
+    `test` (if given) in the form that will serve: the live version, unless `make_current`
+    is False (a candidate, promoted or not later)."""
     metrics = fitted.metrics
-    if test:
-        metrics["test"] = measure(fitted.classifier, test, settings.out_of_scope_label)
-        if fitted.held_out is not None:
-            metrics["refit"]["held_out_model_test"] = measure(
-                fitted.held_out, test, settings.out_of_scope_label
-            )
     metrics["training_seconds"] = round(time.perf_counter() - started, 1)
     metadata = {
         **fitted.classifier.metadata,
@@ -113,16 +108,50 @@ def publish_fitted(
         "metrics": metrics,
     }
     fitted.classifier.metadata = metadata
-    forms = partial(
-        export_forms,
-        fitted.classifier,
-        fitted.validation,
-        test=test,
-        validation_trained_on=fitted.held_out is not None,
-    )
-    forms = partial(forms, tolerance=settings.int8_accuracy_tolerance)
+
+    def forms(folder: Path) -> dict[str, Any]:
+        record, sessions = export_forms(
+            fitted.classifier,
+            fitted.validation,
+            folder,
+            settings.int8_accuracy_tolerance,
+            test=test,
+            validation_trained_on=fitted.held_out is not None,
+            calibration=[example.text for example in fitted.train],
+        )
+        served = serving_form(record, pick_device(settings.device), settings.encoder_runtime)
+        classifier = fitted.classifier
+        if served and served[0] == INT8 and INT8 in sessions:
+            classifier = fit_to_int8(fitted, sessions[INT8], settings)
+        if test:
+            metrics["test"] = measure(classifier, test, settings.out_of_scope_label)
+            if fitted.held_out is not None:
+                metrics["refit"]["held_out_model_test"] = measure(
+                    fitted.held_out, test, settings.out_of_scope_label
+                )
+        return record
+
     path = publish(fitted.classifier, settings.intent_models_dir, make_current, forms)
     return TrainingReport(metadata["version"], path, metrics)
+
+
+def fit_to_int8(fitted: FittedModel, session: Session, settings: Settings) -> BertIntentClassifier:
+    """Fit the temperature, fallback and known examples again on the int8 form that will
+    serve (int8 moves probabilities and familiarity a little), as step 3 fitted them on
+    fp32; return the classifier running on that form. A refit model keeps the held-out
+    run's temperature and fallback (no data is held out from it); only its known examples
+    are embedded again."""
+    classifier = fitted.classifier
+    served = copy.copy(classifier)
+    served.model = OnnxIntentModel(session)
+    if fitted.held_out is None:
+        fitted.metrics.update(calibrate(served, fitted.train, fitted.validation, settings))
+    else:
+        remember_examples(served, [*fitted.train, *fitted.validation], settings.out_of_scope_label)
+    classifier.temperature, classifier.rejection = served.temperature, served.rejection
+    classifier.known = served.known
+    classifier.metadata["calibrated_on"] = INT8
+    return served
 
 
 def fit_intent_classifier(
@@ -155,7 +184,7 @@ def fit_intent_classifier(
     metrics = calibrate(classifier, train, validation, settings)
     metrics["epochs_run"] = run.epochs_run
     metrics["best_epoch"] = run.best_epoch
-    fitted = FittedModel(classifier, metrics, list(validation))
+    fitted = FittedModel(classifier, metrics, list(validation), list(train))
     if (settings.refit_on_validation if refit is None else refit) and validation:
         fitted = refit_on_validation(
             fitted, train, validation, settings, data_checksum, fresh, callbacks
@@ -191,12 +220,12 @@ def refit_on_validation(
         max_length=settings.max_length,
     )
     classifier.rejection = held_out.rejection
-    _remember_examples(classifier, examples, settings.out_of_scope_label)
+    remember_examples(classifier, examples, settings.out_of_scope_label)
     refit = {"examples": len(examples), "epochs": epochs, "epochs_run": run.epochs_run}
     classifier.metadata["refit"] = refit
     shutil.rmtree(run.folder, ignore_errors=True)
     metrics = {**fitted.metrics, "refit": dict(refit)}
-    return FittedModel(classifier, metrics, fitted.validation, held_out=held_out)
+    return FittedModel(classifier, metrics, fitted.validation, fitted.train, held_out)
 
 
 @dataclass(frozen=True)
@@ -246,18 +275,6 @@ def _train_network(
     return _Run(tokenizer, model, device, folder, epochs_run, best_epoch)
 
 
-def _remember_examples(
-    classifier: BertIntentClassifier, examples: Sequence[IntentExample], oos_label: str | None
-) -> None:
-    """Make `examples`' embeddings the known examples familiarity is measured against."""
-    classifier.known = known_examples(
-        classifier.embeddings([e.text for e in examples]),
-        [e.intent for e in examples],
-        classifier.labels,
-        oos_label,
-    )
-
-
 TRAINING_FIELDS = {
     "intent_base_model",
     "epochs",
@@ -295,77 +312,6 @@ def _training_metadata(
     }
 
 
-def calibrate(
-    classifier: BertIntentClassifier,
-    train: Sequence[IntentExample],
-    validation: Sequence[IntentExample],
-    settings: Settings,
-) -> dict[str, Any]:
-    """Fit the temperature and the fallback policy on validation data; return its figures.
-
-    The training examples' embeddings become the classifier's known examples, against
-    which the familiarity of every message is measured.
-    """
-    oos_label = settings.out_of_scope_label
-    _remember_examples(classifier, train, oos_label)
-    logits, embeddings = classifier.scores([e.text for e in validation])
-    familiarity = classifier.known.nearest(embeddings)[0]
-    label_ids = {label: index for index, label in enumerate(classifier.labels)}
-    targets = np.array([label_ids[e.intent] for e in validation])
-    before = expected_calibration_error(softmax(logits), targets)
-    classifier.temperature = fit_temperature(logits, targets)
-    probabilities = softmax(logits / classifier.temperature)
-    in_scope = target_indices([e.intent for e in validation], classifier.labels, oos_label)
-    policy = choose_policy(
-        probabilities,
-        in_scope,
-        classifier.labels,
-        settings.max_accuracy_loss,
-        oos_label,
-        per_intent=settings.per_intent_thresholds,
-        familiarity=familiarity,
-        familiarity_quantile=settings.familiarity_quantile,
-    )
-    classifier.rejection = policy
-    classifier.metadata["temperature"] = classifier.temperature
-    classifier.metadata["rejection"] = policy.to_dict()
-    return {
-        "validation": {
-            **classification_metrics(logits.argmax(1), targets),
-            "ece_before_calibration": before,
-            "ece_after_calibration": expected_calibration_error(probabilities, targets),
-            "temperature": classifier.temperature,
-            "with_fallback": outcome(
-                probabilities, in_scope, classifier.labels, policy, oos_label, familiarity
-            ).__dict__,
-        }
-    }
-
-
-def measure(
-    classifier: BertIntentClassifier, examples: Sequence[IntentExample], oos_label: str | None
-) -> dict[str, Any]:
-    """Accuracy and macro-F1 (every label) and the fallback outcome on labelled examples."""
-    classifier.check_known([e.intent for e in examples], oos_label)
-    logits, embeddings = classifier.scores([e.text for e in examples])
-    probabilities = softmax(logits / classifier.temperature)
-    nearest = classifier.familiarity(embeddings)
-    in_scope = target_indices([e.intent for e in examples], classifier.labels, oos_label)
-    label_ids = {label: index for index, label in enumerate(classifier.labels)}
-    targets = np.array([label_ids.get(e.intent, -1) for e in examples])
-    return {
-        **classification_metrics(probabilities.argmax(1), targets),
-        "with_fallback": outcome(
-            probabilities,
-            in_scope,
-            classifier.labels,
-            classifier.rejection,
-            oos_label,
-            None if nearest is None else nearest[0],
-        ).__dict__,
-    }
-
-
 def publish(
     classifier: BertIntentClassifier,
     models_dir: Path,
@@ -378,10 +324,10 @@ def publish(
     def write(folder: Path) -> None:
         classifier.model.save(folder)
         classifier.tokenizer.save_pretrained(folder)
+        if onnx_forms is not None:  # first: the int8 form may refit the known examples
+            classifier.metadata["onnx"] = onnx_forms(folder)
         if classifier.known is not None:
             classifier.known.save(folder)
-        if onnx_forms is not None:
-            classifier.metadata["onnx"] = onnx_forms(folder)
         write_json(folder / METADATA_FILE, classifier.metadata)
 
     return publish_version(models_dir, classifier.metadata["version"], write, make_current)

@@ -39,7 +39,8 @@ from assistant.datasets.loading import (
 from assistant.evaluation.measures import RETRIEVAL_KS, evaluate_retrieval
 from assistant.generation.training import train_generator
 from assistant.intents.classifier import BertIntentClassifier
-from assistant.intents.training import fit_intent_classifier, measure, publish_fitted
+from assistant.intents.fitting import measure
+from assistant.intents.training import fit_intent_classifier, publish_fitted
 from assistant.lifecycle.build import intent_checksum
 from assistant.lifecycle.releases import ModelVersions, live_versions, promote
 from assistant.retrieval.encoder_gate import build_gated_index

@@ -77,6 +77,34 @@ def test_int8_onnx_keeps_the_top_intent_and_near_probabilities(forms):
     assert np.allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-4)
 
 
+def test_an_int8_message_scores_the_same_alone_and_in_any_batch(forms):
+    batched_logits, batched_embeddings = forms["int8"].scores(TEXTS)
+    for row, text in enumerate(TEXTS):
+        logits, embeddings = forms["int8"].scores([text])
+        assert np.allclose(logits[0], batched_logits[row], atol=1e-4)
+        assert np.allclose(embeddings[0], batched_embeddings[row], atol=1e-5)
+
+
+def test_the_fallback_is_fitted_on_the_form_that_serves(built_settings, forms):
+    served = forms["auto"]
+    assert served.metadata.get("calibrated_on", "fp32") == served.metadata["onnx"]["chosen"]
+    # The known examples were embedded by the serving form: each training message is, to
+    # float rounding (int8 moves embeddings ten times further), its own nearest known example.
+    training = dataset_splits(load_dataset(built_settings.data_dir), built_settings).train
+    texts = [e.text for e in training if e.intent != built_settings.out_of_scope_label][:8]
+    nearest = served.familiarity(served.embeddings(texts))[0]
+    assert np.allclose(nearest, 1.0, atol=5e-4)
+
+
+def test_serving_another_form_than_the_fallback_was_fitted_on_is_logged(built_settings, caplog):
+    live = BertIntentClassifier.load(built_settings.intent_models_dir, "cpu")
+    record = live.metadata["onnx"]
+    other = "fp32" if record["chosen"] == "int8" else "int8"
+    with caplog.at_level("WARNING", logger="assistant.intents.classifier"):
+        BertIntentClassifier.load(built_settings.intent_models_dir, "cpu", runtime=other)
+    assert f"fitted on the {record['chosen']} form but {other} serves" in caplog.text
+
+
 def test_one_pass_gives_the_familiarity_and_the_intents(forms):
     [prediction] = forms["auto"].assess(["where is my parcel"])
     [reference] = forms["torch"].assess(["where is my parcel"])
@@ -86,7 +114,8 @@ def test_one_pass_gives_the_familiarity_and_the_intents(forms):
 
 def test_the_gate_keeps_fp32_when_the_tolerance_is_negative(built_settings, forms, tmp_path):
     validation = dataset_splits(load_dataset(built_settings.data_dir), built_settings).validation
-    record = export_forms(forms["torch"], validation, tmp_path, tolerance=-1.0)
+    record, sessions = export_forms(forms["torch"], validation, tmp_path, tolerance=-1.0)
+    assert set(sessions) == {"fp32", "int8"}
     assert record["chosen"] == "fp32"
     assert record["gate"]["int8_passed"] is False
     assert record["gate"]["examples"] == len(validation)
