@@ -1,11 +1,12 @@
 """The encoders' ONNX forms against PyTorch: accuracy, MRR and speed.
 
-    python benchmarks/encoders.py [--skip-banking77] [--messages 200]
+    python benchmarks/encoders.py [--datasets banking77 clinc150] [--messages 200]
 
-For the demo data's live intent model (`models/intent`) and BANKING77's
-(`benchmarks/results/models/banking77/seed-13/intent`, trained by
-benchmarks/intents.py), the ONNX forms are made exactly as training makes them,
-into a scratch folder (the saved versions are left as they are), and scored:
+For the demo data's live intent model (`models/intent`) and the seed-13 models of
+BANKING77 and CLINC150 (`benchmarks/results/models/<dataset>/seed-13/intent`,
+trained by benchmarks/intents.py; a dataset without one is left out), the ONNX
+forms are made exactly as training makes them, into a scratch folder (the saved
+versions are left as they are), and scored:
 intent accuracy on the validation split (the gate's figure) and on the test
 split, fp32 against int8, and the outcome with the fallback. The sentence
 encoder's forms each index the demo Q&A pairs, searched with the demo
@@ -38,9 +39,10 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from intents import OUT_OF_SCOPE, banking77, with_familiarity  # noqa: E402
+from intents import OUT_OF_SCOPE, banking77, clinc150, with_familiarity  # noqa: E402
 
 from assistant.core.base_models import resolve_model_path  # noqa: E402
+from assistant.core.int8 import calibration_batches, quantise  # noqa: E402
 from assistant.core.onnx_forms import (  # noqa: E402
     CPU_PROVIDER,
     FORMS,
@@ -49,7 +51,6 @@ from assistant.core.onnx_forms import (  # noqa: E402
     open_session,
     passes,
     physical_cores,
-    quantise,
 )
 from assistant.core.settings import Settings  # noqa: E402
 from assistant.datasets.corpus import dataset_splits  # noqa: E402
@@ -57,8 +58,9 @@ from assistant.datasets.loading import load_dataset  # noqa: E402
 from assistant.evaluation.measures import evaluate_retrieval  # noqa: E402
 from assistant.intents.calibration import softmax  # noqa: E402
 from assistant.intents.classifier import BertIntentClassifier  # noqa: E402
+from assistant.intents.fitting import measure  # noqa: E402
 from assistant.intents.onnx_model import OnnxIntentModel, export_forms  # noqa: E402
-from assistant.intents.training import measure  # noqa: E402
+from assistant.intents.training import FittedModel, fit_to_int8  # noqa: E402
 from assistant.retrieval.index import FaissRetriever, load_encoder  # noqa: E402
 from assistant.retrieval.onnx_encoder import (  # noqa: E402
     OnnxSentenceEncoder,
@@ -67,7 +69,6 @@ from assistant.retrieval.onnx_encoder import (  # noqa: E402
 )
 from benchmarks.run_facts import run_facts  # noqa: E402
 
-BANKING77_MODEL = RESULTS / "models" / "banking77" / "seed-13"
 MRR = "mrr@10"
 
 
@@ -88,15 +89,19 @@ def intent_figures(
     """What training would record for this model's ONNX forms, and the test outcome of each
     form with the fallback."""
     started = time.perf_counter()
-    record = export_forms(
+    record, sessions = export_forms(
         classifier,
         splits.validation,
         scratch,
         settings.int8_accuracy_tolerance,
         splits.test,
+        calibration=[example.text for example in splits.train],
     )
     seconds = time.perf_counter() - started
     forms = intent_forms(classifier, scratch, record)
+    if INT8 in sessions:  # as training serves int8: its fallback fitted on int8
+        fitted = FittedModel(copy.copy(classifier), {}, splits.validation, splits.train)
+        forms["onnx_int8_fitted"] = fit_to_int8(fitted, sessions[INT8], settings)
     oos = settings.out_of_scope_label
     outcomes = {name: measure(model, splits.test, oos) for name, model in forms.items()}
     return {
@@ -115,12 +120,12 @@ def intent_figures(
     }, forms
 
 
-def sentence_forms(settings: Settings, scratch: Path) -> dict[str, Any]:
+def sentence_forms(settings: Settings, scratch: Path, questions: list[str]) -> dict[str, Any]:
     torch_encoder = load_encoder(settings)
     tokenizer, limit = encoder_settings(resolve_model_path(settings.embedding_model))
     paths = {"fp32": scratch / "encoder.onnx", INT8: scratch / "encoder.int8.onnx"}
     export_encoder(torch_encoder, paths["fp32"])
-    quantise(paths["fp32"], paths[INT8])
+    quantise(paths["fp32"], paths[INT8], calibration_batches(tokenizer, questions, limit))
     forms: dict[str, Any] = {"torch_fp32": torch_encoder}
     for form, path in paths.items():
         session = Session(open_session(path), form, CPU_PROVIDER, "")
@@ -247,7 +252,8 @@ def demo(messages: int, scratch: Path) -> dict[str, Any]:
     intents, classifiers = intent_figures(classifier, splits, settings, scratch / "intent")
     print(json.dumps(intents["gate"]), json.dumps(intents["test_accuracy"]))
     print("== demo: sentence encoder forms, index MRR@10")
-    encoders = sentence_forms(settings, scratch / "encoder")
+    questions = [pair.question for pair in dataset.qa_pairs]
+    encoders = sentence_forms(settings, scratch / "encoder", questions)
     index = index_figures(dataset.qa_pairs, splits, settings, encoders)
     print(json.dumps(index[MRR]))
     print("== intent embedding against the sentence encoder for retrieval")
@@ -257,6 +263,8 @@ def demo(messages: int, scratch: Path) -> dict[str, Any]:
     print(f"== speed over {len(texts)} demo messages, {messages} one at a time")
     timings: dict[str, dict[str, Any]] = {"intent_model": {}, "sentence_encoder": {}}
     for name, model in classifiers.items():
+        if name.endswith("_fitted"):  # the same session as onnx_int8
+            continue
         timings["intent_model"][name] = speed(model.scores, texts, messages)
         print("intent", name, timings["intent_model"][name])
     for name, encoder in encoders.items():
@@ -275,25 +283,32 @@ def demo(messages: int, scratch: Path) -> dict[str, Any]:
     }
 
 
-def banking(scratch: Path) -> dict[str, Any] | None:
-    if not (BANKING77_MODEL / "intent" / "CURRENT").is_file():
-        print(f"no BANKING77 model at {BANKING77_MODEL}: run benchmarks/intents.py first")
+SAVED_MODELS = {"banking77": banking77, "clinc150": clinc150}  # trained by intents.py
+
+
+def saved_model(name: str, scratch: Path) -> dict[str, Any] | None:
+    """The ONNX forms of a benchmark dataset's seed-13 model, made and scored as training
+    would (None when benchmarks/intents.py has not trained it here)."""
+    folder = RESULTS / "models" / name / "seed-13"
+    if not (folder / "intent" / "CURRENT").is_file():
+        print(f"no {name} model at {folder}: run benchmarks/intents.py first")
         return None
-    settings = Settings(
-        models_dir=BANKING77_MODEL, out_of_scope_label=OUT_OF_SCOPE, device="cpu", seed=13
-    )
-    splits = banking77(settings)
+    settings = Settings(models_dir=folder, out_of_scope_label=OUT_OF_SCOPE, device="cpu", seed=13)
+    splits = SAVED_MODELS[name](settings)
     classifier = BertIntentClassifier.load(settings.intent_models_dir, "cpu", runtime="torch")
     with_familiarity(classifier, splits, settings)
-    print(f"== BANKING77: intent model {classifier.version}")
-    figures, _ = intent_figures(classifier, splits, settings, scratch / "banking77")
+    print(f"== {name}: intent model {classifier.version}")
+    (scratch / name).mkdir()
+    figures, _ = intent_figures(classifier, splits, settings, scratch / name)
     print(json.dumps(figures["gate"]), json.dumps(figures["test_accuracy"]))
     return figures
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--skip-banking77", action="store_true")
+    parser.add_argument(
+        "--datasets", nargs="*", default=list(SAVED_MODELS), choices=list(SAVED_MODELS)
+    )
     parser.add_argument("--messages", type=int, default=200, help="timed one at a time")
     args = parser.parse_args()
     import onnxruntime
@@ -311,18 +326,14 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory() as folder:
         scratch = Path(folder)
-        for name in ("intent", "encoder", "banking77"):
+        for name in ("intent", "encoder"):
             (scratch / name).mkdir()
         results["demo"] = demo(args.messages, scratch)
-        if not args.skip_banking77:
-            results["banking77"] = banking(scratch)
+        for name in args.datasets:
+            results[name] = saved_model(name, scratch)
     results["load_average_after"] = os.getloadavg()
     RESULTS.mkdir(parents=True, exist_ok=True)
     output = RESULTS / "encoders.json"
-    if args.skip_banking77 and output.is_file():  # keep the last BANKING77 figures
-        previous = json.loads(output.read_text(encoding="utf-8"))
-        if previous.get("banking77"):
-            results["banking77"] = {**previous["banking77"], "measured": previous["date"]}
     output.write_text(json.dumps(results, indent=2), encoding="utf-8")
     print(f"Wrote {output}")
 
