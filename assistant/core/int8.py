@@ -99,7 +99,8 @@ def channel_peaks(
     if not inputs:
         return {}
     for name in inputs:
-        model.graph.output.append(onnx.helper.make_tensor_value_info(name, 1, None))
+        output = onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
+        model.graph.output.append(output)
     session = onnxruntime.InferenceSession(
         model.SerializeToString(), providers=["CPUExecutionProvider"]
     )
@@ -122,9 +123,10 @@ def quantise(source: Path, target: Path, batches: Sequence[Mapping[str, np.ndarr
     model = onnx.load(str(source))
     graph = model.graph
     peaks = channel_peaks(source, batches, _normalised(model)) if batches else {}
-    layers = {node.output[0]: weight for node, weight in linear_layers(model)}  # unique names
-    readers: dict[str, list[np.ndarray]] = {}
-    for node, weight in linear_layers(model):
+    found = linear_layers(model)
+    layers = {node.output[0]: weight for node, weight in found}  # output names are unique
+    readers: dict[str, list[np.ndarray]] = {}  # each input's layers' weights
+    for node, weight in found:
         readers.setdefault(node.input[0], []).append(weight)
     nodes, initializers = [], _shared_constants()
     quantised: dict[str, _QuantisedInput] = {}
