@@ -58,7 +58,8 @@ class Settings(BaseSettings):
     # What runs the intent model and the sentence encoder (core/onnx_forms.py): "auto" is the
     # ONNX form chosen at training (int8 on the CPU when it kept within the tolerances below,
     # fp32 otherwise; fp32 on CUDA); "int8" and "fp32" force one; "torch" is PyTorch. The
-    # fallback is fitted on the form this setting serves when the model is trained.
+    # fallback is fitted on the form this setting serves when the model is trained, and
+    # "auto" serves an intent model in the form its fallback was fitted on.
     encoder_runtime: Literal["auto", "int8", "fp32", "torch"] = "auto"
     # How far below fp32 the int8 form may score on held-out data and still be chosen: intent
     # accuracy (0.003 = 0.3 points) and the index's MRR@10. Negative: never int8.

@@ -180,13 +180,17 @@ class BertIntentClassifier:
     ) -> BertIntentClassifier:
         """Load the version named in `CURRENT` (or `version`), checking it is complete.
 
-        `runtime` ("auto", "int8", "fp32", "torch"): "auto" runs the ONNX form chosen at
-        training (core/onnx_forms.py); a version saved without ONNX forms runs on PyTorch.
+        `runtime` ("auto", "int8", "fp32", "torch"): "auto" runs, on the CPU, the ONNX form
+        the fallback was fitted on: int8 when training served the gate's int8 choice, fp32
+        otherwise, older versions included (core/onnx_forms.py); a version saved without
+        ONNX forms runs on PyTorch.
         """
         path, metadata = read_version(
             models_dir, version, METADATA_FILE, MODEL_FORMAT, WHAT, REBUILD_HINT
         )
         device = pick_device(device)
+        if runtime == "auto" and device == "cpu":
+            runtime = metadata.get("calibrated_on", FP32)
         session = load_form(path, metadata.get("onnx"), device, runtime, REBUILD_HINT)
         warn_if_calibrated_elsewhere(metadata, session.form if session else FP32)
         try:

@@ -123,6 +123,20 @@ def test_the_gate_keeps_fp32_when_the_tolerance_is_negative(built_settings, form
     assert (tmp_path / "model.onnx").is_file() and (tmp_path / "model.int8.onnx").is_file()
 
 
+def test_by_default_a_version_serves_the_form_its_fallback_was_fitted_on(built_settings, tmp_path):
+    # A version from before the fallback was fitted on int8: its gate chose int8, but its
+    # thresholds belong to fp32, so fp32 serves it.
+    version = _copy_live_version(built_settings, tmp_path)
+    metadata = json.loads((version / METADATA_FILE).read_text())
+    metadata.pop("calibrated_on", None)
+    metadata["onnx"]["chosen"] = "int8"
+    (version / METADATA_FILE).write_text(json.dumps(metadata))
+    assert BertIntentClassifier.load(tmp_path, "cpu").runtime.startswith("onnx fp32")
+    metadata["calibrated_on"] = "int8"
+    (version / METADATA_FILE).write_text(json.dumps(metadata))
+    assert BertIntentClassifier.load(tmp_path, "cpu").runtime.startswith("onnx int8")
+
+
 def test_a_version_saved_without_onnx_forms_loads_on_pytorch(built_settings, forms, tmp_path):
     version = _copy_live_version(built_settings, tmp_path)
     for path in version.glob("*.onnx"):
