@@ -44,6 +44,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +120,15 @@ def encoder_floor(texts: list[str]) -> dict[str, Any]:
 # 2. The server ---------------------------------------------------------------------------
 
 
+def answering(health: dict) -> bool:
+    return True
+
+
+def writer_loaded(health: dict) -> bool:
+    """Loaded or failed; a server from before the writer loaded in the background says nothing."""
+    return health.get("writer", "ready") != "loading"
+
+
 class Server:
     """`assistant serve` on `port` with the log in `log` (settings as environment
     variables), or else an empty one of its own in `folder`."""
@@ -145,9 +155,11 @@ class Server:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        self.warm_start_s = round(self._wait_ready(started), 2)
+        # Answering (warm start), then with its answer writer loaded too (the levels need it).
+        self.warm_start_s = round(self._wait_until(started, answering), 2)
+        self.writer_ready_s = round(self._wait_until(started, writer_loaded), 2)
 
-    def _wait_ready(self, started: float) -> float:
+    def _wait_until(self, started: float, ready: Callable[[dict], bool]) -> float:
         import httpx
 
         deadline = time.monotonic() + 180
@@ -155,10 +167,12 @@ class Server:
             if self.process.poll() is not None:
                 raise SystemExit("the server exited; build first: python launch.py --build-only")
             try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/api/health", timeout=1).is_success:
+                response = httpx.get(f"http://127.0.0.1:{self.port}/api/health", timeout=1)
+                if response.is_success and ready(response.json()):
                     return time.perf_counter() - started
             except httpx.HTTPError:
-                time.sleep(0.1)
+                pass
+            time.sleep(0.05)
         self.stop()
         raise SystemExit("the server did not become ready within 180 s")
 
@@ -283,6 +297,7 @@ class Fleet:
             raise
         self.port = self.balancer.port if self.balancer else port
         self.warm_start_s = max(server.warm_start_s for server in self.servers)
+        self.writer_ready_s = max(server.writer_ready_s for server in self.servers)
 
     def memory_mb(self) -> dict[str, float]:
         """The servers' resident memory together, now and at their peaks."""
@@ -501,7 +516,8 @@ def print_table(report: dict[str, Any]) -> None:
     if one:
         print(f"single conversation, template route: server p50 "
               f"{one['server_template_ms']['p50']} ms")  # fmt: skip
-    print(f"warm start: {report['warm_start_s']} s")
+    print(f"warm start: {report['warm_start_s']} s (answer writer loaded at "
+          f"{report.get('writer_ready_s')} s)")  # fmt: skip
     page = report.get("chat_page")
     if page:
         trip = page["round_trip_ms"]
@@ -524,6 +540,7 @@ def measure(args: argparse.Namespace, layout: str, floor: dict | None) -> dict[s
         server = Fleet(replicas, database, Path(folder), args.server_root, args.port)
         try:
             report["warm_start_s"] = server.warm_start_s
+            report["writer_ready_s"] = server.writer_ready_s
             routes = probe_routes(server.port, candidates)
             report["probe_routes"] = {route: len(found) for route, found in routes.items()}
 

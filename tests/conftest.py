@@ -25,6 +25,7 @@ from assistant.generation.writer import Gpt2AnswerWriter
 from assistant.lifecycle.build import ensure_artifacts
 from assistant.staff.accounts import hash_password
 from tests import postgres
+from tests.fakes import FixedWriter
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_DATA = ROOT / "data"
@@ -164,6 +165,15 @@ def assistant(built_settings: Settings) -> Assistant:
     loaded = Assistant.load(built_settings)
     loaded.warm_up()
     return loaded
+
+
+@pytest.fixture
+def writer_gate() -> Iterator[threading.Event]:
+    """Closed: `tests.fakes.FixedWriter` stays loading until the test opens it."""
+    FixedWriter.gate.clear()
+    yield FixedWriter.gate
+    FixedWriter.gate.set()
+    FixedWriter.refusal = None
 
 
 @pytest.fixture

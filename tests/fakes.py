@@ -10,13 +10,14 @@ from __future__ import annotations
 import hashlib
 import threading
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from assistant.core.errors import UnknownConversation, UnknownTurn
+from assistant.core.errors import ArtifactError, UnknownConversation, UnknownTurn
 from assistant.core.records import ConversationState, ConversationStatus, TurnRecord
 from assistant.core.settings import Settings
 from assistant.core.types import IntentPrediction, IntentScore, Source
@@ -210,10 +211,65 @@ class MemoryLog:
         pass
 
 
+@dataclass(frozen=True)
+class WriterLimits:
+    context_answers: int = 3
+
+
+class FixedWriter:
+    """An answer writer that always writes one sentence. Loading it waits for `gate` (clear
+    it to keep it loading) and fails with `refusal` when one is set."""
+
+    gate = threading.Event()
+    refusal: str | None = None
+    SENTENCE = "Happy to help with that."
+
+    def __init__(self, version: str) -> None:
+        self._version = version
+        self.limits = WriterLimits()
+        self.grounding_threshold = 0.0
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, version: str | None = None, previous: object = None
+    ) -> FixedWriter:
+        if not cls.gate.wait(timeout=30):
+            raise TimeoutError("the test never let the writer load")
+        if cls.refusal:
+            raise ArtifactError(cls.refusal)
+        return cls(version or "fixed-1")
+
+    @property
+    def version(self) -> str:
+        return self._version
+
+    def stream(
+        self, question: str, contexts: Sequence[str], stop: threading.Event | None = None
+    ) -> Iterator[str]:
+        yield self.SENTENCE
+
+    def generate(self, question: str, contexts: Sequence[str]) -> str:
+        return self.SENTENCE
+
+
+FixedWriter.gate.set()
+
+# The fakes' components with `FixedWriter` writing answers (and `generator_enabled=True`).
+WITH_WRITER = {
+    "intent_classifier": "tests.fakes:KeywordClassifier",
+    "retriever": "tests.fakes:WordOverlapRetriever",
+    "conversation_log": "tests.fakes:MemoryLog",
+    "answer_writer": "tests.fakes:FixedWriter",
+}
+
+
 def fake_settings(data_dir: Any, **overrides: Any) -> Settings:
-    """Settings that serve from the fakes above: nothing is trained or loaded from disk."""
+    """Settings that serve from the fakes above: nothing is trained or loaded from disk, and
+    no release is read but one beside `data_dir`."""
     values: dict[str, Any] = {
         "data_dir": data_dir,
+        "models_dir": Path(data_dir).parent / "models",
+        "index_dir": Path(data_dir).parent / "index",
         "generator_enabled": False,
         "reload_check_seconds": 0,
         "components": {

@@ -12,12 +12,8 @@ at `/admin`, each behind a sign-in.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
-import anyio.to_thread
 import gradio as gr
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -37,11 +33,11 @@ from assistant.channels import contract, rate_limits
 from assistant.channels.body_limit import BodyLimit
 from assistant.channels.clients import Clients
 from assistant.channels.contract import MAX_ROW_ID, message_schema
+from assistant.channels.lifespan import WriterLoading, serving_lifespan
 from assistant.channels.origins import OriginGuard, add_cors
 from assistant.channels.page_guard import PageGuard, too_many
 from assistant.channels.rate_limits import chat_slot, limit_address, limit_chat
 from assistant.channels.sse import server_sent_events as _server_sent_events
-from assistant.channels.web_chat import chat_concurrency
 from assistant.core.errors import (
     MessageError,
     MissingApiKey,
@@ -54,7 +50,6 @@ from assistant.core.pipeline import Assistant
 from assistant.core.seams import StaffSignIns
 from assistant.core.settings import ApiKey
 from assistant.core.trace import public_reply
-from assistant.lifecycle.hot_reload import ModelWatcher
 from assistant.routing.suggestions import suggest
 from assistant.staff.access import (
     ADMIN_PATH,
@@ -159,41 +154,16 @@ def metrics_access(
     require_api_key(request, key)
 
 
-def watching_for_new_models(assistant: Assistant):
-    """A lifespan that switches to newly promoted models while the app serves."""
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Endpoints and chat events wait in threads for the encoders' shared batches: room
-        # for every request the server admits (AnyIO's default is 40 threads).
-        serving = assistant.settings.serving
-        threads = anyio.to_thread.current_default_thread_limiter()
-        threads.total_tokens = max(threads.total_tokens, server_threads(serving))
-        interval = serving.reload_check_seconds
-        watcher = ModelWatcher(assistant, interval) if interval > 0 else None
-        if watcher is not None:
-            watcher.start()
-        yield
-        if watcher is not None:
-            await asyncio.to_thread(watcher.stop)
-
-    return lifespan
-
-
-def server_threads(serving: Any) -> int:
-    """Threads for requests: every API chat admitted, every chat-page event, and a margin
-    for polls, feedback and the staff pages."""
-    return serving.max_waiting_chats + chat_concurrency(serving) + 16
-
-
 def create_app(assistant: Assistant, with_ui: bool = True) -> FastAPI:
     """The JSON API, and with `with_ui` the web chat and the staff pages, on one app."""
+    writer = WriterLoading(assistant)
     app = FastAPI(
         title="Pebble & Pine assistant",
         version=__version__,
-        lifespan=watching_for_new_models(assistant),
+        lifespan=serving_lifespan(assistant, writer),
     )
     app.state.assistant = assistant
+    app.state.writer = writer
     settings = assistant.settings
     limits = rate_limits.install(app, settings)
     _add_error_handlers(app)
@@ -350,8 +320,9 @@ def tool_routes(assistant: Assistant) -> APIRouter:
         return Response(text, media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/api/health", responses=contract.HEALTH)
-    def health() -> dict[str, str]:
-        return {"status": "ok", "model_version": assistant.model_version}
+    def health(request: Request) -> dict[str, str]:
+        writer = request.app.state.writer.state
+        return {"status": "ok", "model_version": assistant.model_version, "writer": writer}
 
     return app
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Callable
 from functools import cache
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
@@ -46,6 +46,10 @@ class MessagesResponse(BaseModel):
 class HealthResponse(BaseModel):
     status: str
     model_version: str
+    writer: Literal["off", "loading", "ready", "failed"] = Field(
+        description="The answer writer: in service, still loading after start-up (no answer "
+        "is written until it is ready), failed to load, or configured off."
+    )
 
 
 Responses = dict[int | str, dict[str, Any]]

@@ -1,4 +1,5 @@
-"""Start the web server: load and warm up the models first, then listen."""
+"""Start the web server: load and warm up the encoders first, then listen (the answer
+writer follows in the background)."""
 
 from __future__ import annotations
 
@@ -25,12 +26,14 @@ def page_urls(settings: Settings, base_url: str) -> str:
 
 def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:
     started = time.perf_counter()
-    assistant = Assistant.load(settings)
+    # The answer writer is added once the server answers (`assistant.channels.lifespan`).
+    assistant = Assistant.load(settings, writer=False)
     assistant.warm_up()
     host, port = host or settings.serving.host, port or settings.serving.port
+    later = " The answer writer loads in the background." if settings.generator.enabled else ""
     print(
         f"Models loaded and warmed up in {time.perf_counter() - started:.1f} s "
-        f"({assistant.model_version}).\n{page_urls(settings, f'http://{host}:{port}')}",
+        f"({assistant.model_version}).{later}\n{page_urls(settings, f'http://{host}:{port}')}",
         flush=True,
     )
     # Forwarded headers are read by the app, from `trusted_proxies` only.

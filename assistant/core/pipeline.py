@@ -77,10 +77,11 @@ class Assistant:
         self.writing = WritingCapacity(serving.generation_workers, serving.generation_queue)
 
     @classmethod
-    def load(cls, settings: Settings) -> Assistant:
-        """Load built artifacts; raises `ArtifactError` saying how to build what is missing."""
+    def load(cls, settings: Settings, writer: bool = True) -> Assistant:
+        """Load built artifacts; raises `ArtifactError` saying how to build what is missing.
+        Without `writer` no answer is written until `add_writer`."""
         limit_model_threads(settings.serving.model_threads)
-        models = Models.load(settings)
+        models = Models.load(settings, writer=writer)
         return cls(
             settings,
             models.classifier,
@@ -113,6 +114,16 @@ class Assistant:
 
     def warm_up(self) -> None:
         self.models.warm_up()
+
+    def add_writer(self) -> None:
+        """Put the configured answer writer into service (see `Models.with_writer`); raises
+        `ArtifactError` when it cannot be loaded. Until then each message takes the route
+        it would take with writing off."""
+        with self._switching:
+            if self.settings.generator.enabled and self.models.generator is None:
+                models = self.models.with_writer(self.settings)
+                models.warm_up()
+                self.models = models
 
     def switch_to(self, versions: ModelVersions) -> bool:
         """Load `versions` beside the serving models, warm them up, then swap them in.

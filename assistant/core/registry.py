@@ -65,12 +65,14 @@ class Models:
         versions: ModelVersions | None = None,
         templates: TemplateBook | None = None,
         previous: Models | None = None,
+        writer: bool = True,
     ) -> Models:
         """Load `versions` (by default the live ones) with the configured classes; raises
         `ArtifactError` saying how to build what is missing. `previous`, the set being
         replaced, lets a component reuse what it already loaded (the sentence encoder).
         The live versions are those the release pointer names, so the set loaded is
-        one release; with no release yet, each component says what is missing."""
+        one release; with no release yet, each component says what is missing. Without
+        `writer` the set has no answer writer (`with_writer` adds it)."""
         versions = versions or live_or_unreleased(settings)
         classifier = build_component(
             settings,
@@ -84,17 +86,24 @@ class Models:
             versions.index if versions else None,
             previous.retriever if previous else None,
         )
-        generator = None
-        if settings.generator.enabled:
-            generator = build_component(
-                settings,
-                "answer_writer",
-                versions.generator if versions else None,
-                previous.generator if previous else None,
-            )
+        generator = load_writer(settings, versions, previous) if writer else None
         return cls.assemble(
             settings, classifier, retriever, templates or load_templates(settings), generator
         )
+
+    def with_writer(self, settings: Settings) -> Models:
+        """This set with the configured answer writer added, at the live release's version.
+        Should another release have gone live since this set was loaded, the whole set is
+        loaded at it instead, so that no reply mixes two releases."""
+        versions = live_or_unreleased(settings)
+        templates = self.router.templates
+        if versions is not None and (versions.intent, versions.index) != (
+            self.classifier.version,
+            self.retriever.version,
+        ):
+            return Models.load(settings, versions, templates, self)
+        writer = load_writer(settings, versions, self)
+        return Models.assemble(settings, self.classifier, self.retriever, templates, writer)
 
     @property
     def versions(self) -> ModelVersions:
@@ -106,6 +115,20 @@ class Models:
         self.encoder.understand(WARM_UP_MESSAGE)
         if self.generator is not None:
             self.generator.generate(WARM_UP_MESSAGE, [])
+
+
+def load_writer(
+    settings: Settings, versions: ModelVersions | None, previous: Models | None
+) -> AnswerWriter | None:
+    """The configured answer writer at `versions` (None: live); None when writing is off."""
+    if not settings.generator.enabled:
+        return None
+    return build_component(
+        settings,
+        "answer_writer",
+        versions.generator if versions else None,
+        previous.generator if previous else None,
+    )
 
 
 def live_or_unreleased(settings: Settings) -> ModelVersions | None:

@@ -15,8 +15,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from sklearn.model_selection import train_test_split
-
 from assistant.core.errors import DataError
 
 INTENTS_FILE = "intents.csv"
@@ -182,6 +180,9 @@ def split_examples(
     examples: Sequence[IntentExample], validation_fraction: float, seed: int
 ) -> tuple[list[IntentExample], list[IntentExample]]:
     """A stratified train/validation split, the same for the same seed."""
+    # Imported here: scikit-learn costs over a second of the server's start, which never splits.
+    from sklearn.model_selection import train_test_split
+
     labels = [example.intent for example in examples]
     train, validation = train_test_split(
         list(examples), test_size=validation_fraction, random_state=seed, stratify=labels

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.metrics import accuracy_score, f1_score
 from transformers import AutoTokenizer
 
 from assistant.core.base_models import pick_device
@@ -227,6 +226,9 @@ def intent_model_path(models_dir: Path, version: str | None = None) -> Path:
 
 
 def classification_metrics(predicted: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+    # Imported here: scikit-learn costs over a second of the server's start, which never scores.
+    from sklearn.metrics import accuracy_score, f1_score
+
     return {
         "accuracy": float(accuracy_score(targets, predicted)),
         "macro_f1": float(f1_score(targets, predicted, average="macro", zero_division=0)),

@@ -85,6 +85,7 @@ def test_health_and_chat_page_are_served(client, assistant):
     assert client.get("/api/health").json() == {
         "status": "ok",
         "model_version": assistant.model_version,
+        "writer": "ready",
     }
     page = client.get("/")
     assert page.status_code == 200

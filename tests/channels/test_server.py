@@ -1,4 +1,8 @@
+from fastapi.testclient import TestClient
+
+from assistant.channels import server
 from assistant.channels.server import page_urls
+from tests.fakes import WITH_WRITER, fake_settings
 
 
 def test_the_start_up_message_names_each_page(staffed):
@@ -12,3 +16,16 @@ def test_without_accounts_it_says_how_to_add_one(assistant):
     text = page_urls(assistant.settings, "http://127.0.0.1:7860")
     assert "Agent and admin pages are off" in text
     assert "assistant add-user NAME --role agent" in text
+
+
+def test_serve_listens_before_the_writer_is_loaded(demo_slice, writer_gate, monkeypatch):
+    settings = fake_settings(demo_slice, generator_enabled=True, components=WITH_WRITER)
+    started: list = []
+    monkeypatch.setattr(server.uvicorn, "run", lambda app, **options: started.append(app))
+    server.serve(settings, port=7861)
+    (app,) = started
+    assert app.state.assistant.generator is None
+    with TestClient(app) as client:  # the app's start-up begins loading the writer
+        assert client.get("/api/health").json()["writer"] == "loading"
+        writer_gate.set()
+        assert app.state.writer.wait(timeout_s=30) == "ready"

@@ -1,0 +1,61 @@
+"""The server answers before its answer writer is loaded and adds the writer when it is;
+one that cannot be loaded is reported while the server goes on answering."""
+
+import logging
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from assistant.channels.api import create_app
+from assistant.channels.lifespan import WriterLoading
+from assistant.core.pipeline import Assistant
+from tests.fakes import WITH_WRITER, FixedWriter, fake_settings
+
+
+def without_writer_yet(data: Path) -> Assistant:
+    settings = fake_settings(data, generator_enabled=True, components=WITH_WRITER)
+    return Assistant.load(settings, writer=False)
+
+
+def test_the_server_answers_while_its_writer_loads_then_writes(demo_slice, writer_gate):
+    assistant = without_writer_yet(demo_slice)
+    with TestClient(create_app(assistant, with_ui=False)) as client:
+        health = client.get("/api/health").json()
+        assert health["writer"] == "loading"
+        assert "generator" not in health["model_version"]
+        assert assistant.router.policy.generation_threshold is None  # no route writes yet
+        assert client.post("/api/chat", json={"message": "where is my parcel"}).is_success
+
+        writer_gate.set()
+        assert client.app.state.writer.wait(timeout_s=30) == "ready"
+        health = client.get("/api/health").json()
+        assert health["writer"] == "ready"
+        assert health["model_version"].endswith("generator:fixed-1")
+        threshold = assistant.settings.routing.generation_threshold
+        assert assistant.router.policy.generation_threshold == threshold
+
+
+def test_a_writer_that_cannot_load_is_reported_and_answering_goes_on(
+    demo_slice, writer_gate, caplog
+):
+    FixedWriter.refusal = "no answer writer was built"
+    writer_gate.set()
+    assistant = without_writer_yet(demo_slice)
+    with caplog.at_level(logging.ERROR), TestClient(create_app(assistant, with_ui=False)) as client:
+        assert client.app.state.writer.wait(timeout_s=30) == "failed"
+        assert client.get("/api/health").json()["writer"] == "failed"
+        assert client.post("/api/chat", json={"message": "where is my parcel"}).is_success
+    assert "serving without the answer writer: no answer writer was built" in caplog.text
+
+
+def test_nothing_loads_when_the_writer_serves_already_or_writing_is_off(demo_slice):
+    settings = fake_settings(demo_slice, generator_enabled=True, components=WITH_WRITER)
+    loaded = Assistant.load(settings)
+    writing = WriterLoading(loaded)
+    writing.start()
+    assert writing.wait(timeout_s=0) == "ready"
+    assert loaded.generator is not None
+
+    off = WriterLoading(Assistant.load(fake_settings(demo_slice)))
+    off.start()
+    assert off.wait(timeout_s=0) == "off"
