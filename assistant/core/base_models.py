@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,10 @@ def load_base_model(name: str, model_class: Any) -> tuple[Any, Any]:
 
 
 def pick_device(preference: str) -> str:
-    """'auto' means CUDA when PyTorch sees a GPU, else the CPU."""
+    """'auto' means CUDA when PyTorch sees a GPU, else the CPU. A machine without NVIDIA's
+    driver has no CUDA GPU: that is answered without importing PyTorch."""
+    if preference == "auto" and not nvidia_driver_present():
+        return "cpu"
     import torch
 
     if preference == "auto":
@@ -66,6 +70,13 @@ def pick_device(preference: str) -> str:
     if preference == "cuda" and not torch.cuda.is_available():
         raise HardwareError("device 'cuda' was configured but PyTorch sees no CUDA GPU")
     return preference
+
+
+def nvidia_driver_present() -> bool:
+    """Whether NVIDIA's kernel driver or its CUDA library is on this machine."""
+    import ctypes.util
+
+    return Path("/proc/driver/nvidia").exists() or ctypes.util.find_library("cuda") is not None
 
 
 def model_threads(configured: int) -> int:
@@ -80,17 +91,18 @@ def model_threads(configured: int) -> int:
 
 def limit_model_threads(configured: int) -> int:
     """Keep PyTorch's and FAISS's thread pools to `model_threads(configured)`: more threads
-    than cores only make concurrent requests fight over them. Returns the count.
+    than cores only make concurrent requests fight over them. Returns the count. PyTorch's
+    pool is limited only once it is imported: call this again after loading a model on it.
 
     NumPy's BLAS gets one thread: its products here are small (a batch against the known
     examples), and its idle threads spin after each one, taking a core from the encoders
     (a quarter of the server's throughput at 32 conversations)."""
     import faiss
-    import torch
     from threadpoolctl import threadpool_limits
 
     count = model_threads(configured)
-    if torch.get_num_threads() != count:
+    torch = sys.modules.get("torch")  # not imported (ONNX encoders, no writer): nothing to limit
+    if torch is not None and torch.get_num_threads() != count:
         torch.set_num_threads(count)
     faiss.omp_set_num_threads(count)
     threadpool_limits(limits=1, user_api="blas")

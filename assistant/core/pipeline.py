@@ -80,8 +80,8 @@ class Assistant:
     def load(cls, settings: Settings, writer: bool = True) -> Assistant:
         """Load built artifacts; raises `ArtifactError` saying how to build what is missing.
         Without `writer` no answer is written until `add_writer`."""
-        limit_model_threads(settings.serving.model_threads)
         models = Models.load(settings, writer=writer)
+        limit_model_threads(settings.serving.model_threads)
         return cls(
             settings,
             models.classifier,
@@ -122,6 +122,7 @@ class Assistant:
         with self._switching:
             if self.settings.generator.enabled and self.models.generator is None:
                 models = self.models.with_writer(self.settings)
+                limit_model_threads(self.settings.serving.model_threads)  # now PyTorch's too
                 models.warm_up()
                 self.models = models
 
@@ -137,6 +138,7 @@ class Assistant:
                 return False
             current = self.models
             models = Models.load(self.settings, versions, current.router.templates, current)
+            limit_model_threads(self.settings.serving.model_threads)
             models.warm_up()
             self.models = models  # one reference assignment: atomic for readers
             return True

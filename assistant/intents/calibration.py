@@ -10,7 +10,6 @@ import itertools
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 CALIBRATION_BINS = 15
 
@@ -64,6 +63,8 @@ def expected_calibration_error(probabilities: np.ndarray, targets: np.ndarray) -
 
 def fit_temperature(logits: np.ndarray, targets: np.ndarray) -> float:
     """The temperature that minimises validation log-loss (Guo et al., 2017)."""
+    import torch  # training only: a server need not import PyTorch
+
     logits_t = torch.tensor(logits, dtype=torch.float64)
     targets_t = torch.tensor(targets, dtype=torch.long)
     log_temperature = torch.zeros(1, dtype=torch.float64, requires_grad=True)

@@ -12,24 +12,25 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from transformers import AutoTokenizer
 
 from assistant.core.base_models import pick_device
 from assistant.core.errors import ArtifactError, TrainingError
 from assistant.core.onnx_forms import FP32, load_form
 from assistant.core.padding import length_groups
 from assistant.core.settings import Settings
+from assistant.core.tokens import TokenizerFile
 from assistant.core.types import IntentPrediction, IntentScore
 from assistant.intents.calibration import softmax
 from assistant.intents.familiarity import KnownExamples
-from assistant.intents.network import EMBED_BATCH, IntentModel, embed_texts
 from assistant.intents.onnx_model import OnnxIntentModel
 from assistant.intents.rejection import RejectionPolicy
 from assistant.lifecycle.versions import read_version, version_path
+
+if TYPE_CHECKING:
+    from assistant.intents.network import IntentModel
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class BertIntentClassifier:
         rejection: RejectionPolicy = NO_FALLBACK,
         known: KnownExamples | None = None,
     ) -> None:
-        self.model = model.to(device).eval() if isinstance(model, IntentModel) else model
+        self.model = model if isinstance(model, OnnxIntentModel) else model.to(device).eval()
         self.tokenizer = tokenizer
         self.labels = labels
         self.temperature = temperature
@@ -105,6 +106,8 @@ class BertIntentClassifier:
             if onnx:
                 logits[rows], embeddings[rows] = self.model.scores(encoded)
                 continue
+            import torch  # PyTorch serves: imported only then (see core/tokens.py)
+
             with torch.inference_mode():
                 batch_logits, batch_embeddings = self.model.scores(**encoded.to(self.device))
             logits[rows] = batch_logits.float().cpu().numpy()
@@ -150,6 +153,8 @@ class BertIntentClassifier:
 
     def embeddings(self, texts: Sequence[str]) -> np.ndarray:
         """The unit-length sentence embeddings the head classifies."""
+        from assistant.intents.network import EMBED_BATCH, embed_texts
+
         if isinstance(self.model, OnnxIntentModel):
             return self.scores(texts, EMBED_BATCH)[1]
         return embed_texts(self.model, self.tokenizer, texts, self.max_length, self.device)
@@ -192,9 +197,12 @@ class BertIntentClassifier:
             runtime = metadata.get("calibrated_on", FP32)
         session = load_form(path, metadata.get("onnx"), device, runtime, REBUILD_HINT)
         warn_if_calibrated_elsewhere(metadata, session.form if session else FP32)
+        max_length = int(metadata.get("max_length", 64))
         try:
-            model = OnnxIntentModel(session) if session else IntentModel.load(path)
-            tokenizer = AutoTokenizer.from_pretrained(path)
+            if session:
+                model, tokenizer = OnnxIntentModel(session), TokenizerFile.load(path, max_length)
+            else:
+                model, tokenizer = torch_model(path)
             known = KnownExamples.load(path)
         except (OSError, ValueError, KeyError) as error:
             raise ArtifactError(
@@ -213,12 +221,21 @@ class BertIntentClassifier:
             float(metadata.get("temperature", 1.0)),
             metadata,
             device,
-            int(metadata.get("max_length", 64)),
+            max_length,
             RejectionPolicy.from_dict(metadata["rejection"])
             if "rejection" in metadata
             else NO_FALLBACK,
             known,
         )
+
+
+def torch_model(path: Path) -> tuple[IntentModel, Any]:
+    """The network and tokenizer for PyTorch to serve."""
+    from transformers import AutoTokenizer
+
+    from assistant.intents.network import IntentModel
+
+    return IntentModel.load(path), AutoTokenizer.from_pretrained(path)
 
 
 def intent_model_path(models_dir: Path, version: str | None = None) -> Path:
@@ -244,6 +261,8 @@ def checkpoint_metrics(logits: np.ndarray, targets: np.ndarray) -> dict[str, flo
     """Validation figures of one epoch, with `selection`: accuracy, ties broken by the lower
     cross-entropy. Accuracy picks the epoch on a large validation set; on a small one, where
     several epochs score the same, the loss tells them apart."""
+    import torch
+
     metrics = classification_metrics(logits.argmax(-1), targets)
     log_probabilities = torch.log_softmax(torch.from_numpy(logits).float(), dim=-1)
     loss = float(-log_probabilities[np.arange(len(targets)), targets].mean())

@@ -118,3 +118,20 @@ def embed_texts(
         with torch.inference_mode():
             features[rows] = model.embed(**encoded).float().cpu().numpy()
     return features
+
+
+class ExportedScores(torch.nn.Module):
+    """The network as the export sees it: token tensors in, logits and embedding out."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+        return self.model.scores(input_ids=input_ids, attention_mask=attention_mask, **extra)

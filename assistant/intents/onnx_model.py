@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from assistant.core.int8 import calibration_batches
 from assistant.core.onnx_forms import AGREEMENT, FP32, INT8, Session, export, gate_forms
@@ -31,23 +30,6 @@ ONNX_STEM = "model"
 OUTPUTS = ("logits", "sentence_embedding")  # "embedding" alone clashes with a graph name
 EXAMPLE_TEXTS = ("where is my parcel", "hello, can you tell me how much delivery costs?")
 AGREEMENT_TEXTS = 32
-
-
-class _Scores(torch.nn.Module):
-    """The network as the export sees it: token tensors in, logits and embedding out."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        token_type_ids: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
-        return self.model.scores(input_ids=input_ids, attention_mask=attention_mask, **extra)
 
 
 class OnnxIntentModel:
@@ -75,12 +57,14 @@ class OnnxIntentModel:
 
 def write_onnx(classifier: BertIntentClassifier, path: Path) -> None:
     """Export the classifier's PyTorch network (on the CPU) to `path`."""
+    from assistant.intents.network import ExportedScores
+
     model = classifier.model
     device = next(model.parameters()).device
     model.to("cpu")
     try:
         example = classifier.tokenizer(list(EXAMPLE_TEXTS), padding=True, return_tensors="pt")
-        export(_Scores(model), dict(example), path, OUTPUTS)
+        export(ExportedScores(model), dict(example), path, OUTPUTS)
     finally:
         model.to(device)
 

@@ -18,36 +18,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from assistant.core.errors import UnsupportedEncoder
 from assistant.core.onnx_forms import Session, copy_forms, export, load_form
 from assistant.core.padding import length_groups
+from assistant.core.tokens import TokenizerFile
 
 ONNX_STEM = "encoder"
 RECORD_KEY = "onnx_encoder"
 OUTPUT = "sentence_embedding"
 EXAMPLE_TEXTS = ("where is my parcel", "hello, can you tell me how much delivery costs?")
 BATCH = 64
-
-
-class _MeanPooled(torch.nn.Module):
-    def __init__(self, transformer: torch.nn.Module) -> None:
-        super().__init__()
-        self.transformer = transformer
-
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        token_type_ids: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
-        states = self.transformer(
-            input_ids=input_ids, attention_mask=attention_mask, **extra
-        ).last_hidden_state
-        mask = attention_mask.unsqueeze(-1).to(states.dtype)
-        return (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
 
 
 def export_encoder(model: Any, path: Path) -> None:
@@ -64,9 +45,35 @@ def export_encoder(model: Any, path: Path) -> None:
     try:
         example = model.tokenizer(list(EXAMPLE_TEXTS), padding=True, return_tensors="pt")
         names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in example]
-        export(_MeanPooled(modules[0].auto_model), {n: example[n] for n in names}, path, [OUTPUT])
+        export(mean_pooled(modules[0].auto_model), {n: example[n] for n in names}, path, [OUTPUT])
     finally:
         model.to(device)
+
+
+def mean_pooled(transformer: Any) -> Any:
+    """The transformer and its mean pooling as one PyTorch module, for the export (PyTorch
+    is imported here: serving the ONNX form needs none of it)."""
+    import torch
+
+    class MeanPooled(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.transformer = transformer
+
+        def forward(
+            self,
+            input_ids: torch.Tensor,
+            attention_mask: torch.Tensor,
+            token_type_ids: torch.Tensor | None = None,
+        ) -> torch.Tensor:
+            extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+            states = self.transformer(
+                input_ids=input_ids, attention_mask=attention_mask, **extra
+            ).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(states.dtype)
+            return (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+
+    return MeanPooled()
 
 
 class OnnxSentenceEncoder:
@@ -130,17 +137,15 @@ class OnnxSentenceEncoder:
         return self.record
 
 
-def encoder_settings(model_path: str) -> tuple[Any, int]:
-    """The fast tokenizer and the token limit of a sentence-transformers model folder."""
+def encoder_settings(model_path: str) -> tuple[TokenizerFile, int]:
+    """The tokenizer and the token limit of a sentence-transformers model folder."""
     import json
-
-    from transformers import AutoTokenizer
 
     config = Path(model_path) / "sentence_bert_config.json"
     limit = 512
     if config.is_file():
         limit = int(json.loads(config.read_text(encoding="utf-8")).get("max_seq_length", limit))
-    return AutoTokenizer.from_pretrained(model_path), limit
+    return TokenizerFile.load(Path(model_path), limit), limit
 
 
 def open_encoder(

@@ -1,7 +1,12 @@
+import os
+import subprocess
+import sys
+
 from fastapi.testclient import TestClient
 
 from assistant.channels import server
 from assistant.channels.server import page_urls
+from tests.conftest import ROOT, environment_for
 from tests.fakes import WITH_WRITER, fake_settings
 
 
@@ -29,3 +34,32 @@ def test_serve_listens_before_the_writer_is_loaded(demo_slice, writer_gate, monk
         assert client.get("/api/health").json()["writer"] == "loading"
         writer_gate.set()
         assert app.state.writer.wait(timeout_s=30) == "ready"
+
+
+def test_onnx_encoders_serve_without_importing_pytorch(built_settings):
+    """Until the answer writer is added, a server on ONNX encoders has no use for PyTorch
+    or transformers, which would take seconds of its start."""
+    script = (
+        "import sys\n"
+        "from assistant.channels.api import create_app\n"
+        "from assistant.core.pipeline import Assistant\n"
+        "from assistant.core.settings import load_settings\n"
+        "served = Assistant.load(load_settings(), writer=False)\n"
+        "create_app(served)\n"
+        "served.reply('where is my parcel')\n"
+        "print(served.classifier.runtime, served.retriever.encoder.runtime, sep='|')\n"
+        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))\n"
+    )
+    environment = {**os.environ, **environment_for(built_settings), "PYTHONPATH": str(ROOT)}
+    run = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    runtimes, imported = run.stdout.strip().splitlines()[-2:]
+    assert all(runtime.startswith("onnx") for runtime in runtimes.split("|"))
+    assert imported == "[]"
