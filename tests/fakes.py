@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from assistant.core.errors import ArtifactError, UnknownConversation, UnknownTurn
+from assistant.core.errors import UnknownConversation, UnknownTurn
 from assistant.core.records import ConversationState, ConversationStatus, TurnRecord
 from assistant.core.settings import Settings
 from assistant.core.types import IntentPrediction, IntentScore, Source
@@ -218,10 +218,10 @@ class WriterLimits:
 
 class FixedWriter:
     """An answer writer that always writes one sentence. Loading it waits for `gate` (clear
-    it to keep it loading) and fails with `refusal` when one is set."""
+    it to keep it loading) and raises `refusal` when one is set."""
 
     gate = threading.Event()
-    refusal: str | None = None
+    refusal: Exception | None = None
     SENTENCE = "Happy to help with that."
 
     def __init__(self, version: str) -> None:
@@ -235,8 +235,8 @@ class FixedWriter:
     ) -> FixedWriter:
         if not cls.gate.wait(timeout=30):
             raise TimeoutError("the test never let the writer load")
-        if cls.refusal:
-            raise ArtifactError(cls.refusal)
+        if cls.refusal is not None:
+            raise cls.refusal
         return cls(version or "fixed-1")
 
     @property

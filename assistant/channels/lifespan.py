@@ -59,10 +59,14 @@ class WriterLoading:
     def _load(self) -> None:
         try:
             self.assistant.add_writer()
-        except AssistantError as error:
-            # The server keeps answering with templates, past answers and handoffs.
+        except AssistantError as error:  # what a missing or broken model raises
             self.error = str(error)
             log.error("serving without the answer writer: %s", error)
+        except Exception as error:
+            # Anything else too: the server keeps answering with templates, past answers
+            # and handoffs, and says why in its log and on /api/health.
+            self.error = f"{type(error).__name__}: {error}"
+            log.exception("serving without the answer writer")
 
 
 def server_threads(serving: Any) -> int:

@@ -4,10 +4,12 @@ one that cannot be loaded is reported while the server goes on answering."""
 import logging
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from assistant.channels.api import create_app
 from assistant.channels.lifespan import WriterLoading
+from assistant.core.errors import ArtifactError
 from assistant.core.pipeline import Assistant
 from tests.fakes import WITH_WRITER, FixedWriter, fake_settings
 
@@ -35,17 +37,25 @@ def test_the_server_answers_while_its_writer_loads_then_writes(demo_slice, write
         assert assistant.router.policy.generation_threshold == threshold
 
 
+@pytest.mark.parametrize(
+    ("refusal", "logged"),
+    [
+        (ArtifactError("no answer writer was built"), "no answer writer was built"),
+        (RuntimeError("out of memory"), "RuntimeError: out of memory"),
+    ],
+)
 def test_a_writer_that_cannot_load_is_reported_and_answering_goes_on(
-    demo_slice, writer_gate, caplog
+    demo_slice, writer_gate, caplog, refusal, logged
 ):
-    FixedWriter.refusal = "no answer writer was built"
+    FixedWriter.refusal = refusal
     writer_gate.set()
     assistant = without_writer_yet(demo_slice)
     with caplog.at_level(logging.ERROR), TestClient(create_app(assistant, with_ui=False)) as client:
         assert client.app.state.writer.wait(timeout_s=30) == "failed"
         assert client.get("/api/health").json()["writer"] == "failed"
         assert client.post("/api/chat", json={"message": "where is my parcel"}).is_success
-    assert "serving without the answer writer: no answer writer was built" in caplog.text
+    assert "serving without the answer writer" in caplog.text
+    assert client.app.state.writer.error.endswith(logged)
 
 
 def test_nothing_loads_when_the_writer_serves_already_or_writing_is_off(demo_slice):
