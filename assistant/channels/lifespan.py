@@ -39,11 +39,11 @@ class WriterLoading:
 
     @property
     def state(self) -> WriterState:
-        if not self.assistant.settings.generator.enabled:
-            return "off"
         if self.assistant.generator is not None:
             return "ready"
-        return "failed" if self.error else "loading"
+        if self.error:
+            return "failed"
+        return "loading" if self.assistant.writer_pending else "off"
 
     def start(self) -> None:
         """Start loading, unless the writer is in service (or off) already."""

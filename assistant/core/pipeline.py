@@ -75,6 +75,7 @@ class Assistant:
         self.staffing: Staffing = TeamAvailability(settings.routing.support_hours)
         serving = settings.serving
         self.writing = WritingCapacity(serving.generation_workers, serving.generation_queue)
+        self.writer_pending = False  # loaded without its configured writer, to add later
 
     @classmethod
     def load(cls, settings: Settings, writer: bool = True) -> Assistant:
@@ -82,7 +83,7 @@ class Assistant:
         Without `writer` no answer is written until `add_writer`."""
         models = Models.load(settings, writer=writer)
         limit_model_threads(settings.serving.model_threads)
-        return cls(
+        assistant = cls(
             settings,
             models.classifier,
             models.retriever,
@@ -90,6 +91,8 @@ class Assistant:
             build_component(settings, "conversation_log"),
             models.generator,
         )
+        assistant.writer_pending = not writer and settings.generator.enabled
+        return assistant
 
     # The serving set's parts, for callers that answer with whatever is live.
     @property
@@ -116,15 +119,16 @@ class Assistant:
         self.models.warm_up()
 
     def add_writer(self) -> None:
-        """Put the configured answer writer into service (see `Models.with_writer`); raises
-        `ArtifactError` when it cannot be loaded. Until then each message takes the route
-        it would take with writing off."""
+        """Put the writer left out by `load(writer=False)` into service (see
+        `Models.with_writer`); raises `ArtifactError` when it cannot be loaded. Until then
+        each message takes the route it would take with writing off."""
         with self._switching:
-            if self.settings.generator.enabled and self.models.generator is None:
+            if self.writer_pending and self.models.generator is None:
                 models = self.models.with_writer(self.settings)
                 limit_model_threads(self.settings.serving.model_threads)  # now PyTorch's too
                 models.warm_up()
                 self.models = models
+            self.writer_pending = False
 
     def switch_to(self, versions: ModelVersions) -> bool:
         """Load `versions` beside the serving models, warm them up, then swap them in.

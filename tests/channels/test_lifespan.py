@@ -69,3 +69,11 @@ def test_nothing_loads_when_the_writer_serves_already_or_writing_is_off(demo_sli
     off = WriterLoading(Assistant.load(fake_settings(demo_slice)))
     off.start()
     assert off.wait(timeout_s=0) == "off"
+
+    # Made without a writer on purpose (as tests of the routes without one do): left so.
+    parts = (loaded.classifier, loaded.retriever, loaded.router.templates, loaded.store)
+    without = Assistant(settings, *parts)
+    left = WriterLoading(without)
+    left.start()
+    assert left.wait(timeout_s=5) == "off"
+    assert without.generator is None
