@@ -9,6 +9,7 @@ memory it would never use. Token ids, masks and type ids are those transformers 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,19 +19,20 @@ from tokenizers import Tokenizer
 from assistant.core.errors import ArtifactError
 
 TOKENIZER_FILE = "tokenizer.json"
+CONFIG_FILE = "tokenizer_config.json"  # transformers' settings, the padding token among them
 
 
 class TokenizerFile:
     """Pads each batch to its longest text and cuts texts at `max_length` tokens; called
     as transformers' tokenizers are for NumPy arrays."""
 
-    def __init__(self, tokenizer: Tokenizer, max_length: int) -> None:
-        pad = tokenizer.padding or {"pad_id": 0, "pad_type_id": 0, "pad_token": "[PAD]"}
+    def __init__(self, tokenizer: Tokenizer, max_length: int, pad_token: str) -> None:
+        pad_id = tokenizer.token_to_id(pad_token)
+        if pad_id is None:
+            raise ArtifactError(f"the padding token {pad_token!r} is not in the vocabulary")
         tokenizer.enable_truncation(max_length)
         # Some folders save a fixed padded length: a batch is padded to its longest text.
-        tokenizer.enable_padding(
-            pad_id=pad["pad_id"], pad_type_id=pad["pad_type_id"], pad_token=pad["pad_token"]
-        )
+        tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token)
         self._tokenizer = tokenizer
         self.max_length = max_length
 
@@ -39,9 +41,10 @@ class TokenizerFile:
         """Raises `ArtifactError` when the folder has no readable `tokenizer.json`."""
         path = Path(folder) / TOKENIZER_FILE
         try:
-            return cls(Tokenizer.from_file(str(path)), max_length)
+            tokenizer = Tokenizer.from_file(str(path))
         except Exception as error:  # the library raises plain Exceptions for a broken file
             raise ArtifactError(f"cannot read the tokenizer {path}: {error}") from error
+        return cls(tokenizer, max_length, padding_token(Path(folder), tokenizer))
 
     def __call__(
         self,
@@ -61,3 +64,21 @@ class TokenizerFile:
             "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
             "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
         }
+
+
+def padding_token(folder: Path, tokenizer: Tokenizer) -> str:
+    """The token a batch is padded with: as `tokenizer.json` pads, else as transformers'
+    `tokenizer_config.json` names it, else BERT's."""
+    if tokenizer.padding:
+        return str(tokenizer.padding["pad_token"])
+    config = folder / CONFIG_FILE
+    if config.is_file():
+        try:
+            named = json.loads(config.read_text(encoding="utf-8")).get("pad_token")
+        except (OSError, ValueError) as error:
+            raise ArtifactError(f"cannot read {config}: {error}") from error
+        if isinstance(named, dict):  # an AddedToken written out whole
+            named = named.get("content")
+        if isinstance(named, str):
+            return named
+    return "[PAD]"

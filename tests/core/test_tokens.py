@@ -1,5 +1,8 @@
 """The ONNX forms' tokenizer gives the token ids, type ids and masks transformers gives."""
 
+import json
+import shutil
+
 import numpy as np
 import pytest
 from transformers import AutoTokenizer
@@ -7,7 +10,7 @@ from transformers import AutoTokenizer
 from assistant.core.base_models import resolve_model_path
 from assistant.core.errors import ArtifactError
 from assistant.core.settings import Settings
-from assistant.core.tokens import TOKENIZER_FILE, TokenizerFile
+from assistant.core.tokens import CONFIG_FILE, TOKENIZER_FILE, TokenizerFile
 from assistant.datasets.loading import load_dataset
 from assistant.retrieval.onnx_encoder import encoder_settings
 
@@ -66,3 +69,19 @@ def test_it_refuses_what_it_cannot_give(built_settings, assistant):
         tokenizer(["hello"], return_tensors="pt")
     with pytest.raises(ValueError, match="64 tokens, not 32"):
         tokenizer(["hello"], max_length=32)
+
+
+def test_without_padding_in_tokenizer_json_it_pads_as_transformers_config_says(
+    built_settings, assistant, tmp_path
+):
+    folder = shutil.copytree(
+        built_settings.intent_models_dir / assistant.classifier.version, tmp_path / "model"
+    )
+    saved = json.loads((folder / TOKENIZER_FILE).read_text(encoding="utf-8"))
+    (folder / TOKENIZER_FILE).write_text(json.dumps({**saved, "padding": None}), "utf-8")
+    assert_same_as_transformers(folder, assistant.classifier.max_length, AWKWARD)
+
+    config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+    (folder / CONFIG_FILE).write_text(json.dumps({**config, "pad_token": "<nothing>"}), "utf-8")
+    with pytest.raises(ArtifactError, match="'<nothing>' is not in the vocabulary"):
+        TokenizerFile.load(folder, 64)
