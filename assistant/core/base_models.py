@@ -4,6 +4,7 @@ and which device runs them."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 import threading
@@ -72,6 +73,7 @@ def pick_device(preference: str) -> str:
     return preference
 
 
+@functools.cache  # asked for each model loaded; `find_library` runs `ldconfig`
 def nvidia_driver_present() -> bool:
     """Whether NVIDIA's kernel driver or its CUDA library is on this machine."""
     import ctypes.util

@@ -9,7 +9,7 @@ the classifier was trained.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from assistant.core.batching import MessageEncoder
@@ -97,10 +97,7 @@ class Models:
         loaded at it instead, so that no reply mixes two releases."""
         versions = live_or_unreleased(settings)
         templates = self.router.templates
-        if versions is not None and (versions.intent, versions.index) != (
-            self.classifier.version,
-            self.retriever.version,
-        ):
+        if versions is not None and replace(versions, generator=None) != self.versions:
             return Models.load(settings, versions, templates, self)
         writer = load_writer(settings, versions, self)
         return Models.assemble(settings, self.classifier, self.retriever, templates, writer)

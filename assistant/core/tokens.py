@@ -9,7 +9,6 @@ memory it would never use. Token ids, masks and type ids are those transformers 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from assistant.core.errors import ArtifactError
+from assistant.core.files import read_json
 
 TOKENIZER_FILE = "tokenizer.json"
 CONFIG_FILE = "tokenizer_config.json"  # transformers' settings, the padding token among them
@@ -73,10 +73,7 @@ def padding_token(folder: Path, tokenizer: Tokenizer) -> str:
         return str(tokenizer.padding["pad_token"])
     config = folder / CONFIG_FILE
     if config.is_file():
-        try:
-            named = json.loads(config.read_text(encoding="utf-8")).get("pad_token")
-        except (OSError, ValueError) as error:
-            raise ArtifactError(f"cannot read {config}: {error}") from error
+        named = read_json(config, "Train the model again to write it anew.").get("pad_token")
         if isinstance(named, dict):  # an AddedToken written out whole
             named = named.get("content")
         if isinstance(named, str):

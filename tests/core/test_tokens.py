@@ -85,3 +85,7 @@ def test_without_padding_in_tokenizer_json_it_pads_as_transformers_config_says(
     (folder / CONFIG_FILE).write_text(json.dumps({**config, "pad_token": "<nothing>"}), "utf-8")
     with pytest.raises(ArtifactError, match="'<nothing>' is not in the vocabulary"):
         TokenizerFile.load(folder, 64)
+
+    (folder / CONFIG_FILE).write_text("[]", "utf-8")  # valid JSON, not settings
+    with pytest.raises(ArtifactError, match="not a JSON object"):
+        TokenizerFile.load(folder, 64)
