@@ -55,14 +55,20 @@ def physical_cores() -> int:
 
 
 def export(
-    module: Any, example: Mapping[str, Any], path: Path, output_names: Sequence[str]
+    module: Any,
+    example: Mapping[str, Any],
+    path: Path,
+    output_names: Sequence[str],
+    dynamic_axes: Mapping[str, Mapping[int, str]] | None = None,
 ) -> None:
     """Write `module` (called with the `example` tensors, by keyword order) to `path` as one
-    self-contained ONNX file whose inputs have dynamic batch and sequence axes."""
+    self-contained ONNX file. `dynamic_axes` names each input's axes that vary (by
+    default the first two: batch and sequence); axes sharing a name vary together."""
     import torch
 
     names = list(example)
-    batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
+    axes = dynamic_axes or {name: {0: "batch", 1: "sequence"} for name in names}
+    dims = {axis: torch.export.Dim(axis) for given in axes.values() for axis in given.values()}
     loggers = [logging.getLogger(name) for name in ("torch.onnx", "onnx_ir", "onnxscript")]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
@@ -76,7 +82,10 @@ def export(
                 kwargs=dict(example),
                 input_names=names,
                 output_names=list(output_names),
-                dynamic_shapes={name: {0: batch, 1: sequence} for name in names},
+                dynamic_shapes={
+                    name: {index: dims[axis] for index, axis in axes.get(name, {}).items()}
+                    for name in names
+                },
                 opset_version=OPSET,
                 dynamo=True,
                 optimize=True,
@@ -107,11 +116,12 @@ def versions() -> dict[str, str]:
     return {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__, "opset": OPSET}
 
 
-def session_options() -> Any:
+def session_options(threads: int | None = None) -> Any:
+    """`threads` intra-op threads (by default one per physical core)."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = physical_cores()
+    options.intra_op_num_threads = threads or physical_cores()
     options.inter_op_num_threads = 1
     options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
     # Threads that spin between runs take CPU from the tokenizer and the server's own threads.
@@ -122,10 +132,13 @@ def session_options() -> Any:
     return options
 
 
-def open_session(path: Path, providers: Sequence[str] = (CPU_PROVIDER,)) -> Any:
+def open_session(
+    path: Path, providers: Sequence[str] = (CPU_PROVIDER,), threads: int | None = None
+) -> Any:
     import onnxruntime
 
-    return onnxruntime.InferenceSession(str(path), session_options(), providers=list(providers))
+    options = session_options(threads)
+    return onnxruntime.InferenceSession(str(path), options, providers=list(providers))
 
 
 @dataclass(frozen=True)
@@ -142,10 +155,8 @@ class Session:
         return f"onnx {self.form} ({self.provider})"
 
     def run(self, inputs: Mapping[str, Any]) -> list[Any]:
-        import numpy as np
-
-        names = self.input_names
-        return self.session.run(None, {name: np.asarray(inputs[name], np.int64) for name in names})
+        """Outputs for `inputs` by name: token inputs as int64, float arrays as they are."""
+        return self.session.run(None, {name: _as_input(inputs[name]) for name in self.input_names})
 
     @property
     def input_names(self) -> list[str]:
@@ -153,6 +164,13 @@ class Session:
 
     def output_width(self, index: int) -> int:
         return int(self.session.get_outputs()[index].shape[-1])
+
+
+def _as_input(value: Any) -> Any:
+    import numpy as np
+
+    array = np.asarray(value)
+    return array if array.dtype.kind == "f" else array.astype(np.int64, copy=False)
 
 
 def serving_form(record: Mapping[str, Any] | None, device: str, runtime: str) -> tuple | None:
@@ -186,10 +204,16 @@ def serving_form(record: Mapping[str, Any] | None, device: str, runtime: str) ->
 
 
 def load_form(
-    directory: Path, record: Mapping[str, Any] | None, device: str, runtime: str, hint: str
+    directory: Path,
+    record: Mapping[str, Any] | None,
+    device: str,
+    runtime: str,
+    hint: str,
+    threads: int | None = None,
 ) -> Session | None:
     """The session of the form `serving_form` picks, its file checked against the recorded
-    checksum; None when PyTorch serves."""
+    checksum, with `threads` intra-op threads (default: one per physical core); None when
+    PyTorch serves."""
     choice = serving_form(record, device, runtime)
     if choice is None:
         return None
@@ -201,7 +225,7 @@ def load_form(
     if file_sha256(path) != entry["sha256"]:
         raise ArtifactError(f"{path} is corrupt (checksum mismatch). {hint}")
     try:
-        session = open_session(path, providers)
+        session = open_session(path, providers, threads)
     except Exception as error:  # ONNX Runtime raises its own exception types
         raise ArtifactError(f"{path} cannot be loaded ({error}). {hint}") from error
     return Session(session, form, session.get_providers()[0], entry["sha256"])

@@ -122,7 +122,10 @@ class Settings(BaseSettings):
     generator_answer_tokens: int = Field(160, ge=8)  # training cut-off and generation cap
     generator_repeat_ngram: int = Field(4, ge=0)  # no n-gram twice in one answer; 0 turns off
     grounding_quantile: float = Field(0.05, ge=0, lt=1)  # see generation/training.py
-    generator_int8: bool = False
+    # What runs the generator (generation/onnx_decoder.py): "auto" is its ONNX export when
+    # the version has one (ONNX Runtime, no PyTorch), PyTorch otherwise; "torch" is PyTorch.
+    generator_runtime: Literal["auto", "torch"] = "auto"
+    generator_int8: bool = False  # PyTorch's dynamic int8 (deprecated there); serves on PyTorch
 
     # Routing.
     retrieval_threshold: float = Field(0.82, ge=-1, le=1)

@@ -41,6 +41,7 @@ from assistant.core.files import write_json
 from assistant.core.settings import Settings
 from assistant.datasets.loading import QAPair
 from assistant.generation.grounding import Encode
+from assistant.generation.onnx_decoder import export_decoder
 from assistant.generation.writer import (
     ANSWER,
     CONTEXT,
@@ -171,6 +172,8 @@ def train_generator(
     def write(folder: Path) -> None:
         model.save_pretrained(folder)
         tokenizer.save_pretrained(folder)
+        if settings.generator.runtime != "torch":
+            metadata["onnx"] = export_decoder(model.cpu(), folder)
         write_json(folder / METADATA_FILE, metadata)
 
     path = publish_version(settings.generator_models_dir, metadata["version"], write, make_current)

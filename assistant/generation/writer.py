@@ -11,27 +11,20 @@ and the model writes the answer, ending it with `<|endofanswer|>`. Training is i
 from __future__ import annotations
 
 import copy
+import queue
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-from transformers import (
-    AutoTokenizer,
-    GPT2LMHeadModel,
-    LogitsProcessor,
-    LogitsProcessorList,
-    StoppingCriteria,
-    StoppingCriteriaList,
-    TextIteratorStreamer,
-)
-from transformers.pytorch_utils import Conv1D
-
 from assistant.core.base_models import lower_thread_priority, pick_device
 from assistant.core.errors import ArtifactError, ConfigError
+from assistant.core.files import read_json
+from assistant.core.onnx_forms import load_form
 from assistant.core.settings import Settings
+from assistant.generation.decoding import NextTokens, TorchDecoder, greedy_tokens, text_pieces
+from assistant.generation.onnx_decoder import loaded_decoder
 from assistant.lifecycle.versions import read_version, version_path
 
 CONTEXT = "<|context|>"
@@ -41,6 +34,7 @@ END = "<|endofanswer|>"
 PAD = "<|pad|>"
 SPECIAL_TOKENS = [CONTEXT, QUESTION, ANSWER, END, PAD]
 METADATA_FILE = "generator.json"
+TOKENIZER_FILE = "tokenizer.json"
 GENERATOR_FORMAT = 1
 WHAT = "answer generator"
 REBUILD_HINT = "Run `assistant train-generator` (or `python launch.py`) to train it again."
@@ -89,45 +83,31 @@ def _special_id(tokenizer: Any, token: str) -> int:
     return int(tokenizer.convert_tokens_to_ids(token))
 
 
-class NoRepeatInAnswer(LogitsProcessor):
-    """Forbids repeating an n-gram of the answer being written.
+class AnswerTokens:
+    """The generator's byte-level BPE tokenizer, read from the version's `tokenizer.json`
+    with the `tokenizers` library (the same ids as the `transformers` tokenizer it was
+    saved from, without importing transformers)."""
 
-    Unlike `no_repeat_ngram_size`, the prompt is not counted, so the answer may
-    still quote the past answers it is grounded in.
-    """
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
 
-    def __init__(self, size: int, prompt_length: int) -> None:
-        self.size = size
-        self.prompt_length = prompt_length
+    @classmethod
+    def load(cls, folder: Path) -> AnswerTokens:
+        from tokenizers import Tokenizer
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        for row, ids in enumerate(input_ids[:, self.prompt_length :].tolist()):
-            banned = _repeating_next_tokens(ids, self.size)
-            if banned:
-                scores[row, banned] = -float("inf")
-        return scores
+        return cls(Tokenizer.from_file(str(folder / TOKENIZER_FILE)))
 
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=add_special_tokens).ids
 
-def _repeating_next_tokens(ids: list[int], size: int) -> list[int]:
-    """Tokens that would complete an n-gram already present in `ids`."""
-    if size < 2 or len(ids) < size:
-        return []
-    prefix = ids[len(ids) - size + 1 :]
-    return [
-        ids[start + size - 1]
-        for start in range(len(ids) - size + 1)
-        if ids[start : start + size - 1] == prefix
-    ]
+    def convert_tokens_to_ids(self, token: str) -> int | None:
+        return self.tokenizer.token_to_id(token)
 
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
 
-class StopWhenSet(StoppingCriteria):
-    """Stops generation once `event` is set, e.g. when the text is found to be ungrounded."""
-
-    def __init__(self, event: threading.Event) -> None:
-        self.event = event
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **_: Any) -> bool:
-        return self.event.is_set()
+    def __len__(self) -> int:
+        return self.tokenizer.get_vocab_size(with_added_tokens=True)
 
 
 class Gpt2AnswerWriter:
@@ -135,16 +115,16 @@ class Gpt2AnswerWriter:
 
     def __init__(
         self,
-        model: GPT2LMHeadModel,
-        tokenizer: Any,
+        decoder: NextTokens,
+        tokenizer: AnswerTokens,
         metadata: dict[str, Any],
-        device: str,
+        runtime: str,
         repeat_ngram: int = 4,
     ) -> None:
-        self.model = model.to(device).eval()
+        self.decoder = decoder
         self.tokenizer = tokenizer
         self.metadata = metadata
-        self.device = device
+        self.runtime = runtime
         self.limits = PromptLimits(**metadata["limits"])
         self.grounding_threshold = float(metadata["grounding_threshold"])
         self.repeat_ngram = repeat_ngram
@@ -156,17 +136,20 @@ class Gpt2AnswerWriter:
     def stream(
         self, question: str, contexts: Sequence[str], stop: threading.Event | None = None
     ) -> Iterator[str]:
-        """Yield the answer in pieces as it is written; setting `stop` ends it early."""
+        """Yield the answer in pieces as it is written; setting `stop` ends it early.
+
+        The tokens are decoded in a thread of lower priority than the server's, so a
+        written answer takes the CPU only when template and retrieval replies leave it."""
         prompt = prompt_ids(self.tokenizer, question, contexts, self.limits)
-        streamer = TextIteratorStreamer(
-            self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=60
-        )
         stop = stop or threading.Event()
-        arguments = self._generation_arguments(prompt, stop) | {"streamer": streamer}
-        worker = threading.Thread(target=self._generate, args=(arguments,), daemon=True)
+        pieces: queue.Queue[str | BaseException | None] = queue.Queue()
+        worker = threading.Thread(target=self._write, args=(prompt, stop, pieces), daemon=True)
         worker.start()
         try:
-            yield from streamer
+            while (piece := pieces.get()) is not None:
+                if isinstance(piece, BaseException):
+                    raise piece
+                yield piece
         finally:
             stop.set()  # the caller stopped reading: let the worker finish early
             worker.join()
@@ -175,33 +158,23 @@ class Gpt2AnswerWriter:
         """The whole answer at once."""
         return "".join(self.stream(question, contexts)).strip()
 
-    def _generation_arguments(self, prompt: list[int], stop: threading.Event) -> dict[str, Any]:
-        end, pad = (_special_id(self.tokenizer, token) for token in (END, PAD))
-        return {
-            "input_ids": torch.tensor([prompt], device=self.device),
-            "attention_mask": torch.ones(1, len(prompt), dtype=torch.long, device=self.device),
-            "max_new_tokens": self.limits.answer_tokens,
-            "do_sample": False,
-            "use_cache": True,
-            "eos_token_id": end,
-            "pad_token_id": pad,
-            "logits_processor": LogitsProcessorList(
-                [NoRepeatInAnswer(self.repeat_ngram, len(prompt))]
-            ),
-            "stopping_criteria": StoppingCriteriaList([StopWhenSet(stop)]),
-        }
-
-    def _generate(self, arguments: dict[str, Any]) -> None:
+    def _write(self, prompt: list[int], stop: threading.Event, pieces: queue.Queue) -> None:
         lower_thread_priority()
-        with torch.inference_mode():
-            self.model.generate(**arguments)
-
-    def quantize(self) -> None:
-        """int8 dynamic quantization of every linear layer (CPU only)."""
-        if self.device != "cpu":
-            raise ConfigError("int8 dynamic quantization runs on the CPU; set device = 'cpu'")
-        self.model = quantize_gpt2(self.model)
-        self.metadata = {**self.metadata, "int8": True}
+        try:
+            tokens = greedy_tokens(
+                self.decoder,
+                prompt,
+                _special_id(self.tokenizer, END),
+                self.limits.answer_tokens,
+                self.repeat_ngram,
+                stop,
+            )
+            for piece in text_pieces(tokens, self.tokenizer):
+                pieces.put(piece)
+        except Exception as error:  # handed to the reading thread, which raises it
+            pieces.put(error)
+        finally:
+            pieces.put(None)
 
     @classmethod
     def from_settings(
@@ -217,6 +190,7 @@ class Gpt2AnswerWriter:
             version,
             int8=settings.generator.int8,
             repeat_ngram=settings.generator.repeat_ngram,
+            runtime=settings.generator.runtime,
         )
 
     @classmethod
@@ -227,36 +201,73 @@ class Gpt2AnswerWriter:
         version: str | None = None,
         int8: bool = False,
         repeat_ngram: int = 4,
+        runtime: str = "auto",
     ) -> Gpt2AnswerWriter:
-        """Load the current version (or `version`), refusing one that is incomplete."""
+        """Load the current version (or `version`), refusing one that is incomplete. Its
+        ONNX form serves when it has one (on the CPU, or a GPU with ONNX Runtime's CUDA
+        provider), PyTorch otherwise; `int8` and `runtime = "torch"` serve PyTorch."""
         path, metadata = read_version(
             models_dir, version, METADATA_FILE, GENERATOR_FORMAT, WHAT, REBUILD_HINT
         )
-        try:
-            model = GPT2LMHeadModel.from_pretrained(path)
-            tokenizer = AutoTokenizer.from_pretrained(path)
-        except (OSError, ValueError) as error:
-            raise ArtifactError(
-                f"the generator in {path} cannot be loaded ({error}). {REBUILD_HINT}"
-            ) from error
-        missing = [token for token in SPECIAL_TOKENS if token not in tokenizer.get_vocab()]
-        if missing or len(tokenizer) > model.config.vocab_size:
-            raise ArtifactError(
-                f"the generator's tokenizer in {path} does not match its model. {REBUILD_HINT}"
-            )
-        generator = cls(model, tokenizer, metadata, pick_device(device), repeat_ngram)
-        if int8:
-            generator.quantize()
-        return generator
+        tokenizer = _load_tokenizer(path)
+        resolved = pick_device(device)
+        record = metadata.get("onnx")
+        session = None
+        if not int8:
+            hint = f"The answer generator's ONNX form is damaged. {REBUILD_HINT}"
+            session = load_form(path, record, resolved, runtime, hint, threads=1)
+        if session is not None:
+            decoder: NextTokens = loaded_decoder(session, record)
+            served = session.runtime
+        else:
+            decoder = TorchDecoder(_torch_model(path, int8, resolved), resolved)
+            served = f"torch{' int8' if int8 else ''} ({resolved})"
+        return cls(decoder, tokenizer, metadata, served, repeat_ngram)
+
+
+def _load_tokenizer(path: Path) -> AnswerTokens:
+    try:
+        tokenizer = AnswerTokens.load(path)
+        vocabulary = int(read_json(path / "config.json", WHAT)["vocab_size"])
+    except (OSError, ValueError, KeyError, TypeError, ArtifactError) as error:
+        raise ArtifactError(
+            f"the generator in {path} cannot be loaded ({error}). {REBUILD_HINT}"
+        ) from error
+    missing = [token for token in SPECIAL_TOKENS if tokenizer.convert_tokens_to_ids(token) is None]
+    if missing or len(tokenizer) > vocabulary:
+        raise ArtifactError(
+            f"the generator's tokenizer in {path} does not match its model. {REBUILD_HINT}"
+        )
+    return tokenizer
+
+
+def _torch_model(path: Path, int8: bool, device: str) -> Any:
+    from transformers import GPT2LMHeadModel
+
+    try:
+        model = GPT2LMHeadModel.from_pretrained(path)
+    except (OSError, ValueError) as error:
+        raise ArtifactError(
+            f"the generator in {path} cannot be loaded ({error}). {REBUILD_HINT}"
+        ) from error
+    if not int8:
+        return model
+    if device != "cpu":
+        raise ConfigError("int8 dynamic quantization runs on the CPU; set device = 'cpu'")
+    return quantize_gpt2(model)
 
 
 def generator_path(models_dir: Path, version: str | None = None) -> Path:
     return version_path(models_dir, version, WHAT, REBUILD_HINT)
 
 
-def quantize_gpt2(model: GPT2LMHeadModel) -> torch.nn.Module:
-    """An int8 copy of `model`. GPT-2 keeps its projections in `Conv1D` layers, which dynamic
-    quantization skips, so they become `Linear` layers first."""
+def quantize_gpt2(model: Any) -> Any:
+    """An int8 copy of a GPT-2 `model` (PyTorch's dynamic quantization). GPT-2 keeps its
+    projections in `Conv1D` layers, which dynamic quantization skips, so they become
+    `Linear` layers first."""
+    import torch
+    from transformers.pytorch_utils import Conv1D
+
     model = copy.deepcopy(model)
     for module in list(model.modules()):
         for name, child in list(module.named_children()):
@@ -265,7 +276,9 @@ def quantize_gpt2(model: GPT2LMHeadModel) -> torch.nn.Module:
     return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
-def _as_linear(layer: Conv1D) -> torch.nn.Linear:
+def _as_linear(layer: Any) -> Any:
+    import torch
+
     inputs, outputs = layer.weight.shape  # Conv1D stores the weight transposed
     linear = torch.nn.Linear(inputs, outputs)
     with torch.no_grad():

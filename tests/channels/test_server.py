@@ -36,18 +36,21 @@ def test_serve_listens_before_the_writer_is_loaded(demo_slice, writer_gate, monk
         assert app.state.writer.wait(timeout_s=30) == "ready"
 
 
-def test_onnx_encoders_serve_without_importing_pytorch(built_settings):
-    """Until the answer writer is added, a server on ONNX encoders has no use for PyTorch
-    or transformers, which would take seconds of its start."""
+def test_onnx_models_serve_without_importing_pytorch(built_settings):
+    """A server whose encoders and answer writer are on ONNX has no use for PyTorch or
+    transformers, which would take seconds of its start and hundreds of megabytes."""
     script = (
         "import sys\n"
         "from assistant.channels.api import create_app\n"
         "from assistant.core.pipeline import Assistant\n"
         "from assistant.core.settings import load_settings\n"
-        "served = Assistant.load(load_settings(), writer=False)\n"
+        "served = Assistant.load(load_settings())\n"
         "create_app(served)\n"
         "served.reply('where is my parcel')\n"
-        "print(served.classifier.runtime, served.retriever.encoder.runtime, sep='|')\n"
+        "assert served.generator.generate('where is my parcel', ['It ships today.']) is not None\n"
+        "runtimes = (served.classifier.runtime, served.retriever.encoder.runtime,"
+        " served.generator.runtime)\n"
+        "print(*runtimes, sep='|')\n"
         "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))\n"
     )
     environment = {**os.environ, **environment_for(built_settings), "PYTHONPATH": str(ROOT)}

@@ -1,3 +1,4 @@
+import copy
 import json
 import shutil
 import threading
@@ -5,17 +6,22 @@ import threading
 import pytest
 import torch
 from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+from transformers import AutoTokenizer, GPT2LMHeadModel, LogitsProcessor, LogitsProcessorList
 from transformers.pytorch_utils import Conv1D
 
 from assistant.core.errors import ArtifactError
+from assistant.core.onnx_forms import AGREEMENT
+from assistant.generation.decoding import repeating_next_tokens
+from assistant.generation.onnx_decoder import DECODER_FILE
 from assistant.generation.writer import (
     ANSWER,
     CONTEXT,
     END,
     METADATA_FILE,
+    PAD,
     QUESTION,
+    TOKENIZER_FILE,
     Gpt2AnswerWriter,
-    NoRepeatInAnswer,
     PromptLimits,
     answer_ids,
     generator_path,
@@ -54,14 +60,48 @@ def test_an_answer_ends_with_the_marker_only_when_it_fits_whole(generator):
     assert len(long) == 8 and end not in long
 
 
-def test_repetition_control_ignores_the_prompt():
-    scores = torch.zeros(1, 10)
-    # prompt 5 6 7, then the answer 5 6: the prompt's "5 6 7" may be quoted
-    NoRepeatInAnswer(3, prompt_length=3)(torch.tensor([[5, 6, 7, 5, 6]]), scores)
-    assert torch.isfinite(scores).all()
-    # the answer 1 2 3 1 2 already holds "1 2 3": 3 may not follow "1 2" again
-    NoRepeatInAnswer(3, prompt_length=0)(torch.tensor([[1, 2, 3, 1, 2]]), scores)
-    assert scores[0, 3] == -float("inf") and torch.isfinite(scores[0, :3]).all()
+def test_the_onnx_form_serves_and_writes_what_pytorch_writes(built_settings, generator):
+    on_torch = Gpt2AnswerWriter.load(built_settings.generator_models_dir, "cpu", runtime="torch")
+    assert generator.runtime.startswith("onnx fp32")
+    assert on_torch.runtime == "torch (cpu)"
+    record = generator.metadata["onnx"]
+    assert record["disagreement"] <= AGREEMENT
+    for question in ("how long does delivery take?", "can I pay by card", "hello"):
+        assert generator.generate(question, PAST) == on_torch.generate(question, PAST)
+
+
+def test_it_writes_what_transformers_generate_writes(built_settings, generator):
+    """The decoding loop is greedy search as `generate` runs it, with the repetition rule
+    applied to the answer only."""
+    folder = generator_path(built_settings.generator_models_dir)
+    model = GPT2LMHeadModel.from_pretrained(folder).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    for question in ("how long does delivery take?", "can I pay by card", "hello"):
+        prompt = prompt_ids(tokenizer, question, PAST, generator.limits)
+        assert prompt == prompt_ids(generator.tokenizer, question, PAST, generator.limits)
+        with torch.inference_mode():
+            ids = model.generate(
+                torch.tensor([prompt]),
+                max_new_tokens=generator.limits.answer_tokens,
+                do_sample=False,
+                eos_token_id=_id(generator, END),
+                pad_token_id=_id(generator, PAD),
+                logits_processor=LogitsProcessorList([_NoRepeatInAnswer(len(prompt))]),
+            )
+        expected = tokenizer.decode(ids[0, len(prompt) :], skip_special_tokens=True).strip()
+        assert generator.generate(question, PAST) == expected
+
+
+class _NoRepeatInAnswer(LogitsProcessor):
+    def __init__(self, prompt_length: int) -> None:
+        self.prompt_length = prompt_length
+
+    def __call__(self, input_ids, scores):
+        for row, ids in enumerate(input_ids[:, self.prompt_length :].tolist()):
+            banned = repeating_next_tokens(ids, 4)
+            if banned:
+                scores[row, banned] = -float("inf")
+        return scores
 
 
 def test_streamed_pieces_make_the_whole_answer(generator):
@@ -79,17 +119,20 @@ def test_setting_stop_ends_the_stream_early(generator):
     assert len(tokens(stopped)) <= 1 < len(tokens(full))
 
 
-def test_int8_gives_nearly_the_same_scores(generator):
+def test_int8_gives_nearly_the_same_scores(built_settings, generator):
     prompt = prompt_ids(generator.tokenizer, "is delivery free?", PAST, generator.limits)
     ids = torch.tensor([prompt])
-    int8_model = quantize_gpt2(generator.model)
+    model = GPT2LMHeadModel.from_pretrained(generator_path(built_settings.generator_models_dir))
+    int8_model = quantize_gpt2(model)
     with torch.inference_mode():
-        full = generator.model(ids).logits[0, -1]
+        full = model(ids).logits[0, -1]
         quantized = int8_model(ids).logits[0, -1]
     assert any(isinstance(m, DynamicLinear) for m in int8_model.modules())
     assert not any(isinstance(m, Conv1D) for m in int8_model.modules())
-    assert any(isinstance(m, Conv1D) for m in generator.model.modules())  # the original is kept
+    assert any(isinstance(m, Conv1D) for m in model.modules())  # the original is kept
     assert torch.corrcoef(torch.stack([full, quantized]))[0, 1] > 0.98
+    served = Gpt2AnswerWriter.load(built_settings.generator_models_dir, "cpu", int8=True)
+    assert served.runtime == "torch int8 (cpu)"
 
 
 def _copy_current(built_settings, target):
@@ -111,7 +154,56 @@ def test_missing_weights_are_refused_with_a_hint(built_settings, tmp_path):
     folder = _copy_current(built_settings, tmp_path)
     (folder / "model.safetensors").unlink()
     with pytest.raises(ArtifactError, match="train-generator"):
+        Gpt2AnswerWriter.load(tmp_path, "cpu", runtime="torch")
+
+
+@pytest.mark.parametrize("damage", ["missing", "changed"])
+def test_a_damaged_onnx_form_is_refused_with_a_hint(built_settings, tmp_path, damage):
+    folder = _copy_current(built_settings, tmp_path)
+    if damage == "missing":
+        (folder / DECODER_FILE).unlink()
+    else:
+        (folder / DECODER_FILE).write_bytes(b"not a model")
+    with pytest.raises(ArtifactError, match="train-generator"):
         Gpt2AnswerWriter.load(tmp_path, "cpu")
+
+
+def test_a_version_without_an_onnx_form_is_served_by_pytorch(built_settings, tmp_path):
+    folder = _copy_current(built_settings, tmp_path)
+    metadata = json.loads((folder / METADATA_FILE).read_text())
+    del metadata["onnx"]
+    (folder / METADATA_FILE).write_text(json.dumps(metadata))
+    (folder / DECODER_FILE).unlink()
+    writer = Gpt2AnswerWriter.load(tmp_path, "cpu")
+    assert writer.runtime == "torch (cpu)"
+    assert writer.generate("how long does delivery take?", PAST) == Gpt2AnswerWriter.load(
+        built_settings.generator_models_dir, "cpu"
+    ).generate("how long does delivery take?", PAST)
+
+
+def test_a_tokenizer_without_the_markers_is_refused(built_settings, tmp_path):
+    folder = _copy_current(built_settings, tmp_path)
+    document = json.loads((folder / TOKENIZER_FILE).read_text())
+    document["added_tokens"] = [t for t in document["added_tokens"] if t["content"] != END]
+    document["model"]["vocab"].pop(END, None)
+    (folder / TOKENIZER_FILE).write_text(json.dumps(document))
+    with pytest.raises(ArtifactError, match="does not match its model"):
+        Gpt2AnswerWriter.load(tmp_path, "cpu")
+
+
+def test_a_decoding_error_reaches_the_reader(generator):
+    broken = copy.copy(generator)
+    broken.decoder = _FailingDecoder()
+    with pytest.raises(RuntimeError, match="out of memory"):
+        list(broken.stream("how long does delivery take?", PAST))
+
+
+class _FailingDecoder:
+    def start(self, prompt):
+        raise RuntimeError("out of memory")
+
+    def step(self, token, state):
+        raise AssertionError("never reached")
 
 
 def test_no_generator_says_how_to_train_one(tmp_path):
