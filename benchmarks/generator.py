@@ -1,6 +1,7 @@
 """The answer generator on the Bitext customer-support Q&A set, against baselines; its speed.
 
     python benchmarks/generator.py [--epochs 4] [--skip-quality] [--skip-speed]
+    python benchmarks/generator.py --skip-quality --generator models/generator  # the demo's
 
 Quality: a fixed, seeded 10% of the questions is held out; the generator (project
 defaults, `--epochs` as the CPU budget) and the retrieval index are built from the
@@ -14,8 +15,10 @@ answers naming an identifier found in none of that method's inputs.
 
 Speed: time to first token and tokens per second, greedy with the KV cache, on a
 prompt of the held-out set's median length, for the trained default model and a
-GPT-2-small-sized one (124M parameters, random weights), each in fp32 and with
-int8 dynamic quantization. Writes benchmarks/results/generator.json.
+GPT-2-small-sized one (124M parameters, random weights): `transformers`' `generate`
+in fp32 and with PyTorch's int8 dynamic quantization, and the ONNX export the
+server runs, decoded by the project's own loop on ONNX Runtime (one thread, as it
+serves). Writes benchmarks/results/generator.json.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import platform
 import random
 import statistics
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -44,11 +48,18 @@ from rouge_score import rouge_scorer  # noqa: E402
 from transformers import GPT2Config, GPT2LMHeadModel  # noqa: E402
 from transformers.generation.streamers import BaseStreamer  # noqa: E402
 
+from assistant.core.onnx_forms import CPU_PROVIDER, Session, open_session  # noqa: E402
 from assistant.core.settings import Settings  # noqa: E402
 from assistant.datasets.loading import QAPair, checksum  # noqa: E402
 from assistant.generation.grounding import check_answer  # noqa: E402
+from assistant.generation.onnx_decoder import DECODER_FILE, OnnxDecoder, export_decoder  # noqa: E402
 from assistant.generation.training import train_generator  # noqa: E402
-from assistant.generation.writer import Gpt2AnswerWriter, prompt_ids, quantize_gpt2  # noqa: E402
+from assistant.generation.writer import (  # noqa: E402
+    Gpt2AnswerWriter,
+    generator_path,
+    prompt_ids,
+    quantize_gpt2,
+)
 from assistant.retrieval.index import FaissRetriever  # noqa: E402
 from assistant.text.identifiers import invented_identifiers  # noqa: E402
 
@@ -98,7 +109,8 @@ def score(
     }
 
 
-def run_quality(settings: Settings, epochs: int) -> tuple[dict[str, Any], Gpt2AnswerWriter, list]:
+def run_quality(settings: Settings, epochs: int) -> tuple[dict[str, Any], list[int]]:
+    """The quality figures, and the length of each held-out question's prompt."""
     train, held_out = split_by_question(load_pairs())
     print(f"{len(train)} training pairs, {len(held_out)} held-out questions")
     retriever = FaissRetriever.build(train, settings)
@@ -156,7 +168,7 @@ def run_quality(settings: Settings, epochs: int) -> tuple[dict[str, Any], Gpt2An
             for q, r, w, p in list(zip(questions, references, written, passed, strict=True))[:5]
         ],
     }
-    return quality, generator, prompts
+    return quality, prompts
 
 
 class TokenClock(BaseStreamer):
@@ -199,6 +211,25 @@ def time_generation(model: torch.nn.Module, prompt_length: int, vocab: int) -> d
     }
 
 
+def time_decoder(decoder: OnnxDecoder, prompt_length: int, vocab: int) -> dict[str, float]:
+    """The same figures for the served loop's steps: the prompt, then one token a step."""
+    ids = np.random.default_rng(0).integers(0, vocab, prompt_length).tolist()
+    first, rates = [], []
+    for _ in range(SPEED_REPEATS + 1):
+        started = time.perf_counter()
+        logits, cache = decoder.start(ids)
+        times = [time.perf_counter()]
+        for _ in range(SPEED_TOKENS - 1):
+            logits, cache = decoder.step(int(logits.argmax()), cache)
+            times.append(time.perf_counter())
+        first.append((times[0] - started) * 1000)
+        rates.append((len(times) - 1) / (times[-1] - times[0]))
+    return {
+        "first_token_ms": round(statistics.median(first[1:]), 1),
+        "tokens_per_second": round(statistics.median(rates[1:]), 1),
+    }
+
+
 def run_speed(default: GPT2LMHeadModel, prompt_length: int) -> dict[str, Any]:
     torch.manual_seed(0)
     small = GPT2LMHeadModel(GPT2Config()).eval()
@@ -207,14 +238,25 @@ def run_speed(default: GPT2LMHeadModel, prompt_length: int) -> dict[str, Any]:
     for name, model in models.items():
         vocab = model.config.vocab_size
         parameters = sum(p.numel() for p in model.parameters())
-        for precision in ("fp32", "int8"):
-            timed = model if precision == "fp32" else quantize_gpt2(model)
-            results[f"{name} {precision}"] = {
-                "parameters": parameters,
-                **time_generation(timed, prompt_length, vocab),
-            }
+        for precision in ("fp32", "int8", "onnx fp32"):
+            if precision == "onnx fp32":
+                timed = time_decoder(exported(model), prompt_length, vocab)
+            else:
+                generating = model if precision == "fp32" else quantize_gpt2(model)
+                timed = time_generation(generating, prompt_length, vocab)
+            results[f"{name} {precision}"] = {"parameters": parameters, **timed}
             print(f"  {name} {precision}: {results[f'{name} {precision}']}")
     return {"prompt_tokens": prompt_length, "new_tokens": SPEED_TOKENS, "models": results}
+
+
+def exported(model: GPT2LMHeadModel) -> OnnxDecoder:
+    """The model's ONNX export, opened as the server opens it."""
+    folder = Path(tempfile.mkdtemp(prefix="decoder-"))
+    record = export_decoder(model, folder)
+    if "error" in record:
+        raise RuntimeError(f"the export failed: {record['error']}")
+    session = open_session(folder / DECODER_FILE, threads=1)
+    return OnnxDecoder(Session(session, "fp32", CPU_PROVIDER, ""), record["cache_shape"])
 
 
 def print_table(result: dict[str, Any]) -> None:
@@ -251,6 +293,11 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=4, help="training epochs (CPU budget)")
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument(
+        "--generator",
+        type=Path,
+        help="time this generator folder's live model (default: the one trained here)",
+    )
     args = parser.parse_args()
     settings = Settings(
         models_dir=RESULTS / "models" / "bitext",
@@ -259,13 +306,13 @@ def main() -> int:
     )
     result: dict[str, Any] = {"machine": platform.platform(), "threads": torch.get_num_threads()}
     prompt_length = 150
-    if args.skip_quality:
-        generator = Gpt2AnswerWriter.load(settings.generator_models_dir, "cpu")
-    else:
-        result["quality"], generator, prompts = run_quality(settings, args.epochs)
+    if not args.skip_quality:
+        result["quality"], prompts = run_quality(settings, args.epochs)
         prompt_length = int(statistics.median(prompts))
     if not args.skip_speed:
-        result["speed"] = run_speed(generator.model, prompt_length)
+        folder = args.generator or settings.generator_models_dir
+        model = GPT2LMHeadModel.from_pretrained(generator_path(folder))
+        result["speed"] = run_speed(model, prompt_length)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "generator.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print_table(result)
