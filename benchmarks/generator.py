@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import platform
 import random
 import statistics
 import sys
@@ -62,6 +61,7 @@ from assistant.generation.writer import (  # noqa: E402
 )
 from assistant.retrieval.index import FaissRetriever  # noqa: E402
 from assistant.text.identifiers import invented_identifiers  # noqa: E402
+from benchmarks.run_facts import run_facts  # noqa: E402
 
 HELD_OUT_SHARE = 0.1
 SEED = 13
@@ -304,7 +304,7 @@ def main() -> int:
         index_dir=RESULTS / "models" / "bitext-index",
         generator_epochs=args.epochs,
     )
-    result: dict[str, Any] = {"machine": platform.platform(), "threads": torch.get_num_threads()}
+    result: dict[str, Any] = {**run_facts(), "torch_threads": torch.get_num_threads()}
     prompt_length = 150
     if not args.skip_quality:
         result["quality"], prompts = run_quality(settings, args.epochs)

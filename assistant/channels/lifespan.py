@@ -1,9 +1,10 @@
 """What runs beside the app while it serves: the answer writer loading after start-up, and
 the watch for newly promoted models.
 
-The writer (GPT-2 and the modules it imports) is what a start waits for longest, and most
-replies never need it, so the server answers as soon as the encoders are ready and adds
-the writer in the background; `/api/health` says where it is. Until it is in service,
+The writer can be what a start waits for longest (on PyTorch, GPT-2 and the modules it
+imports take seconds; its ONNX form a fraction of one), and most replies never need it,
+so the server answers as soon as the encoders are ready and adds the writer in the
+background; `/api/health` says where it is. Until it is in service,
 each message takes the route it would take with writing off.
 """
 
