@@ -213,9 +213,8 @@ class Gpt2AnswerWriter:
         resolved = pick_device(device)
         record = metadata.get("onnx")
         session = None
-        if not int8:
-            hint = f"The answer generator's ONNX form is damaged. {REBUILD_HINT}"
-            session = load_form(path, record, resolved, runtime, hint, threads=1)
+        if not int8:  # one thread: a written answer leaves the other cores to the encoders
+            session = load_form(path, record, resolved, runtime, REBUILD_HINT, threads=1)
         if session is not None:
             decoder: NextTokens = loaded_decoder(session, record)
             served = session.runtime
