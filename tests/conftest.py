@@ -138,7 +138,7 @@ def slice_settings(root: Path, **overrides: object) -> Settings:
         "generator_heads": 2,
         "generator_vocab_size": 300,
         "generator_epochs": 2,
-        "generator_answer_tokens": 24,
+        "generator_answer_tokens": 96,  # room for a whole sentence of the past answers
     }
     values.update(overrides)
     return Settings(**values)

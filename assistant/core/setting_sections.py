@@ -56,7 +56,8 @@ SECTIONS: dict[str, dict[str, str]] = {
             for name in (
                 "enabled", "base_model", "layers", "hidden_size", "heads", "vocab_size",
                 "epochs", "batch_size", "learning_rate", "context_answers", "context_tokens",
-                "question_tokens", "answer_tokens", "repeat_ngram", "runtime", "int8",
+                "question_tokens", "answer_tokens", "repeat_ngram", "decoding", "runtime",
+                "int8",
             )
         },
         "grounding_quantile": "grounding_quantile",

@@ -121,6 +121,10 @@ class Settings(BaseSettings):
     generator_question_tokens: int = Field(32, ge=8)
     generator_answer_tokens: int = Field(160, ge=8)  # training cut-off and generation cap
     generator_repeat_ngram: int = Field(4, ge=0)  # no n-gram twice in one answer; 0 turns off
+    # How answers are written (generation/decoding.py): "sentences" only in whole sentences of
+    # the past answers in the prompt, "free" any text; "auto" copies sentences with a model
+    # trained from scratch, writes freely with one fine-tuned from a pretrained GPT-2.
+    generator_decoding: Literal["auto", "sentences", "free"] = "auto"
     grounding_quantile: float = Field(0.05, ge=0, lt=1)  # see generation/training.py
     # What runs the generator (generation/onnx_decoder.py): "auto" is its ONNX export when
     # the version has one (ONNX Runtime, no PyTorch), PyTorch otherwise; "torch" is PyTorch.

@@ -1,6 +1,13 @@
 """Writing an answer a token at a time: greedy decoding over a `NextTokens` model.
 
-The loop is ours rather than `transformers`' `generate`, so that the same greedy
+Two ways to choose the tokens: `greedy_tokens`, free to write any text, and
+`copying_tokens`, which may only write whole sentences of the past answers in the
+prompt, choosing which and in what order. A small model trained from scratch on a
+company's answers learns its phrases but not the language: written freely, its
+answers run the phrases together ("You can't be returned for 1 hour of delivery"),
+so it copies whole sentences instead.
+
+The loops are ours rather than `transformers`' `generate`, so that the same greedy
 search, repetition rule and stopping run on either form of the model: the ONNX
 export (`onnx_decoder.py`, served by ONNX Runtime without PyTorch) or the PyTorch
 model (`TorchDecoder`: a GPU without ONNX Runtime's CUDA provider, or a version
@@ -61,6 +68,73 @@ def greedy_tokens(
         yield token
         if len(written) < max_tokens:
             logits, state = model.step(token, state)
+
+
+def copying_tokens(
+    model: NextTokens,
+    prompt: Sequence[int],
+    sentences: Sequence[Sequence[int]],
+    end: int,
+    max_tokens: int,
+    stop: threading.Event,
+) -> Iterator[int]:
+    """The answer's tokens when it may only be made of whole `sentences` (token ids): each
+    step takes the most likely token that goes on with a sentence or, once a sentence is
+    complete, starts another or ends the answer. No sentence is written twice, and one is
+    started only if it fits in what is left of `max_tokens`, so an answer never stops
+    mid-sentence; it is empty when none fits."""
+    choices = SentenceChoices(sentences)
+    logits, state = model.start(prompt)
+    written = 0
+    while not stop.is_set():
+        allowed = choices.allowed(max_tokens - written)
+        if choices.complete:
+            allowed.add(end)
+        if not allowed:
+            return
+        candidates = np.array(sorted(allowed))
+        token = int(candidates[logits[candidates].argmax()])
+        if token == end:
+            return
+        choices.advance(token)
+        written += 1
+        yield token
+        logits, state = model.step(token, state)
+
+
+class SentenceChoices:
+    """Where a copied answer stands: the sentence it is writing (`prefix`) and those it
+    may still write."""
+
+    def __init__(self, sentences: Sequence[Sequence[int]]) -> None:
+        self.remaining = list(dict.fromkeys(tuple(s) for s in sentences if s))
+        self.prefix: tuple[int, ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        """Whether the tokens since the last sentence make a whole one."""
+        return self.prefix in self.remaining
+
+    def allowed(self, budget: int) -> set[int]:
+        """Tokens that go on with the sentence, or start one once it is complete, within
+        `budget` tokens to the end of that sentence."""
+        size = len(self.prefix)
+        tokens = {s[size] for s in self._continuing() if len(s) - size <= budget}
+        if self.complete:
+            tokens |= {s[0] for s in self.remaining if s != self.prefix and len(s) <= budget}
+        return tokens
+
+    def advance(self, token: int) -> None:
+        """Take `token`: it goes on with the sentence if it can, else starts the next."""
+        if any(s[len(self.prefix)] == token for s in self._continuing()):
+            self.prefix += (token,)
+        else:
+            self.remaining.remove(self.prefix)
+            self.prefix = (token,)
+
+    def _continuing(self) -> list[tuple[int, ...]]:
+        size = len(self.prefix)
+        return [s for s in self.remaining if len(s) > size and s[:size] == self.prefix]
 
 
 def repeating_next_tokens(ids: Sequence[int], size: int) -> list[int]:

@@ -4,14 +4,17 @@ The prompt is built by `prompt_ids` for training and serving alike:
 
     <|context|> past answer 1 <|context|> past answer 2 ... <|question|> question <|answer|>
 
-and the model writes the answer, ending it with `<|endofanswer|>`. Training is in
-`generation/training.py`; checking what it wrote is in `generation/grounding.py`.
+and the model writes the answer, ending it with `<|endofanswer|>`: freely, or only in
+whole sentences of the past answers in its prompt (`decoding_for`, `decoding.py`).
+Training is in `generation/training.py`; checking what it wrote is in
+`generation/grounding.py`.
 """
 
 from __future__ import annotations
 
 import copy
 import queue
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -23,7 +26,13 @@ from assistant.core.errors import ArtifactError, ConfigError
 from assistant.core.files import read_json
 from assistant.core.onnx_forms import load_form
 from assistant.core.settings import Settings
-from assistant.generation.decoding import NextTokens, TorchDecoder, greedy_tokens, text_pieces
+from assistant.generation.decoding import (
+    NextTokens,
+    TorchDecoder,
+    copying_tokens,
+    greedy_tokens,
+    text_pieces,
+)
 from assistant.generation.onnx_decoder import loaded_decoder
 from assistant.lifecycle.versions import read_version, version_path
 
@@ -37,6 +46,11 @@ METADATA_FILE = "generator.json"
 TOKENIZER_FILE = "tokenizer.json"
 GENERATOR_FORMAT = 1
 WHAT = "answer generator"
+FREE = "free"
+SENTENCES = "sentences"
+# A sentence ends at . ! or ? before a space and a capital, a digit, a quote or a bracket
+# ("$4.95" and "e.g. the" do not end one).
+SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 REBUILD_HINT = "Run `assistant train-generator` (or `python launch.py`) to train it again."
 
 
@@ -73,6 +87,27 @@ def answer_ids(tokenizer: Any, answer: str, limits: PromptLimits) -> list[int]:
     if len(ids) > limits.answer_tokens:
         return ids[: limits.answer_tokens]
     return [*ids, _special_id(tokenizer, END)]
+
+
+def sentence_ids(tokenizer: Any, contexts: Sequence[str]) -> list[list[int]]:
+    """Every sentence of `contexts` as an answer holds it: after a space, as `_encode`
+    starts an answer (byte-level BPE splits words at spaces, so a sentence has the same
+    tokens alone as inside the text)."""
+    return [
+        tokenizer.encode(" " + sentence)
+        for context in contexts
+        for sentence in SENTENCE_BREAK.split(context.strip())
+        if sentence
+    ]
+
+
+def decoding_for(setting: str, metadata: dict[str, Any]) -> str:
+    """How a version writes: "auto" copies whole sentences for a model trained from
+    scratch (it knows the company's phrases, not the language) and writes freely for one
+    fine-tuned from a pretrained GPT-2."""
+    if setting != "auto":
+        return setting
+    return FREE if metadata.get("base_model") else SENTENCES
 
 
 def _encode(tokenizer: Any, text: str, limit: int) -> list[int]:
@@ -120,6 +155,7 @@ class Gpt2AnswerWriter:
         metadata: dict[str, Any],
         runtime: str,
         repeat_ngram: int = 4,
+        decoding: str = FREE,
     ) -> None:
         self.decoder = decoder
         self.tokenizer = tokenizer
@@ -128,6 +164,7 @@ class Gpt2AnswerWriter:
         self.limits = PromptLimits(**metadata["limits"])
         self.grounding_threshold = float(metadata["grounding_threshold"])
         self.repeat_ngram = repeat_ngram
+        self.decoding = decoding
 
     @property
     def version(self) -> str:
@@ -141,9 +178,14 @@ class Gpt2AnswerWriter:
         The tokens are decoded in a thread of lower priority than the server's, so a
         written answer takes the CPU only when template and retrieval replies leave it."""
         prompt = prompt_ids(self.tokenizer, question, contexts, self.limits)
+        sentences = None
+        if self.decoding == SENTENCES:
+            sentences = sentence_ids(self.tokenizer, contexts[: self.limits.context_answers])
         stop = stop or threading.Event()
         pieces: queue.Queue[str | BaseException | None] = queue.Queue()
-        worker = threading.Thread(target=self._write, args=(prompt, stop, pieces), daemon=True)
+        worker = threading.Thread(
+            target=self._write, args=(prompt, sentences, stop, pieces), daemon=True
+        )
         worker.start()
         try:
             while (piece := pieces.get()) is not None:
@@ -158,17 +200,20 @@ class Gpt2AnswerWriter:
         """The whole answer at once."""
         return "".join(self.stream(question, contexts)).strip()
 
-    def _write(self, prompt: list[int], stop: threading.Event, pieces: queue.Queue) -> None:
+    def _write(
+        self,
+        prompt: list[int],
+        sentences: list[list[int]] | None,
+        stop: threading.Event,
+        pieces: queue.Queue,
+    ) -> None:
         lower_thread_priority()
+        end, limit = _special_id(self.tokenizer, END), self.limits.answer_tokens
         try:
-            tokens = greedy_tokens(
-                self.decoder,
-                prompt,
-                _special_id(self.tokenizer, END),
-                self.limits.answer_tokens,
-                self.repeat_ngram,
-                stop,
-            )
+            if sentences is None:
+                tokens = greedy_tokens(self.decoder, prompt, end, limit, self.repeat_ngram, stop)
+            else:
+                tokens = copying_tokens(self.decoder, prompt, sentences, end, limit, stop)
             for piece in text_pieces(tokens, self.tokenizer):
                 pieces.put(piece)
         except Exception as error:  # handed to the reading thread, which raises it
@@ -191,6 +236,7 @@ class Gpt2AnswerWriter:
             int8=settings.generator.int8,
             repeat_ngram=settings.generator.repeat_ngram,
             runtime=settings.generator.runtime,
+            decoding=settings.generator.decoding,
         )
 
     @classmethod
@@ -202,10 +248,12 @@ class Gpt2AnswerWriter:
         int8: bool = False,
         repeat_ngram: int = 4,
         runtime: str = "auto",
+        decoding: str = "auto",
     ) -> Gpt2AnswerWriter:
         """Load the current version (or `version`), refusing one that is incomplete. Its
         ONNX form serves when it has one (on the CPU, or a GPU with ONNX Runtime's CUDA
-        provider), PyTorch otherwise; `int8` and `runtime = "torch"` serve PyTorch."""
+        provider), PyTorch otherwise; `int8` and `runtime = "torch"` serve PyTorch.
+        `decoding` is "free", "sentences" or "auto" (`decoding_for`)."""
         path, metadata = read_version(
             models_dir, version, METADATA_FILE, GENERATOR_FORMAT, WHAT, REBUILD_HINT
         )
@@ -221,7 +269,9 @@ class Gpt2AnswerWriter:
         else:
             decoder = TorchDecoder(_torch_model(path, int8, resolved), resolved)
             served = f"torch{' int8' if int8 else ''} ({resolved})"
-        return cls(decoder, tokenizer, metadata, served, repeat_ngram)
+        return cls(
+            decoder, tokenizer, metadata, served, repeat_ngram, decoding_for(decoding, metadata)
+        )
 
 
 def _load_tokenizer(path: Path) -> AnswerTokens:

@@ -2,7 +2,12 @@ import threading
 
 import numpy as np
 
-from assistant.generation.decoding import greedy_tokens, repeating_next_tokens, text_pieces
+from assistant.generation.decoding import (
+    copying_tokens,
+    greedy_tokens,
+    repeating_next_tokens,
+    text_pieces,
+)
 
 END = 0
 
@@ -32,6 +37,33 @@ class ScriptedModel:
 
 def _greedy(model, max_tokens=20, repeat=0, stop=None):
     return list(greedy_tokens(model, [7, 8], END, max_tokens, repeat, stop or threading.Event()))
+
+
+class WishingModel:
+    """At each step wants `wishes[step]` most, then tokens by the `fallback` ranking."""
+
+    def __init__(self, wishes, fallback, vocabulary=12):
+        self.wishes = wishes
+        self.ranking = np.zeros(vocabulary, np.float32)
+        for rank, token in enumerate(fallback):
+            self.ranking[token] = len(fallback) - rank
+
+    def start(self, prompt):
+        return self._logits(0), 0
+
+    def step(self, token, state):
+        return self._logits(state + 1), state + 1
+
+    def _logits(self, step):
+        logits = self.ranking.copy()
+        if step < len(self.wishes):
+            logits[self.wishes[step]] += 100
+        return logits
+
+
+def _copied(wishes, sentences, max_tokens=20, fallback=(END,)):
+    model = WishingModel(wishes, fallback)
+    return list(copying_tokens(model, [7], sentences, END, max_tokens, threading.Event()))
 
 
 def test_the_answer_ends_at_the_end_token():
@@ -86,3 +118,32 @@ def test_text_comes_out_in_whole_words_and_adds_up():
 
 def test_no_tokens_give_no_text():
     assert list(text_pieces(iter([]), Letters("abc"))) == []
+
+
+def test_a_copied_answer_is_made_of_whole_sentences_each_once():
+    # after 4 it wants to end, but must finish the sentence (4 5); then it wants 4 again,
+    # which may not start a sentence twice, so it takes the other one (1 2 3)
+    sentences = [[1, 2, 3], [4, 5]]
+    fallback = (4, 1, 2, 3, 5, END)
+    assert _copied([4, END, 4], sentences, fallback=fallback) == [4, 5, 1, 2, 3]
+
+
+def test_a_copied_answer_ends_after_any_whole_sentence():
+    assert _copied([3, END, 3, END], [[1, 2, 3], [4, 5]], fallback=(1, 2, 3)) == [1, 2, 3]
+
+
+def test_a_sentence_that_goes_on_as_a_longer_one_may_stop_or_go_on():
+    sentences = [[1, 2], [1, 2, 3], [6]]
+    assert _copied([1, 2, END], sentences) == [1, 2]
+    assert _copied([1, 2, 3, END], sentences) == [1, 2, 3]
+    # 6 starts the next sentence once [1, 2] is complete, rather than going on to [1, 2, 3]
+    assert _copied([1, 2, 6, END], sentences) == [1, 2, 6]
+
+
+def test_no_sentence_is_started_that_the_token_limit_would_cut():
+    assert _copied([1, 2, 3, 4, 5, END], [[1, 2, 3, 4], [5]], max_tokens=3) == [5]
+    assert _copied([1, 2, 3, 4, END], [[1, 2, 3, 4]], max_tokens=3) == []
+
+
+def test_nothing_to_copy_writes_nothing():
+    assert _copied([1, END], []) == []
