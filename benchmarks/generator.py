@@ -126,7 +126,15 @@ def run_quality(settings: Settings, epochs: int) -> tuple[dict[str, Any], list[i
     for question, context in zip(questions, contexts, strict=True):
         used = context[: generator.limits.context_answers]
         answer = generator.generate(question, context)
-        verdict = check_answer(answer, used, [question], encode, generator.grounding_threshold)
+        verdict = check_answer(
+            answer,
+            used,
+            [question],
+            encode,
+            generator.grounding_threshold,
+            question,
+            generator.relevance_threshold,
+        )
         written.append(answer)
         passed.append(verdict.passed)
         checked.append(answer if verdict.passed else context[0])

@@ -76,8 +76,15 @@ def written(assistant: Assistant, writer: Gpt2AnswerWriter, question: str) -> di
     started = time.perf_counter()
     answer = writer.generate(question, past)
     milliseconds = (time.perf_counter() - started) * 1000
+    encode = assistant.models.retriever.encode
     verdict = check_answer(
-        answer, past, [question], assistant.models.retriever.encode, writer.grounding_threshold
+        answer,
+        past,
+        [question],
+        encode,
+        writer.grounding_threshold,
+        question,
+        writer.relevance_threshold,
     )
     return {"answer": answer, "passed": verdict.passed, "ms": round(milliseconds, 1)}
 

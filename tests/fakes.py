@@ -228,6 +228,7 @@ class FixedWriter:
         self._version = version
         self.limits = WriterLimits()
         self.grounding_threshold = 0.0
+        self.relevance_threshold = None
 
     @classmethod
     def from_settings(

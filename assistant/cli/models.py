@@ -186,7 +186,8 @@ def cmd_train_generator(args: argparse.Namespace, settings: Settings) -> int:
         f"Answer generator {report.version} saved to {report.path}: "
         f"{metrics['parameters'] / 1e6:.1f}M parameters, held-out perplexity "
         f"{metrics['validation_perplexity']:.1f}, grounding threshold "
-        f"{metrics['grounding_threshold']:.3f}, {metrics['training_seconds'] / 60:.1f} min"
+        f"{metrics['grounding_threshold']:.3f}, relevance threshold "
+        f"{metrics['relevance_threshold']:.3f}, {metrics['training_seconds'] / 60:.1f} min"
     )
     release_built_part(settings, "generator", report.version)
     return 0

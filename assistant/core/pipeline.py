@@ -294,6 +294,8 @@ class Assistant:
                 given,
                 models.retriever.encode,
                 generator.grounding_threshold,
+                text,
+                generator.relevance_threshold,
             )
         if verdict.invented:  # the reason is shown to the customer: how many, not which
             verdict = replace(verdict, reason=invented_reason(len(verdict.invented)))

@@ -82,6 +82,7 @@ class AnswerWriter(Protocol):
 
     limits: WritingLimits
     grounding_threshold: float  # how close to a past answer a written one must be
+    relevance_threshold: float | None  # how close to the question (None: not checked)
 
     @property
     def version(self) -> str: ...

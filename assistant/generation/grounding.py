@@ -1,10 +1,12 @@
 """Checks a generated answer must pass before it stands: no invented identifiers, close to
-the past answers it was written from.
+the past answers it was written from, and about the question it answers.
 
 While an answer streams, `StreamGuard` releases it word by word and stops at the
 first identifier (order number, amount, date, email, URL) found in none of the
 given texts, so an invented one is never shown. Closeness to the retrieved
-answers can only be judged on the whole answer, by `check_answer`.
+answers, and to the question, can only be judged on the whole answer, by
+`check_answer`: an answer copied from past answers is close to them whether or not
+it answers the question asked.
 """
 
 from __future__ import annotations
@@ -26,17 +28,11 @@ class Verdict:
     similarity: float | None = None
     threshold: float | None = None
     invented: tuple[str, ...] = ()
+    relevance: float | None = None  # the answer's similarity to the question
+    relevance_threshold: float | None = None
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
-
-
-def context_similarity(encode: Encode, answer: str, contexts: Sequence[str]) -> float:
-    """Cosine similarity between the answer and the closest of the past answers."""
-    if not contexts:
-        return 0.0
-    vectors = encode([answer, *contexts])
-    return float((vectors[1:] @ vectors[0]).max())
 
 
 def check_answer(
@@ -45,9 +41,12 @@ def check_answer(
     given: Sequence[str],
     encode: Encode,
     threshold: float,
+    question: str = "",
+    relevance_threshold: float | None = None,
 ) -> Verdict:
-    """Pass `answer` only if every identifier in it is in `given` or `contexts`
-    and it is at least `threshold` similar to one of the `contexts`."""
+    """Pass `answer` only if every identifier in it is in `given` or `contexts`, it is at
+    least `threshold` similar to one of the `contexts` and, with a `relevance_threshold`,
+    at least that similar to the `question`."""
     if not answer.strip():
         return Verdict(False, "the generator wrote nothing")
     invented = invented_identifiers(answer, [*given, *contexts])
@@ -55,7 +54,9 @@ def check_answer(
         return Verdict(
             False, f"it names {', '.join(invented)}, found in no input", invented=tuple(invented)
         )
-    similarity = context_similarity(encode, answer, contexts)
+    asked = [question] if relevance_threshold is not None else []
+    vectors = encode([answer, *asked, *contexts])  # one pass for every comparison
+    similarity = float((vectors[1 + len(asked) :] @ vectors[0]).max()) if contexts else 0.0
     if similarity < threshold:
         return Verdict(
             False,
@@ -63,8 +64,20 @@ def check_answer(
             similarity,
             threshold,
         )
+    grounded = f"grounded: similarity {similarity:.3f} >= {threshold:.3f}"
+    if relevance_threshold is None:
+        return Verdict(True, grounded, similarity, threshold)
+    relevance = float(vectors[1] @ vectors[0])
+    passed = relevance >= relevance_threshold
+    comparison = ">=" if passed else "<"
     return Verdict(
-        True, f"grounded: similarity {similarity:.3f} >= {threshold:.3f}", similarity, threshold
+        passed,
+        f"{grounded + ', ' if passed else ''}similarity to the question {relevance:.3f} "
+        f"{comparison} {relevance_threshold:.3f}",
+        similarity,
+        threshold,
+        relevance=relevance,
+        relevance_threshold=relevance_threshold,
     )
 
 

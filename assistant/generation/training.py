@@ -10,6 +10,9 @@
    retrieved for their questions (leave-one-out), and the threshold is the
    `grounding_quantile` of those similarities. A generated answer less tied to
    its context than nearly all real answers are is not shown.
+4. The relevance threshold, the same way: the `grounding_quantile` of real
+   answers' similarity to their own question. A generated answer further from
+   the question than nearly all real answers are from theirs is not shown.
 """
 
 from __future__ import annotations
@@ -148,10 +151,12 @@ def train_generator(
         callbacks,
     )
     threshold = grounding_threshold(retriever.encode, pairs, contexts, settings.grounding_quantile)
+    relevance = relevance_threshold(retriever.encode, pairs, settings.grounding_quantile)
     metrics = {
         "validation_loss": validation_loss,
         "validation_perplexity": float(np.exp(validation_loss)),
         "grounding_threshold": threshold,
+        "relevance_threshold": relevance,
         "pairs": len(pairs),
         "parameters": sum(p.numel() for p in model.parameters()),
         "training_seconds": round(time.perf_counter() - started, 1),
@@ -165,6 +170,7 @@ def train_generator(
         "base_checksum": base_checksum or data_checksum,
         "limits": limits.to_dict(),
         "grounding_threshold": threshold,
+        "relevance_threshold": relevance,
         "recipe": settings.model_dump(include=RECIPE_FIELDS, mode="json"),
         "metrics": metrics,
     }
@@ -193,6 +199,13 @@ def grounding_threshold(
         if row
     ]
     return float(np.quantile(similarities, quantile)) if similarities else 0.0
+
+
+def relevance_threshold(encode: Encode, pairs: Sequence[QAPair], quantile: float) -> float:
+    """The `quantile` of real answers' similarity to their own question."""
+    questions = encode([pair.question for pair in pairs])
+    answers = encode([pair.answer for pair in pairs])
+    return float(np.quantile((questions * answers).sum(axis=1), quantile))
 
 
 def _load_or_create(

@@ -163,6 +163,8 @@ class Gpt2AnswerWriter:
         self.runtime = runtime
         self.limits = PromptLimits(**metadata["limits"])
         self.grounding_threshold = float(metadata["grounding_threshold"])
+        relevance = metadata.get("relevance_threshold")  # None: a version saved before it
+        self.relevance_threshold = None if relevance is None else float(relevance)
         self.repeat_ngram = repeat_ngram
         self.decoding = decoding
 

@@ -205,7 +205,8 @@ def ensure_artifacts(
         announce(
             f"Answer generator {report.version}: held-out perplexity "
             f"{report.metrics['validation_perplexity']:.1f}, grounding threshold "
-            f"{report.metrics['grounding_threshold']:.3f}"
+            f"{report.metrics['grounding_threshold']:.3f}, relevance threshold "
+            f"{report.metrics['relevance_threshold']:.3f}"
         )
         steps.append(BuildStep("answer generator", reason))
         built["generator"] = report.version

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from assistant.generation.grounding import StreamGuard, check_answer, context_similarity
+from assistant.generation.grounding import StreamGuard, check_answer
 from assistant.retrieval.index import load_encoder
 
 PAST = [
@@ -17,10 +17,13 @@ def encode(built_settings):
 
 
 def test_similarity_is_to_the_closest_past_answer(encode):
-    close = context_similarity(encode, "Delivery takes 3 to 5 working days.", PAST)
-    far = context_similarity(encode, "Our cafe serves oat milk lattes.", PAST)
-    assert close > far
-    assert context_similarity(encode, "anything", []) == 0.0
+    def similarity(answer, past):
+        return check_answer(answer, past, [], encode, -1.0).similarity
+
+    close = similarity("Delivery takes 3 to 5 working days.", PAST)
+    assert close > similarity("Our cafe serves oat milk lattes.", PAST)
+    assert close == pytest.approx(similarity("Delivery takes 3 to 5 working days.", PAST[:1]))
+    assert similarity("anything", []) == 0.0
 
 
 def test_a_grounded_answer_passes(encode):
@@ -44,6 +47,21 @@ def test_an_unrelated_or_empty_answer_fails(encode):
     unrelated = check_answer("Our cafe serves oat milk lattes.", PAST, [], encode, 0.6)
     assert not unrelated.passed and "similarity" in unrelated.reason
     assert not check_answer("  ", PAST, [], encode, 0.0).passed
+
+
+def test_an_answer_about_something_else_than_the_question_fails(encode):
+    answer = "You can track your parcel from the Orders page of your account."
+    question = "where is my parcel?"
+    on_topic = check_answer(answer, PAST, [], encode, 0.5, question, 0.3)
+    assert on_topic.passed and on_topic.relevance >= 0.3
+    assert "similarity to the question" in on_topic.reason
+    off_topic = check_answer(answer, PAST, [], encode, 0.5, "can I pay with a gift card?", 0.3)
+    assert not off_topic.passed and off_topic.relevance < 0.3
+    assert off_topic.similarity >= 0.5  # grounded all the same: it is a past answer
+    assert "similarity to the question" in off_topic.reason
+    # a version saved before the relevance threshold existed checks only the rest
+    unchecked = check_answer(answer, PAST, [], encode, 0.5, "can I pay with a gift card?")
+    assert unchecked.passed and unchecked.relevance is None
 
 
 def test_the_stream_guard_releases_whole_words_and_keeps_list_markers():

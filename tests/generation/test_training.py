@@ -6,6 +6,7 @@ from assistant.datasets.loading import QAPair, load_dataset
 from assistant.generation.training import (
     grounding_threshold,
     leave_one_out_contexts,
+    relevance_threshold,
     train_generator,
     train_tokenizer,
 )
@@ -54,6 +55,20 @@ def test_the_threshold_is_the_quantile_of_real_answers_similarity():
     assert grounding_threshold(_bag_of_words, pairs, contexts, 0.0) == pytest.approx(first)
 
 
+def test_the_relevance_threshold_is_the_quantile_of_answers_similarity_to_their_question():
+    pairs = [
+        QAPair("how many delivery days", "delivery takes days", "a"),
+        QAPair("refund to my card", "delivery days", "b"),
+    ]
+    on_topic = float(
+        np.prod(_bag_of_words(["how many delivery days", "delivery takes days"]), 0).sum()
+    )
+    off_topic = float(np.prod(_bag_of_words(["refund to my card", "delivery days"]), 0).sum())
+    assert off_topic < on_topic
+    assert relevance_threshold(_bag_of_words, pairs, 0.0) == pytest.approx(off_topic)
+    assert relevance_threshold(_bag_of_words, pairs, 1.0) == pytest.approx(on_topic)
+
+
 def test_the_tokenizer_round_trips_text_and_keeps_markers_whole(pairs):
     tokenizer = train_tokenizer(pairs, 400)
     text = " Your parcel ships in 3 days — café crème!"
@@ -78,6 +93,7 @@ def test_a_stopped_run_resumes_and_publishes(built_settings, pairs, retriever, t
     loaded = Gpt2AnswerWriter.load(settings.generator_models_dir, "cpu")
     assert loaded.version == report.version
     assert loaded.grounding_threshold == report.metrics["grounding_threshold"]
+    assert loaded.relevance_threshold == report.metrics["relevance_threshold"]
     assert -1.0 <= loaded.grounding_threshold <= 1.0
 
 
