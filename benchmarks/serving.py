@@ -334,7 +334,11 @@ def missing_turns(database: Path | str, results: list[dict]) -> int:
 
 
 def probe_routes(port: int, candidates: list[str]) -> dict[str, list[str]]:
-    """Each candidate's route as a conversation's first message, asked of the server."""
+    """Each candidate's route as a conversation's first message, asked of the server.
+    A message the router gave the writer counts as "generate" when its written answer
+    passed the checks and when it failed them and got the closest past answer instead:
+    either way the writer did the work. (One that got a clarifying question instead is
+    left as "clarify", like every message that asks back.)"""
 
     async def ask_all() -> dict[str, list[str]]:
         routes: dict[str, list[str]] = {}
@@ -342,7 +346,10 @@ def probe_routes(port: int, candidates: list[str]) -> dict[str, list[str]]:
         for message in candidates:
             status, reply = await post(reader, writer, "/api/chat", {"message": message})
             if status == 200:
-                routes.setdefault(reply["route"], []).append(message)
+                route = reply["route"]
+                if "generation" in reply.get("trace", {}) and route != "clarify":
+                    route = "generate"
+                routes.setdefault(route, []).append(message)
         writer.close()
         return routes
 
