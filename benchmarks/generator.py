@@ -16,9 +16,9 @@ answers naming an identifier found in none of that method's inputs.
 Speed: time to first token and tokens per second, greedy with the KV cache, on a
 prompt of the held-out set's median length, for the trained default model and a
 GPT-2-small-sized one (124M parameters, random weights): `transformers`' `generate`
-in fp32 and with PyTorch's int8 dynamic quantization, and the ONNX export the
-server runs, decoded by the project's own loop on ONNX Runtime (one thread, as it
-serves). Writes benchmarks/results/generator.json.
+in fp32, and the ONNX export the server runs, fp32 and int8, decoded by the
+project's own loop on ONNX Runtime (one thread, as it serves). Writes
+benchmarks/results/generator.json.
 """
 
 from __future__ import annotations
@@ -47,17 +47,21 @@ from rouge_score import rouge_scorer  # noqa: E402
 from transformers import GPT2Config, GPT2LMHeadModel  # noqa: E402
 from transformers.generation.streamers import BaseStreamer  # noqa: E402
 
-from assistant.core.onnx_forms import CPU_PROVIDER, Session, open_session  # noqa: E402
+from assistant.core.onnx_forms import CPU_PROVIDER, FP32, INT8, Session, open_session  # noqa: E402
 from assistant.core.settings import Settings  # noqa: E402
 from assistant.datasets.loading import QAPair, checksum  # noqa: E402
 from assistant.generation.grounding import check_answer  # noqa: E402
-from assistant.generation.onnx_decoder import DECODER_FILE, OnnxDecoder, export_decoder  # noqa: E402
+from assistant.generation.onnx_decoder import (  # noqa: E402
+    DECODER_FILE,
+    INT8_DECODER_FILE,
+    OnnxDecoder,
+    export_decoder,
+)
 from assistant.generation.training import train_generator  # noqa: E402
 from assistant.generation.writer import (  # noqa: E402
     Gpt2AnswerWriter,
     generator_path,
     prompt_ids,
-    quantize_gpt2,
 )
 from assistant.retrieval.index import FaissRetriever  # noqa: E402
 from assistant.text.identifiers import invented_identifiers  # noqa: E402
@@ -246,25 +250,30 @@ def run_speed(default: GPT2LMHeadModel, prompt_length: int) -> dict[str, Any]:
     for name, model in models.items():
         vocab = model.config.vocab_size
         parameters = sum(p.numel() for p in model.parameters())
-        for precision in ("fp32", "int8", "onnx fp32"):
-            if precision == "onnx fp32":
-                timed = time_decoder(exported(model), prompt_length, vocab)
+        forms = exported(model)
+        for precision in ("fp32", f"onnx {FP32}", f"onnx {INT8}"):
+            if precision in forms:
+                timed = time_decoder(forms[precision], prompt_length, vocab)
             else:
-                generating = model if precision == "fp32" else quantize_gpt2(model)
-                timed = time_generation(generating, prompt_length, vocab)
+                timed = time_generation(model, prompt_length, vocab)
             results[f"{name} {precision}"] = {"parameters": parameters, **timed}
             print(f"  {name} {precision}: {results[f'{name} {precision}']}")
     return {"prompt_tokens": prompt_length, "new_tokens": SPEED_TOKENS, "models": results}
 
 
-def exported(model: GPT2LMHeadModel) -> OnnxDecoder:
-    """The model's ONNX export, opened as the server opens it."""
+def exported(model: GPT2LMHeadModel) -> dict[str, OnnxDecoder]:
+    """The model's ONNX forms ("onnx fp32", "onnx int8"), opened as the server opens them."""
     folder = Path(tempfile.mkdtemp(prefix="decoder-"))
     record = export_decoder(model, folder)
-    if "error" in record:
-        raise RuntimeError(f"the export failed: {record['error']}")
-    session = open_session(folder / DECODER_FILE, threads=1)
-    return OnnxDecoder(Session(session, "fp32", CPU_PROVIDER, ""), record["cache_shape"])
+    if "error" in record or "int8_error" in record:
+        raise RuntimeError(f"the export failed: {record.get('error') or record['int8_error']}")
+    return {
+        f"onnx {form}": OnnxDecoder(
+            Session(open_session(folder / file, threads=1), form, CPU_PROVIDER, ""),
+            record["cache_shape"],
+        )
+        for form, file in ((FP32, DECODER_FILE), (INT8, INT8_DECODER_FILE))
+    }
 
 
 def print_table(result: dict[str, Any]) -> None:

@@ -1,6 +1,7 @@
 """The int8 form of an exported encoder: int8 activations per token, smoothed channels.
 
-Every linear layer of the fp32 graph (a MatMul by a 2-D weight) becomes ONNX
+Every linear layer of the fp32 graph (a MatMul by a 2-D weight, or by the transpose of
+one, as a tied output layer is; or a Gemm by one, plus its bias) becomes ONNX
 Runtime's `MatMulIntegerToFloat`, fed as follows:
 
 - Activations are quantised per token at run time: each row of the layer's input
@@ -69,19 +70,58 @@ def calibration_batches(
     ]
 
 
-def linear_layers(model: object) -> list[tuple[object, np.ndarray]]:
-    """Each MatMul of the graph whose second input is a 2-D weight, with that weight."""
+@dataclass(frozen=True)
+class LinearLayer:
+    """One `x @ W (+ b)` of the graph: its node, W as a K by N array, and the name of b."""
+
+    node: Any
+    weight: np.ndarray
+    bias: str | None = None  # a Gemm's third input, added after the integer product
+
+
+def linear_layers(model: object) -> list[LinearLayer]:
+    """Each MatMul of the graph by a 2-D weight or the transpose of one, and each Gemm by
+    a 2-D weight whose scales are one (as exporters write `x @ W + b`)."""
     from onnx import numpy_helper
 
-    weights = {init.name: init for init in model.graph.initializer}
+    weights = {
+        init.name: numpy_helper.to_array(init).astype(np.float32)
+        for init in model.graph.initializer
+        if len(init.dims) == 2
+    }
+    for node in model.graph.node:  # a transposed weight is a weight too
+        reversed_axes = _attribute(node, "perm", [1, 0]) == [1, 0]
+        if node.op_type == "Transpose" and node.input[0] in weights and reversed_axes:
+            weights[node.output[0]] = weights[node.input[0]].T
     layers = []
     for node in model.graph.node:
-        if node.op_type != "MatMul" or len(node.input) != 2:
-            continue
-        weight = weights.get(node.input[1])
-        if weight is not None and len(weight.dims) == 2:
-            layers.append((node, numpy_helper.to_array(weight).astype(np.float32)))
+        if node.op_type == "MatMul" and len(node.input) == 2 and node.input[1] in weights:
+            layers.append(LinearLayer(node, weights[node.input[1]]))
+        elif node.op_type == "Gemm" and _plain_gemm(node) and node.input[1] in weights:
+            weight = weights[node.input[1]]
+            weight = weight.T if _attribute(node, "transB", 0) else weight
+            bias = node.input[2] if len(node.input) > 2 and node.input[2] else None
+            layers.append(LinearLayer(node, weight, bias))
     return layers
+
+
+def _plain_gemm(node: Any) -> bool:
+    """A Gemm computing `A @ B + C` exactly: no scales and A not transposed."""
+    return (
+        _attribute(node, "alpha", 1.0) == 1.0
+        and _attribute(node, "beta", 1.0) == 1.0
+        and not _attribute(node, "transA", 0)
+    )
+
+
+def _attribute(node: Any, name: str, default: Any) -> Any:
+    from onnx import helper
+
+    for attribute in node.attribute:
+        if attribute.name == name:
+            value = helper.get_attribute_value(attribute)
+            return list(value) if name == "perm" else value
+    return default
 
 
 def channel_peaks(
@@ -94,7 +134,7 @@ def channel_peaks(
     import onnxruntime
 
     model = onnx.load(str(source))
-    inputs = sorted({node.input[0] for node, _ in linear_layers(model)})
+    inputs = sorted({layer.node.input[0] for layer in linear_layers(model)})
     inputs = [name for name in inputs if only is None or name in only]
     if not inputs:
         return {}
@@ -124,15 +164,15 @@ def quantise(source: Path, target: Path, batches: Sequence[Mapping[str, np.ndarr
     graph = model.graph
     peaks = channel_peaks(source, batches, _normalised(model)) if batches else {}
     found = linear_layers(model)
-    layers = {node.output[0]: weight for node, weight in found}  # output names are unique
+    layers = {layer.node.output[0]: layer for layer in found}  # output names are unique
     readers: dict[str, list[np.ndarray]] = {}  # each input's layers' weights
-    for node, weight in found:
-        readers.setdefault(node.input[0], []).append(weight)
+    for layer in found:
+        readers.setdefault(layer.node.input[0], []).append(layer.weight)
     nodes, initializers = [], _shared_constants()
     quantised: dict[str, _QuantisedInput] = {}
     for node in graph.node:
-        weight = layers.get(node.output[0]) if node.output else None
-        if weight is None:
+        layer = layers.get(node.output[0]) if node.output else None
+        if layer is None:
             nodes.append(node)
             continue
         source_name = node.input[0]
@@ -144,12 +184,12 @@ def quantise(source: Path, target: Path, batches: Sequence[Mapping[str, np.ndarr
             nodes += quantised[source_name].nodes
             initializers += quantised[source_name].constants
         layer_nodes, layer_constants = _integer_product(
-            node, weight, quantised[source_name], f"int8_{len(nodes)}_"
+            layer, quantised[source_name], f"int8_{len(nodes)}_"
         )
         nodes += layer_nodes
         initializers += layer_constants
     del graph.node[:]
-    graph.node.extend(nodes)
+    graph.node.extend(_needed(nodes, {output.name for output in graph.output}))
     used = {name for node in graph.node for name in node.input}
     kept = [init for init in graph.initializer if init.name in used]
     del graph.initializer[:]
@@ -158,6 +198,18 @@ def quantise(source: Path, target: Path, batches: Sequence[Mapping[str, np.ndarr
         model.opset_import.append(onnx.helper.make_opsetid(MICROSOFT_DOMAIN, 1))
     onnx.save(model, str(target))
     return len(layers)
+
+
+def _needed(nodes: list, outputs: set[str]) -> list:
+    """`nodes` without those whose results nothing reads any more (the transpose of a
+    weight now quantised, say), in their order."""
+    kept = list(nodes)
+    while True:
+        read = outputs | {name for node in kept for name in node.input}
+        fewer = [node for node in kept if any(output in read for output in node.output)]
+        if len(fewer) == len(kept):
+            return kept
+        kept = fewer
 
 
 def smoothing_scales(peaks: np.ndarray, weight: np.ndarray, alpha: float = SMOOTHING) -> np.ndarray:
@@ -242,11 +294,12 @@ def _quantised_input(
 
 
 def _integer_product(
-    node: object, weight: np.ndarray, quantised: _QuantisedInput, prefix: str
+    layer: LinearLayer, quantised: _QuantisedInput, prefix: str
 ) -> tuple[list, list]:
-    """The nodes and constants replacing one `x @ W` (its output keeps its name)."""
+    """The nodes and constants replacing one `x @ W (+ b)` (its output keeps its name)."""
     from onnx import helper, numpy_helper
 
+    weight, output = layer.weight, layer.node.output[0]
     if quantised.smoothing is not None:
         weight = weight * quantised.smoothing[:, None]
     codes, weight_scale = quantised_weight(weight)
@@ -255,6 +308,7 @@ def _integer_product(
         numpy_helper.from_array(weight_scale / ACTIVATION_LEVELS, prefix + "weight_scale"),
     ]
     product = prefix + "product"
+    scaled = output if layer.bias is None else prefix + "scaled"
     nodes = [
         helper.make_node(
             "MatMulIntegerToFloat",
@@ -270,6 +324,8 @@ def _integer_product(
             name=product,
             domain=MICROSOFT_DOMAIN,
         ),
-        helper.make_node("Mul", [product, quantised.scale], [node.output[0]], name=prefix + "out"),
+        helper.make_node("Mul", [product, quantised.scale], [scaled], name=prefix + "out"),
     ]
+    if layer.bias is not None:
+        nodes.append(helper.make_node("Add", [scaled, layer.bias], [output], name=prefix + "bias"))
     return nodes, constants

@@ -129,7 +129,9 @@ class Settings(BaseSettings):
     # What runs the generator (generation/onnx_decoder.py): "auto" is its ONNX export when
     # the version has one (ONNX Runtime, no PyTorch), PyTorch otherwise; "torch" is PyTorch.
     generator_runtime: Literal["auto", "torch"] = "auto"
-    generator_int8: bool = False  # PyTorch's dynamic int8 (deprecated there); serves on PyTorch
+    # Serve the int8 ONNX form saved beside fp32 (CPU only); training prints how often it
+    # picks fp32's next token on held-out answers.
+    generator_int8: bool = False
 
     # Routing.
     retrieval_threshold: float = Field(0.82, ge=-1, le=1)

@@ -7,6 +7,12 @@ head size)`, so the graph has two inputs whatever the depth. The prompt is the
 first step, with an empty cache. The export is checked against PyTorch on a
 prompt and a step and saved with the version; serving then needs neither PyTorch
 nor transformers. A model that cannot be exported is served by PyTorch.
+
+Beside it goes an int8 form (`assistant.core.int8`: every linear layer, the tied
+output layer included, on 7-bit weights and per-token activations), served when
+`generator_int8` asks for it. How far it strays from fp32 is measured on the
+held-out answers, teacher-forced: how often both forms pick the same next token,
+and each form's loss on the real answer. Both figures are saved with the version.
 """
 
 from __future__ import annotations
@@ -18,9 +24,12 @@ from typing import Any
 
 import numpy as np
 
+from assistant.core import int8
 from assistant.core.onnx_forms import (
     AGREEMENT,
+    CPU_PROVIDER,
     FP32,
+    INT8,
     Session,
     export,
     file_record,
@@ -29,6 +38,8 @@ from assistant.core.onnx_forms import (
 )
 
 DECODER_FILE = "decoder.onnx"
+INT8_DECODER_FILE = "decoder.int8.onnx"
+CHECKED_ANSWERS = 64  # held-out answers the int8 form is compared on, at most
 INPUTS = ("input_ids", "past")
 OUTPUTS = ("logits", "present")
 EXAMPLE_PROMPT = (5, 6, 7)
@@ -60,10 +71,13 @@ def cache_shape(config: Any) -> list[int]:
     return [config.n_layer, 2, config.n_head, config.n_embd // config.n_head]
 
 
-def export_decoder(model: Any, folder: Path) -> dict[str, Any]:
-    """Export `model` (a GPT-2 `transformers` model) to `folder` and check it against
-    PyTorch: the record saved with the version. A failure leaves no file and a record of
-    why."""
+def export_decoder(
+    model: Any, folder: Path, held_out: Sequence[Mapping[str, Sequence[int]]] = ()
+) -> dict[str, Any]:
+    """Export `model` (a GPT-2 `transformers` model) to `folder`, check it against PyTorch,
+    add the int8 form and compare it with fp32 on `held_out` training rows (`input_ids`,
+    and `labels` of -100 over the prompt): the record saved with the version. A failed
+    export leaves no file and a record of why."""
     path = folder / DECODER_FILE
     shape = cache_shape(model.config)
     try:
@@ -80,16 +94,85 @@ def export_decoder(model: Any, folder: Path) -> dict[str, Any]:
             raise ValueError(f"the export differs from PyTorch by {disagreement:.2g}")
     except Exception as error:  # the exporter and ONNX Runtime raise many kinds
         path.unlink(missing_ok=True)
-        why = f"{type(error).__name__}: {error}"[:500]
+        why = _why(error)
         log.warning("no ONNX decoder saved (%s): PyTorch will serve", why)
         return {"error": why}
-    return {
+    record = {
         "files": {FP32: file_record(path)},
         "chosen": FP32,
         "cache_shape": shape,
         "disagreement": disagreement,
         "exported_with": versions(),
     }
+    return {**record, **_int8_form(path, folder / INT8_DECODER_FILE, shape, held_out)}
+
+
+def _int8_form(
+    source: Path, target: Path, shape: Sequence[int], held_out: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """The int8 form's part of the record: its file and its comparison with fp32, or why
+    there is none."""
+    try:
+        int8.quantise(source, target)
+        forms = [_opened(path, form, shape) for path, form in ((source, FP32), (target, INT8))]
+        check = compare_forms(*forms, held_out[:CHECKED_ANSWERS])
+    except Exception as error:  # as above
+        target.unlink(missing_ok=True)
+        log.warning("no int8 ONNX decoder saved (%s)", _why(error))
+        return {"int8_error": _why(error)}
+    return {"files": {FP32: file_record(source), INT8: file_record(target)}, "int8_check": check}
+
+
+def compare_forms(
+    fp32: OnnxDecoder, quantised: OnnxDecoder, rows: Sequence[Mapping[str, Sequence[int]]]
+) -> dict[str, Any]:
+    """How closely `quantised` follows `fp32` on the answer tokens of `rows`, each fed the
+    real answer so far: the share of tokens where both pick the same next token, and
+    each form's mean loss on the real next token."""
+    reference, candidate = answer_predictions(fp32, rows), answer_predictions(quantised, rows)
+    tokens = len(reference[0])
+    same = sum(a == b for a, b in zip(reference[0], candidate[0], strict=True))
+    return {
+        "measure": "held-out answer tokens, teacher-forced",
+        "answers": len(rows),
+        "tokens": tokens,
+        "top_token_agreement": round(same / tokens, 4) if tokens else None,
+        "fp32_loss": round(float(np.mean(reference[1])), 4) if tokens else None,
+        "int8_loss": round(float(np.mean(candidate[1])), 4) if tokens else None,
+    }
+
+
+def answer_predictions(
+    decoder: OnnxDecoder, rows: Sequence[Mapping[str, Sequence[int]]]
+) -> tuple[list[int], list[float]]:
+    """For every answer token of `rows`: the decoder's top token there, given the prompt
+    and the real answer before it, and its loss (negative log-likelihood) on the real one."""
+    tops, losses = [], []
+    for row in rows:
+        ids, labels = list(row["input_ids"]), row["labels"]
+        start = next((i for i, label in enumerate(labels) if label != -100), len(ids))
+        if start == 0 or start == len(ids):
+            continue
+        logits, state = decoder.start(ids[:start])
+        for position in range(start, len(ids)):
+            tops.append(int(logits.argmax()))
+            losses.append(_loss(logits, ids[position]))
+            if position + 1 < len(ids):
+                logits, state = decoder.step(ids[position], state)
+    return tops, losses
+
+
+def _loss(logits: np.ndarray, token: int) -> float:
+    shifted = logits.astype(np.float64) - logits.max()
+    return float(np.log(np.exp(shifted).sum()) - shifted[token])
+
+
+def _opened(path: Path, form: str, shape: Sequence[int]) -> OnnxDecoder:
+    return OnnxDecoder(Session(open_session(path, threads=1), form, CPU_PROVIDER, ""), shape)
+
+
+def _why(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"[:500]
 
 
 def loaded_decoder(session: Session, record: Mapping[str, Any]) -> OnnxDecoder:
@@ -139,7 +222,7 @@ def _disagreement(model: Any, session: Any, shape: Sequence[int]) -> float:
 
     from assistant.generation.decoding import TorchDecoder
 
-    exported = OnnxDecoder(Session(session, FP32, "CPUExecutionProvider", ""), shape)
+    exported = OnnxDecoder(Session(session, FP32, CPU_PROVIDER, ""), shape)
     reference = TorchDecoder(model, "cpu")
     with torch.inference_mode():
         ours, cache = exported.start(EXAMPLE_PROMPT)

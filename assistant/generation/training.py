@@ -63,6 +63,7 @@ from assistant.lifecycle.versions import new_version, publish_version
 from assistant.retrieval.index import FaissRetriever
 
 VALIDATION_SHARE = 0.1
+Row = dict[str, list[int]]  # one training example: `input_ids`, and `labels` -100 on the prompt
 WARMUP_SHARE = 0.05  # a float below 1 is a share of the training steps
 SCRATCH_LEARNING_RATE = 1e-3
 FINE_TUNE_LEARNING_RATE = 5e-5
@@ -141,15 +142,8 @@ def train_generator(
         settings.generator_models_dir,
         [data_checksum, settings.model_dump(include=RECIPE_FIELDS, mode="json")],
     )
-    validation_loss = _fit(
-        model,
-        tokenizer,
-        _examples(tokenizer, pairs, contexts, limits),
-        settings,
-        run_dir,
-        fresh,
-        callbacks,
-    )
+    train, held_out = _split(_examples(tokenizer, pairs, contexts, limits), settings.seed)
+    validation_loss = _fit(model, tokenizer, train, held_out, settings, run_dir, fresh, callbacks)
     threshold = grounding_threshold(retriever.encode, pairs, contexts, settings.grounding_quantile)
     relevance = relevance_threshold(retriever.encode, pairs, settings.grounding_quantile)
     metrics = {
@@ -179,7 +173,8 @@ def train_generator(
         model.save_pretrained(folder)
         tokenizer.save_pretrained(folder)
         if settings.generator.runtime != "torch":
-            metadata["onnx"] = export_decoder(model.cpu(), folder)
+            metadata["onnx"] = export_decoder(model.cpu(), folder, held_out)
+            metrics["int8_check"] = metadata["onnx"].get("int8_check")
         write_json(folder / METADATA_FILE, metadata)
 
     path = publish_version(settings.generator_models_dir, metadata["version"], write, make_current)
@@ -269,7 +264,7 @@ def _examples(
     pairs: Sequence[QAPair],
     contexts: Sequence[Sequence[str]],
     limits: PromptLimits,
-) -> list[dict[str, list[int]]]:
+) -> list[Row]:
     rows = []
     for pair, context in zip(pairs, contexts, strict=True):
         prompt = prompt_ids(tokenizer, pair.question, context, limits)
@@ -295,19 +290,24 @@ class _CausalCollator:
         return {key: torch.tensor(value) for key, value in batch.items()}
 
 
+def _split(rows: list[Row], seed: int) -> tuple[list[Row], list[Row]]:
+    """A seeded `VALIDATION_SHARE` of the rows held out (at least one), and the rest."""
+    shuffled = random.Random(seed).sample(rows, len(rows))
+    held_out = max(1, round(VALIDATION_SHARE * len(rows)))
+    return shuffled[held_out:], shuffled[:held_out]
+
+
 def _fit(
     model: GPT2LMHeadModel,
     tokenizer: Any,
-    rows: list[dict[str, list[int]]],
+    train: list[Row],
+    validation: list[Row],
     settings: Settings,
     run_dir: Path,
     fresh: bool,
     callbacks: Sequence[TrainerCallback],
 ) -> float:
-    """Fine-tune on 90% of the rows, early-stopped on the rest; returns the validation loss."""
-    shuffled = random.Random(settings.seed).sample(rows, len(rows))
-    held_out = max(1, round(VALIDATION_SHARE * len(rows)))
-    validation, train = shuffled[:held_out], shuffled[held_out:]
+    """Fine-tune on `train`, early-stopped on `validation`; returns the validation loss."""
     arguments = trainer_arguments(
         run_dir,
         settings.generator_epochs,

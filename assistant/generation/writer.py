@@ -12,7 +12,6 @@ Training is in `generation/training.py`; checking what it wrote is in
 
 from __future__ import annotations
 
-import copy
 import queue
 import re
 import threading
@@ -24,7 +23,7 @@ from typing import Any
 from assistant.core.base_models import lower_thread_priority, pick_device
 from assistant.core.errors import ArtifactError, ConfigError
 from assistant.core.files import read_json
-from assistant.core.onnx_forms import load_form
+from assistant.core.onnx_forms import INT8, load_form
 from assistant.core.settings import Settings
 from assistant.generation.decoding import (
     NextTokens,
@@ -254,26 +253,42 @@ class Gpt2AnswerWriter:
     ) -> Gpt2AnswerWriter:
         """Load the current version (or `version`), refusing one that is incomplete. Its
         ONNX form serves when it has one (on the CPU, or a GPU with ONNX Runtime's CUDA
-        provider), PyTorch otherwise; `int8` and `runtime = "torch"` serve PyTorch.
-        `decoding` is "free", "sentences" or "auto" (`decoding_for`)."""
+        provider), PyTorch otherwise; `runtime = "torch"` serves PyTorch, and `int8` the
+        int8 ONNX form (on the CPU). `decoding` is "free", "sentences" or "auto"
+        (`decoding_for`)."""
         path, metadata = read_version(
             models_dir, version, METADATA_FILE, GENERATOR_FORMAT, WHAT, REBUILD_HINT
         )
         tokenizer = _load_tokenizer(path)
         resolved = pick_device(device)
         record = metadata.get("onnx")
-        session = None
-        if not int8:  # one thread: a written answer leaves the other cores to the encoders
-            session = load_form(path, record, resolved, runtime, REBUILD_HINT, threads=1)
+        form = _serving_form(int8, runtime, resolved)
+        # One thread: a written answer leaves the other cores to the encoders.
+        session = load_form(path, record, resolved, form, REBUILD_HINT, threads=1)
         if session is not None:
             decoder: NextTokens = loaded_decoder(session, record)
             served = session.runtime
         else:
-            decoder = TorchDecoder(_torch_model(path, int8, resolved), resolved)
-            served = f"torch{' int8' if int8 else ''} ({resolved})"
+            decoder = TorchDecoder(_torch_model(path), resolved)
+            served = f"torch ({resolved})"
         return cls(
             decoder, tokenizer, metadata, served, repeat_ngram, decoding_for(decoding, metadata)
         )
+
+
+def _serving_form(int8: bool, runtime: str, device: str) -> str:
+    """Which form `load_form` serves ("auto", "fp32", "int8" or "torch") for the generator's
+    settings."""
+    if not int8:
+        return runtime
+    if runtime == "torch":
+        raise ConfigError(
+            "generator_int8 serves the int8 ONNX form: it cannot run with generator_runtime = "
+            "'torch'"
+        )
+    if device != "cpu":
+        raise ConfigError("the generator's int8 form runs on the CPU; set device = 'cpu'")
+    return INT8
 
 
 def _load_tokenizer(path: Path) -> AnswerTokens:
@@ -292,47 +307,16 @@ def _load_tokenizer(path: Path) -> AnswerTokens:
     return tokenizer
 
 
-def _torch_model(path: Path, int8: bool, device: str) -> Any:
+def _torch_model(path: Path) -> Any:
     from transformers import GPT2LMHeadModel
 
     try:
-        model = GPT2LMHeadModel.from_pretrained(path)
+        return GPT2LMHeadModel.from_pretrained(path)
     except (OSError, ValueError) as error:
         raise ArtifactError(
             f"the generator in {path} cannot be loaded ({error}). {REBUILD_HINT}"
         ) from error
-    if not int8:
-        return model
-    if device != "cpu":
-        raise ConfigError("int8 dynamic quantization runs on the CPU; set device = 'cpu'")
-    return quantize_gpt2(model)
 
 
 def generator_path(models_dir: Path, version: str | None = None) -> Path:
     return version_path(models_dir, version, WHAT, REBUILD_HINT)
-
-
-def quantize_gpt2(model: Any) -> Any:
-    """An int8 copy of a GPT-2 `model` (PyTorch's dynamic quantization). GPT-2 keeps its
-    projections in `Conv1D` layers, which dynamic quantization skips, so they become
-    `Linear` layers first."""
-    import torch
-    from transformers.pytorch_utils import Conv1D
-
-    model = copy.deepcopy(model)
-    for module in list(model.modules()):
-        for name, child in list(module.named_children()):
-            if isinstance(child, Conv1D):
-                setattr(module, name, _as_linear(child))
-    return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-
-
-def _as_linear(layer: Any) -> Any:
-    import torch
-
-    inputs, outputs = layer.weight.shape  # Conv1D stores the weight transposed
-    linear = torch.nn.Linear(inputs, outputs)
-    with torch.no_grad():
-        linear.weight.copy_(layer.weight.t())
-        linear.bias.copy_(layer.bias)
-    return linear

@@ -145,7 +145,7 @@ def test_channel_peaks_ignore_padding(tmp_path):
     batch = _batch(2, seed=6)
     batch["attention_mask"][1, 3:] = 0
     batch["input_ids"][1, 3:] = int(np.argmax(np.abs(table[:, 3])))  # loudest, but padding
-    peaks = channel_peaks(source, [batch])[layer[0].input[0]]
+    peaks = channel_peaks(source, [batch])[layer.node.input[0]]
     real = table[batch["input_ids"][batch["attention_mask"].astype(bool)]]
     assert np.allclose(peaks, np.abs(real).max(axis=0))
 
@@ -161,3 +161,48 @@ def test_calibration_samples_the_whole_list_in_token_batches():
     assert len(sampled) == CALIBRATION_MESSAGES
     assert sampled[0] == "message 0" and int(sampled[-1].split()[1]) > 2 * CALIBRATION_MESSAGES
     assert calibration_batches(Tokenizer(), [], 16) == []
+
+
+def _tiny_decoder(path, seed=5):
+    """token ids -> embedding -> Gemm with a bias (as GPT-2's exported layers are) ->
+    logits by the embedding table's transpose (a tied output layer)."""
+    rng = np.random.default_rng(seed)
+    table = rng.normal(size=(VOCABULARY, WIDTH)).astype(np.float32)
+    weight = rng.normal(size=(WIDTH, WIDTH)).astype(np.float32) / 4
+    bias = rng.normal(size=WIDTH).astype(np.float32)
+    nodes = [
+        helper.make_node("Gather", ["table", "input_ids"], ["embedded"]),
+        helper.make_node("Gemm", ["embedded", "weight", "bias"], ["hidden"]),
+        helper.make_node("Transpose", ["table"], ["table_t"]),
+        helper.make_node("MatMul", ["hidden", "table_t"], ["logits"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "tiny_decoder",
+        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["tokens"])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, None)],
+        [
+            numpy_helper.from_array(value, name)
+            for name, value in (("table", table), ("weight", weight), ("bias", bias))
+        ],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
+    return table, weight, bias
+
+
+def test_gemm_layers_and_tied_output_layers_are_quantised_with_their_bias(tmp_path):
+    source, target = tmp_path / "fp32.onnx", tmp_path / "int8.onnx"
+    table, weight, bias = _tiny_decoder(source)
+    layers = linear_layers(onnx.load(str(source)))
+    assert [layer.node.op_type for layer in layers] == ["Gemm", "MatMul"]
+    assert [layer.bias for layer in layers] == ["bias", None]
+    assert np.array_equal(layers[1].weight, table.T)
+    assert quantise(source, target) == 2
+    operations = [node.op_type for node in onnx.load(str(target)).graph.node]
+    assert operations.count("MatMulIntegerToFloat") == 2
+    assert "Transpose" not in operations  # nothing reads the transposed table any more
+    ids = {"input_ids": np.arange(VOCABULARY, dtype=np.int64)}
+    fp32, quantised = _run(source, ids), _run(target, ids)
+    assert np.allclose(fp32, (table @ weight + bias) @ table.T, rtol=1e-4, atol=1e-3)
+    assert 0 < np.abs(quantised - fp32).max() / np.abs(fp32).max() <= 0.03
+    assert (quantised.argmax(axis=1) == fp32.argmax(axis=1)).mean() >= 0.9
