@@ -1,8 +1,9 @@
 """The int8 form of an exported encoder: int8 activations per token, smoothed channels.
 
 Every linear layer of the fp32 graph (a MatMul by a 2-D weight, or by the transpose of
-one, as a tied output layer is; or a Gemm by one, plus its bias) becomes ONNX
-Runtime's `MatMulIntegerToFloat`, fed as follows:
+one, as a tied output layer is; and where asked, a Gemm by one plus its bias, as
+exported GPT-2 layers are) becomes ONNX Runtime's `MatMulIntegerToFloat`, fed as
+follows:
 
 - Activations are quantised per token at run time: each row of the layer's input
   gets its own scale (its largest magnitude over 127), around the fixed zero point
@@ -29,7 +30,7 @@ fp32 95.87) and cost two more passes over their activations.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ WEIGHT_LEVELS = 63  # 7-bit symmetric weights: exact on CPUs without VNNI (see a
 ACTIVATION_LEVELS = 127
 ZERO_POINT = 128
 MICROSOFT_DOMAIN = "com.microsoft"
+MATMUL, MATMUL_AND_GEMM = ("MatMul",), ("MatMul", "Gemm")  # which operators are layers
 DESCRIPTION = (
     "int8: activations per token at run time (zero point 128), 7-bit weights per output "
     f"channel, SmoothQuant channel scales (alpha {SMOOTHING}) measured on training messages"
@@ -79,9 +81,11 @@ class LinearLayer:
     bias: str | None = None  # a Gemm's third input, added after the integer product
 
 
-def linear_layers(model: object) -> list[LinearLayer]:
-    """Each MatMul of the graph by a 2-D weight or the transpose of one, and each Gemm by
-    a 2-D weight whose scales are one (as exporters write `x @ W + b`)."""
+def linear_layers(model: object, operators: Collection[str] = MATMUL) -> list[LinearLayer]:
+    """Each MatMul of the graph by a 2-D weight or the transpose of one, and, when
+    `operators` has "Gemm", each Gemm by a 2-D weight whose scales are one (as exporters
+    write `x @ W + b`). An encoder's classification head is a Gemm: left out by default,
+    its logits stay fp32."""
     from onnx import numpy_helper
 
     weights = {
@@ -97,7 +101,9 @@ def linear_layers(model: object) -> list[LinearLayer]:
     for node in model.graph.node:
         if node.op_type == "MatMul" and len(node.input) == 2 and node.input[1] in weights:
             layers.append(LinearLayer(node, weights[node.input[1]]))
-        elif node.op_type == "Gemm" and _plain_gemm(node) and node.input[1] in weights:
+        elif node.op_type == "Gemm" and "Gemm" in operators and node.input[1] in weights:
+            if not _plain_gemm(node):
+                continue
             weight = weights[node.input[1]]
             weight = weight.T if _attribute(node, "transB", 0) else weight
             bias = node.input[2] if len(node.input) > 2 and node.input[2] else None
@@ -155,15 +161,21 @@ def channel_peaks(
     return peaks
 
 
-def quantise(source: Path, target: Path, batches: Sequence[Mapping[str, np.ndarray]] = ()) -> int:
+def quantise(
+    source: Path,
+    target: Path,
+    batches: Sequence[Mapping[str, np.ndarray]] = (),
+    operators: Collection[str] = MATMUL,
+) -> int:
     """Write the int8 form of the fp32 graph at `source` to `target`; return how many
-    linear layers it quantised. Without calibration `batches`, channels are not smoothed."""
+    linear layers (of `operators`, see `linear_layers`) it quantised. Without calibration
+    `batches`, channels are not smoothed."""
     import onnx
 
     model = onnx.load(str(source))
     graph = model.graph
     peaks = channel_peaks(source, batches, _normalised(model)) if batches else {}
-    found = linear_layers(model)
+    found = linear_layers(model, operators)
     layers = {layer.node.output[0]: layer for layer in found}  # output names are unique
     readers: dict[str, list[np.ndarray]] = {}  # each input's layers' weights
     for layer in found:

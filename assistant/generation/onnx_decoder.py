@@ -113,7 +113,7 @@ def _int8_form(
     """The int8 form's part of the record: its file and its comparison with fp32, or why
     there is none."""
     try:
-        int8.quantise(source, target)
+        int8.quantise(source, target, operators=int8.MATMUL_AND_GEMM)
         forms = [_opened(path, form, shape) for path, form in ((source, FP32), (target, INT8))]
         check = compare_forms(*forms, held_out[:CHECKED_ANSWERS])
     except Exception as error:  # as above

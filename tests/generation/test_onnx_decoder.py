@@ -52,7 +52,7 @@ def test_a_form_compared_with_itself_agrees_on_every_answer_token(built_settings
 
 
 def test_a_failed_quantisation_keeps_the_fp32_form_and_says_why(model, tmp_path, monkeypatch):
-    def broken(source, target, batches=()):
+    def broken(source, target, batches=(), operators=()):
         target.write_bytes(b"half written")
         raise ValueError("no linear layers")
 
