@@ -10,9 +10,8 @@ it contained).
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,13 +21,12 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from assistant.analytics.export import normalised
+from assistant.core.embeddings import Embed
 from assistant.core.records import HandoffKind
 from assistant.core.seams import LogReader
 from assistant.core.types import Route
 
 OTHER_HANDOFF = "other"  # a handoff with no kind: logged before v4, or made by an agent
-
-Embed = Callable[[Sequence[str]], np.ndarray]  # texts -> one vector per text
 
 
 @dataclass(frozen=True)
@@ -221,34 +219,6 @@ def group_questions(
         for lead, group in members.items()
     ]
     return sorted(groups, key=lambda g: -g.count)[:top]
-
-
-class RememberedEmbed:
-    """`embed`, remembering each text's vector (up to `capacity` texts, oldest dropped
-    first), so a page reloaded often only embeds the questions that are new."""
-
-    def __init__(self, embed: Embed, capacity: int = 50_000) -> None:
-        self._embed, self.capacity = embed, capacity
-        self._vectors: dict[str, np.ndarray] = {}
-        self._lock = threading.Lock()  # pages are served from several threads
-
-    def __call__(self, texts: Sequence[str]) -> np.ndarray:
-        if not texts:
-            return np.asarray(self._embed([]), dtype=np.float32)
-        with self._lock:
-            known = {text: self._vectors.get(text) for text in texts}
-        new = [text for text, vector in known.items() if vector is None]
-        if new:
-            vectors = np.asarray(self._embed(new), dtype=np.float32)
-            known.update(zip(new, vectors, strict=True))
-            self._remember(dict(zip(new, vectors, strict=True)))
-        return np.stack([known[text] for text in texts])
-
-    def _remember(self, vectors: dict[str, np.ndarray]) -> None:
-        with self._lock:
-            self._vectors.update(vectors)
-            for oldest in list(self._vectors)[: max(0, len(self._vectors) - self.capacity)]:
-                del self._vectors[oldest]
 
 
 def frequent_unanswered(

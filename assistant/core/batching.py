@@ -9,6 +9,8 @@ company, never more than `max_batch` inputs. A lone caller never waits.
 `MessageEncoder` is that, for the pipeline: each message is classified and searched in
 one batch per model, and every model's work runs in the one worker, one batch at a
 time, so the encoders never run more threads than the cores they are given. The
+grounding check's embeddings (a written answer, its question, the past answers it was
+written from) are computed there too, batched with the messages. The
 worker leaves after `idle_seconds` without work and comes back on the next call, so a
 replaced set of models (a hot reload) leaves no thread behind.
 """
@@ -21,8 +23,11 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
+import numpy as np
+
+from assistant.core.embeddings import RememberedEmbed
 from assistant.core.seams import IntentClassifier, Retriever
 from assistant.core.types import IntentPrediction, Source
 
@@ -148,8 +153,22 @@ class Understanding:
     sources: list[Source]
 
 
+@dataclass(frozen=True)
+class _ToEmbed:
+    """A text for the sentence encoder alone (a written answer to check, say)."""
+
+    text: str
+
+
+_Request = str | _ToEmbed  # a message to understand, or a text to embed
+_Result = Understanding | np.ndarray
+
+PAST_ANSWERS_REMEMBERED = 10_000  # the index's answers, whose vectors never change
+
+
 class MessageEncoder:
-    """Classifies and searches concurrent messages in shared batches, one pass per model."""
+    """Classifies and searches concurrent messages in shared batches, one pass per model,
+    and embeds the texts the grounding check compares in the same worker."""
 
     def __init__(
         self,
@@ -164,12 +183,36 @@ class MessageEncoder:
         self.retriever = retriever
         self.top_k_intents = top_k_intents
         self.top_k_sources = top_k_sources
-        self.batcher: MicroBatcher[str, Understanding] = MicroBatcher(
-            self._understand_all, max_batch, max_wait_ms, name="message-encoder"
+        self.batcher: MicroBatcher[_Request, _Result] = MicroBatcher(
+            self._run_all, max_batch, max_wait_ms, name="message-encoder"
         )
+        # Past answers come back again and again as the writer's context: embedded once.
+        self.embed_past_answers = RememberedEmbed(self.embed, PAST_ANSWERS_REMEMBERED)
 
     def understand(self, text: str) -> Understanding:
-        return self.batcher.run([text])[0]
+        return cast(Understanding, self.batcher.run([text])[0])
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-length sentence embeddings of `texts` (the retriever's), computed in the
+        model worker with whatever else it has to run; many texts go in batches of their
+        own, so that customers' messages are answered between them."""
+        if not texts:
+            return self.retriever.encode([])
+        size = self.batcher.max_batch
+        return np.stack(
+            [
+                vector
+                for start in range(0, len(texts), size)
+                for vector in self.batcher.run([_ToEmbed(t) for t in texts[start : start + size]])
+            ]
+        )
+
+    def _run_all(self, requests: list[_Request]) -> list[_Result]:
+        messages = [request for request in requests if isinstance(request, str)]
+        texts = [request.text for request in requests if isinstance(request, _ToEmbed)]
+        understood = iter(self._understand_all(messages) if messages else [])
+        embedded = iter(self.retriever.encode(texts) if texts else [])
+        return [next(understood if isinstance(r, str) else embedded) for r in requests]
 
     def _understand_all(self, texts: list[str]) -> list[Understanding]:
         predictions = self.classifier.assess(texts, self.top_k_intents)

@@ -292,10 +292,11 @@ class Assistant:
                 answer,
                 past_answers,
                 given,
-                models.retriever.encode,
+                models.encoder.embed,
                 generator.grounding_threshold,
                 text,
                 generator.relevance_threshold,
+                models.encoder.embed_past_answers,
             )
         if verdict.invented:  # the reason is shown to the customer: how many, not which
             verdict = replace(verdict, reason=invented_reason(len(verdict.invented)))

@@ -43,10 +43,12 @@ def check_answer(
     threshold: float,
     question: str = "",
     relevance_threshold: float | None = None,
+    encode_contexts: Encode | None = None,
 ) -> Verdict:
     """Pass `answer` only if every identifier in it is in `given` or `contexts`, it is at
     least `threshold` similar to one of the `contexts` and, with a `relevance_threshold`,
-    at least that similar to the `question`."""
+    at least that similar to the `question`. `encode_contexts` embeds the contexts, past
+    answers that recur (one that remembers them); by default `encode` does, in its pass."""
     if not answer.strip():
         return Verdict(False, "the generator wrote nothing")
     invented = invented_identifiers(answer, [*given, *contexts])
@@ -55,8 +57,13 @@ def check_answer(
             False, f"it names {', '.join(invented)}, found in no input", invented=tuple(invented)
         )
     asked = [question] if relevance_threshold is not None else []
-    vectors = encode([answer, *asked, *contexts])  # one pass for every comparison
-    similarity = float((vectors[1 + len(asked) :] @ vectors[0]).max()) if contexts else 0.0
+    if encode_contexts is None:
+        vectors = encode([answer, *asked, *contexts])  # one pass for every comparison
+        context_vectors = vectors[1 + len(asked) :]
+    else:
+        vectors = encode([answer, *asked])
+        context_vectors = encode_contexts(contexts) if contexts else vectors[:0]
+    similarity = float((context_vectors @ vectors[0]).max()) if contexts else 0.0
     if similarity < threshold:
         return Verdict(
             False,

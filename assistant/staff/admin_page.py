@@ -23,10 +23,10 @@ from assistant.analytics.metrics import (
     Embed,
     Metrics,
     QuestionGroup,
-    RememberedEmbed,
     compute_metrics,
     frequent_unanswered,
 )
+from assistant.core.embeddings import RememberedEmbed
 from assistant.core.errors import AccessDenied, ArtifactError
 from assistant.core.files import read_json
 from assistant.core.pipeline import Assistant
@@ -148,7 +148,7 @@ def load_figures(
     metrics = compute_metrics(assistant.store, since, settings.routing.handoff_intents)
     groups = frequent_unanswered(
         assistant.store,
-        embed or assistant.retriever.encode,
+        embed or assistant.models.encoder.embed,
         since,
         settings.routing.low_confidence_below,
         human_intents=settings.routing.handoff_intents,
@@ -368,8 +368,9 @@ def build_admin_ui(assistant: Assistant, files: ExportFiles | None = None) -> gr
         download = gr.File(label="Download", elem_id="download")
         summary = gr.Markdown(elem_id="export-summary")
 
-        # The encoder stays the same across model switches, so its vectors stay valid.
-        remembered = RememberedEmbed(lambda texts: assistant.retriever.encode(texts))
+        # The encoder stays the same across model switches, so its vectors stay valid. It
+        # runs in the model worker, between customers' messages.
+        remembered = RememberedEmbed(lambda texts: assistant.models.encoder.embed(texts))
 
         def on_figures(since_text: str, request: gr.Request) -> tuple[Any, ...]:
             return load_figures(assistant, since_text, request, remembered)

@@ -2,7 +2,6 @@ import numpy as np
 import pytest
 
 from assistant.analytics.metrics import (
-    RememberedEmbed,
     compute_metrics,
     frequent_unanswered,
     group_questions,
@@ -211,23 +210,6 @@ def test_grouping_counts_repeats_and_joins_the_closest_group():
     assert groups[0].examples == ["aaa", "aab"]
     assert group_questions([], letters) == []
     assert len(group_questions(texts, letters, threshold=0.85, top=1)) == 1
-
-
-def test_remembered_vectors_are_not_embedded_again():
-    asked = []
-
-    def counting_letters(texts):
-        asked.append(list(texts))
-        return letters(texts)
-
-    remembered = RememberedEmbed(counting_letters, capacity=3)
-    assert np.array_equal(remembered(["ab", "cd"]), letters(["ab", "cd"]))
-    assert np.array_equal(remembered(["cd", "ef", "ab"]), letters(["cd", "ef", "ab"]))
-    assert asked == [["ab", "cd"], ["ef"]]
-    remembered(["gh"])  # over capacity: the oldest, "ab", is dropped
-    remembered(["ab"])
-    assert asked[-1] == ["ab"]
-    assert remembered([]).size == 0
 
 
 def test_grouping_by_meaning_with_the_sentence_encoder():

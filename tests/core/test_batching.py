@@ -1,6 +1,7 @@
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pytest
 
 from assistant.core.batching import MessageEncoder, MicroBatcher
@@ -99,10 +100,15 @@ class CountingRetriever(WordOverlapRetriever):
     def __init__(self) -> None:
         super().__init__()
         self.calls: list[list[str]] = []
+        self.encoded: list[list[str]] = []
 
     def search(self, texts, k=3):
         self.calls.append(list(texts))
         return super().search(texts, k)
+
+    def encode(self, texts):
+        self.encoded.append(list(texts))
+        return super().encode(texts)
 
 
 def test_concurrent_messages_are_classified_and_searched_together_once_each():
@@ -126,3 +132,42 @@ def test_concurrent_messages_are_classified_and_searched_together_once_each():
         assert result.prediction == classifier.assess([text], 2)[0]
         assert result.sources == retriever.search([text], 1)[0]
         assert len(result.prediction.intents) <= 2
+
+
+def test_texts_to_embed_share_the_worker_and_its_batch_with_messages():
+    classifier, retriever = CountingClassifier(), CountingRetriever()
+    encoder = MessageEncoder(classifier, retriever, top_k_intents=2, top_k_sources=1)
+    answers = ["Refunds take five days.", "Orders ship in two days."]
+    with ThreadPoolExecutor(3) as pool:
+        first = pool.submit(encoder.understand, "where is my order")
+        while not classifier.calls:
+            threading.Event().wait(0.001)
+        understood = pool.submit(encoder.understand, "I want a refund")
+        embedded = pool.submit(encoder.embed, answers)
+        while encoder.batcher._jobs.qsize() < 2:
+            threading.Event().wait(0.001)
+        classifier.release.set()
+        first.result(), understood.result()
+        vectors = embedded.result()
+    assert classifier.calls[1] == ["I want a refund"]  # the texts to embed are not classified
+    assert answers in retriever.encoded  # embedded together, in the batch of the message
+    assert encoder.batcher.batches == 2
+    assert np.array_equal(vectors, retriever.encode(answers))
+    assert encoder.embed([]).shape[0] == 0
+
+
+def test_past_answers_are_embedded_once():
+    retriever = CountingRetriever()
+    encoder = MessageEncoder(KeywordClassifier(), retriever, top_k_intents=2, top_k_sources=1)
+    first = encoder.embed_past_answers(["Refunds take five days.", "Orders ship in two days."])
+    again = encoder.embed_past_answers(["Orders ship in two days.", "Refunds take five days."])
+    assert retriever.encoded == [["Refunds take five days.", "Orders ship in two days."]]
+    assert np.array_equal(first, again[::-1])
+
+
+def test_many_texts_to_embed_go_in_batches_no_larger_than_the_limit():
+    retriever = CountingRetriever()
+    encoder = MessageEncoder(KeywordClassifier(), retriever, 2, 1, max_batch=4)
+    texts = [f"question number {n}" for n in range(10)]
+    assert np.array_equal(encoder.embed(texts), retriever.encode(texts))
+    assert [len(call) for call in retriever.encoded[:-1]] == [4, 4, 2]

@@ -83,3 +83,21 @@ def test_the_stream_guard_withholds_an_invented_identifier():
 
 def test_embeddings_are_unit_length_as_the_check_assumes(encode):
     assert np.allclose(np.linalg.norm(encode(PAST), axis=1), 1.0, atol=1e-5)
+
+
+def test_past_answers_may_be_embedded_by_an_encoder_of_their_own(encode):
+    asked = []
+
+    def past_answers_only(texts):
+        asked.append(list(texts))
+        return encode(texts)
+
+    answer = "You can track your parcel from the Orders page of your account."
+    together = check_answer(answer, PAST, [], encode, 0.5, "where is my parcel?", 0.3)
+    apart = check_answer(
+        answer, PAST, [], encode, 0.5, "where is my parcel?", 0.3, past_answers_only
+    )
+    assert asked == [PAST]
+    assert apart.passed == together.passed
+    assert apart.similarity == pytest.approx(together.similarity, abs=1e-5)
+    assert apart.relevance == pytest.approx(together.relevance, abs=1e-5)
