@@ -232,7 +232,7 @@ def time_decoder(decoder: OnnxDecoder, prompt_length: int, vocab: int) -> dict[s
         logits, cache = decoder.start(ids)
         times = [time.perf_counter()]
         for _ in range(SPEED_TOKENS - 1):
-            logits, cache = decoder.step(int(logits.argmax()), cache)
+            logits, cache = decoder.feed([int(logits.argmax())], cache)
             times.append(time.perf_counter())
         first.append((times[0] - started) * 1000)
         rates.append((len(times) - 1) / (times[-1] - times[0]))

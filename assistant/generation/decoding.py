@@ -32,8 +32,8 @@ class NextTokens(Protocol):
         """The next token's logits after `prompt`, and the state to continue from."""
         ...
 
-    def step(self, token: int, state: Any) -> tuple[np.ndarray, Any]:
-        """The logits after one more token, and the state after it."""
+    def feed(self, tokens: Sequence[int], state: Any) -> tuple[np.ndarray, Any]:
+        """The logits after `tokens` more (one pass however many), and the state after."""
         ...
 
 
@@ -67,7 +67,7 @@ def greedy_tokens(
         written.append(token)
         yield token
         if len(written) < max_tokens:
-            logits, state = model.step(token, state)
+            logits, state = model.feed([token], state)
 
 
 def copying_tokens(
@@ -82,7 +82,11 @@ def copying_tokens(
     step takes the most likely token that goes on with a sentence or, once a sentence is
     complete, starts another or ends the answer. No sentence is written twice, and one is
     started only if it fits in what is left of `max_tokens`, so an answer never stops
-    mid-sentence; it is empty when none fits."""
+    mid-sentence; it is empty when none fits.
+
+    Where only one sentence can go on, its next tokens are no choice: they are written
+    without asking the model, which then reads them all in one pass. The answer is the
+    same as asking at every token, for a fraction of the passes."""
     choices = SentenceChoices(sentences)
     logits, state = model.start(prompt)
     written = 0
@@ -97,9 +101,10 @@ def copying_tokens(
         if token == end:
             return
         choices.advance(token)
-        written += 1
-        yield token
-        logits, state = model.step(token, state)
+        tokens = [token, *choices.forced(max_tokens - written - 1)]
+        written += len(tokens)
+        yield from tokens
+        logits, state = model.feed(tokens, state)
 
 
 class SentenceChoices:
@@ -122,6 +127,19 @@ class SentenceChoices:
         tokens = {s[size] for s in self._continuing() if len(s) - size <= budget}
         if self.complete:
             tokens |= {s[0] for s in self.remaining if s != self.prefix and len(s) <= budget}
+        return tokens
+
+    def forced(self, budget: int) -> list[int]:
+        """Take the tokens that follow with no choice, within `budget`: while the sentence
+        is incomplete and only one token can go on with it."""
+        tokens: list[int] = []
+        while not self.complete and len(tokens) < budget:
+            following = self.allowed(budget - len(tokens))
+            if len(following) != 1:
+                break
+            token = following.pop()
+            self.advance(token)
+            tokens.append(token)
         return tokens
 
     def advance(self, token: int) -> None:
@@ -176,8 +194,8 @@ class TorchDecoder:
     def start(self, prompt: Sequence[int]) -> tuple[np.ndarray, Any]:
         return self._run([list(prompt)], None)
 
-    def step(self, token: int, state: Any) -> tuple[np.ndarray, Any]:
-        return self._run([[token]], state)
+    def feed(self, tokens: Sequence[int], state: Any) -> tuple[np.ndarray, Any]:
+        return self._run([list(tokens)], state)
 
     def _run(self, ids: list[list[int]], cache: Any) -> tuple[np.ndarray, Any]:
         import torch

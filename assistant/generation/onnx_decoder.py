@@ -58,8 +58,8 @@ class OnnxDecoder:
     def start(self, prompt: Sequence[int]) -> tuple[np.ndarray, Any]:
         return self._run([list(prompt)], self.empty_cache)
 
-    def step(self, token: int, state: Any) -> tuple[np.ndarray, Any]:
-        return self._run([[token]], state)
+    def feed(self, tokens: Sequence[int], state: Any) -> tuple[np.ndarray, Any]:
+        return self._run([list(tokens)], state)
 
     def _run(self, ids: list[list[int]], cache: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         logits, present = self.session.run({"input_ids": ids, "past": cache})
@@ -158,7 +158,7 @@ def answer_predictions(
             tops.append(int(logits.argmax()))
             losses.append(_loss(logits, ids[position]))
             if position + 1 < len(ids):
-                logits, state = decoder.step(ids[position], state)
+                logits, state = decoder.feed([ids[position]], state)
     return tops, losses
 
 
@@ -228,6 +228,6 @@ def _disagreement(model: Any, session: Any, shape: Sequence[int]) -> float:
         ours, cache = exported.start(EXAMPLE_PROMPT)
         theirs, torch_cache = reference.start(EXAMPLE_PROMPT)
         first = float(np.abs(ours - theirs).max())
-        ours, _ = exported.step(int(theirs.argmax()), cache)
-        theirs, _ = reference.step(int(theirs.argmax()), torch_cache)
+        ours, _ = exported.feed([int(theirs.argmax())], cache)
+        theirs, _ = reference.feed([int(theirs.argmax())], torch_cache)
     return max(first, float(np.abs(ours - theirs).max()))

@@ -24,8 +24,8 @@ class ScriptedModel:
         self.prompts.append(list(prompt))
         return self._logits(0), 0
 
-    def step(self, token, state):
-        return self._logits(state + 1), state + 1
+    def feed(self, tokens, state):
+        return self._logits(state + len(tokens)), state + len(tokens)
 
     def _logits(self, position):
         logits = np.zeros(self.vocabulary, np.float32)
@@ -44,15 +44,18 @@ class WishingModel:
 
     def __init__(self, wishes, fallback, vocabulary=12):
         self.wishes = wishes
+        self.passes = []  # the tokens of each pass, the prompt first
         self.ranking = np.zeros(vocabulary, np.float32)
         for rank, token in enumerate(fallback):
             self.ranking[token] = len(fallback) - rank
 
     def start(self, prompt):
+        self.passes.append(list(prompt))
         return self._logits(0), 0
 
-    def step(self, token, state):
-        return self._logits(state + 1), state + 1
+    def feed(self, tokens, state):
+        self.passes.append(list(tokens))
+        return self._logits(state + len(tokens)), state + len(tokens)
 
     def _logits(self, step):
         logits = self.ranking.copy()
@@ -147,3 +150,12 @@ def test_no_sentence_is_started_that_the_token_limit_would_cut():
 
 def test_nothing_to_copy_writes_nothing():
     assert _copied([1, END], []) == []
+
+
+def test_tokens_no_choice_could_change_are_fed_in_one_pass():
+    # 1 starts [1, 2, 3] or [1, 4]: a choice at 2 or 4; [5, 6, 7] has none once started
+    model = WishingModel([1, 2, 8, 5, END], fallback=(END,))
+    sentences = [[1, 2, 3], [1, 4], [5, 6, 7]]
+    written = list(copying_tokens(model, [9], sentences, END, 20, threading.Event()))
+    assert written == [1, 2, 3, 5, 6, 7]
+    assert model.passes == [[9], [1], [2, 3], [5, 6, 7]]

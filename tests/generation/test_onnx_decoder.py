@@ -87,5 +87,5 @@ def test_the_cache_grows_by_the_tokens_given(built_settings):
     decoder = Gpt2AnswerWriter.load(built_settings.generator_models_dir, "cpu").decoder
     logits, cache = decoder.start([5, 6, 7])
     assert cache.shape[4] == 3 and logits.ndim == 1 and np.isfinite(logits).all()
-    _, cache = decoder.step(int(logits.argmax()), cache)
+    _, cache = decoder.feed([int(logits.argmax())], cache)
     assert cache.shape[4] == 4

@@ -88,6 +88,41 @@ def test_a_model_trained_from_scratch_writes_whole_sentences_of_the_past_answers
         assert written and set(written) <= allowed, answer
 
 
+class _OneTokenAPass:
+    """A decoder asked about every token: forced tokens are fed one at a time."""
+
+    def __init__(self, decoder):
+        self.decoder, self.passes = decoder, 0
+
+    def start(self, prompt):
+        self.passes += 1
+        return self.decoder.start(prompt)
+
+    def feed(self, tokens, state):
+        logits = None
+        for token in tokens:
+            self.passes += 1
+            logits, state = self.decoder.feed([token], state)
+        return logits, state
+
+
+class _CountedPasses(_OneTokenAPass):
+    def feed(self, tokens, state):
+        self.passes += 1
+        return self.decoder.feed(tokens, state)
+
+
+def test_copying_writes_the_same_answer_in_fewer_passes_than_asking_at_every_token(generator):
+    generator = copy.copy(generator)
+    generator.limits = dataclasses.replace(generator.limits, answer_tokens=200)
+    every_token, counted = _OneTokenAPass(generator.decoder), _CountedPasses(generator.decoder)
+    asked_each_time, asked_at_choices = copy.copy(generator), copy.copy(generator)
+    asked_each_time.decoder, asked_at_choices.decoder = every_token, counted
+    for question in ("how long does delivery take?", "can I pay by card", "hello"):
+        assert asked_at_choices.generate(question, PAST) == asked_each_time.generate(question, PAST)
+    assert counted.passes < every_token.passes / 2
+
+
 def test_sentences_have_the_tokens_they_have_inside_an_answer(generator):
     tokenizer = generator.tokenizer
     text = "Yes, it costs $4.95. Orders ship e.g. today! Is that fine?"
@@ -247,7 +282,7 @@ class _FailingDecoder:
     def start(self, prompt):
         raise RuntimeError("out of memory")
 
-    def step(self, token, state):
+    def feed(self, tokens, state):
         raise AssertionError("never reached")
 
 
