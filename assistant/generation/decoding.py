@@ -202,6 +202,9 @@ class TorchDecoder:
 
         with torch.inference_mode():
             output = self.model(
-                input_ids=torch.tensor(ids, device=self.device), cache=cache, use_cache=True
+                input_ids=torch.tensor(ids, device=self.device),
+                cache=cache,
+                use_cache=True,
+                logits_to_keep=1,
             )
         return output.logits[0, -1].float().cpu().numpy(), output.cache

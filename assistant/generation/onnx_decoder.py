@@ -196,7 +196,11 @@ def _decoding_step(model: Any) -> Any:
                 cache.update(past[layer, 0], past[layer, 1], layer)
             positions = torch.arange(input_ids.shape[1]).unsqueeze(0) + past.shape[4]
             output = self.model(
-                input_ids=input_ids, cache=cache, position_ids=positions, use_cache=True
+                input_ids=input_ids,
+                cache=cache,
+                position_ids=positions,
+                use_cache=True,
+                logits_to_keep=1,  # only the next token's: a prompt's others cost as much again
             )
             grown = output.cache.layers
             present = torch.stack([torch.stack([layer.keys, layer.values]) for layer in grown])
