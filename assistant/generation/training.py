@@ -39,6 +39,7 @@ from transformers import (
 )
 
 from assistant.core.base_models import load_base_model, pick_device
+from assistant.core.embeddings import RememberedEmbed
 from assistant.core.errors import TrainingError
 from assistant.core.files import write_json
 from assistant.core.settings import Settings
@@ -144,8 +145,9 @@ def train_generator(
     )
     train, held_out = _split(_examples(tokenizer, pairs, contexts, limits), settings.seed)
     validation_loss = _fit(model, tokenizer, train, held_out, settings, run_dir, fresh, callbacks)
-    threshold = grounding_threshold(retriever.encode, pairs, contexts, settings.grounding_quantile)
-    relevance = relevance_threshold(retriever.encode, pairs, settings.grounding_quantile)
+    encode = RememberedEmbed(retriever.encode)  # both thresholds compare the same answers
+    threshold = grounding_threshold(encode, pairs, contexts, settings.grounding_quantile)
+    relevance = relevance_threshold(encode, pairs, settings.grounding_quantile)
     metrics = {
         "validation_loss": validation_loss,
         "validation_perplexity": float(np.exp(validation_loss)),
