@@ -12,10 +12,11 @@ Training is in `generation/training.py`; checking what it wrote is in
 
 from __future__ import annotations
 
+import logging
 import queue
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,8 @@ SENTENCES = "sentences"
 # ("$4.95" and "e.g. the" do not end one).
 SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 REBUILD_HINT = "Run `assistant train-generator` (or `python launch.py`) to train it again."
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -262,7 +265,7 @@ class Gpt2AnswerWriter:
         tokenizer = _load_tokenizer(path)
         resolved = pick_device(device)
         record = metadata.get("onnx")
-        form = _serving_form(int8, runtime, resolved)
+        form = _serving_form(int8, runtime, resolved, record)
         # One thread: a written answer leaves the other cores to the encoders.
         session = load_form(path, record, resolved, form, REBUILD_HINT, threads=1)
         if session is not None:
@@ -276,9 +279,11 @@ class Gpt2AnswerWriter:
         )
 
 
-def _serving_form(int8: bool, runtime: str, device: str) -> str:
+def _serving_form(
+    int8: bool, runtime: str, device: str, record: Mapping[str, Any] | None = None
+) -> str:
     """Which form `load_form` serves ("auto", "fp32", "int8" or "torch") for the generator's
-    settings."""
+    settings and the forms saved with the version (`record`)."""
     if not int8:
         return runtime
     if runtime == "torch":
@@ -288,6 +293,12 @@ def _serving_form(int8: bool, runtime: str, device: str) -> str:
         )
     if device != "cpu":
         raise ConfigError("the generator's int8 form runs on the CPU; set device = 'cpu'")
+    if record and INT8 not in record.get("files", {}):
+        log.warning(
+            "this generator version was saved without an int8 form: serving fp32 (%s makes one)",
+            "assistant train-generator",
+        )
+        return runtime
     return INT8
 
 

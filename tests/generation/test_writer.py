@@ -215,6 +215,15 @@ def test_int8_runs_only_on_onnx_runtime_on_the_cpu(built_settings):
     assert writer._serving_form(False, "torch", "cuda") == "torch"
 
 
+def test_int8_asked_of_a_version_saved_without_it_serves_onnx_fp32(built_settings, tmp_path):
+    folder = _copy_current(built_settings, tmp_path)
+    metadata = json.loads((folder / METADATA_FILE).read_text())
+    del metadata["onnx"]["files"]["int8"]  # as versions saved before the int8 form existed
+    (folder / METADATA_FILE).write_text(json.dumps(metadata))
+    served = Gpt2AnswerWriter.load(tmp_path, "cpu", int8=True)
+    assert served.runtime == "onnx fp32 (CPUExecutionProvider)"
+
+
 def _copy_current(built_settings, target):
     source = generator_path(built_settings.generator_models_dir)
     shutil.copytree(source, target / "v1")
