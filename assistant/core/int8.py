@@ -88,26 +88,30 @@ def linear_layers(model: object, operators: Collection[str] = MATMUL) -> list[Li
     its logits stay fp32."""
     from onnx import numpy_helper
 
-    weights = {
-        init.name: numpy_helper.to_array(init).astype(np.float32)
-        for init in model.graph.initializer
-        if len(init.dims) == 2
+    matrices = {init.name: init for init in model.graph.initializer if len(init.dims) == 2}
+    transposed = {  # a transposed weight is a weight too (a tied output layer's)
+        node.output[0]: node.input[0]
+        for node in model.graph.node
+        if node.op_type == "Transpose"
+        and node.input[0] in matrices
+        and _attribute(node, "perm", [1, 0]) == [1, 0]
     }
-    for node in model.graph.node:  # a transposed weight is a weight too
-        reversed_axes = _attribute(node, "perm", [1, 0]) == [1, 0]
-        if node.op_type == "Transpose" and node.input[0] in weights and reversed_axes:
-            weights[node.output[0]] = weights[node.input[0]].T
+
+    def weight(name: str) -> np.ndarray:
+        if name in transposed:
+            return weight(transposed[name]).T
+        return numpy_helper.to_array(matrices[name]).astype(np.float32)
+
     layers = []
     for node in model.graph.node:
-        if node.op_type == "MatMul" and len(node.input) == 2 and node.input[1] in weights:
-            layers.append(LinearLayer(node, weights[node.input[1]]))
-        elif node.op_type == "Gemm" and "Gemm" in operators and node.input[1] in weights:
-            if not _plain_gemm(node):
-                continue
-            weight = weights[node.input[1]]
-            weight = weight.T if _attribute(node, "transB", 0) else weight
+        known = len(node.input) > 1 and (node.input[1] in matrices or node.input[1] in transposed)
+        if node.op_type == "MatMul" and len(node.input) == 2 and known:
+            layers.append(LinearLayer(node, weight(node.input[1])))
+        elif node.op_type == "Gemm" and "Gemm" in operators and known and _plain_gemm(node):
+            found = weight(node.input[1])
+            found = found.T if _attribute(node, "transB", 0) else found
             bias = node.input[2] if len(node.input) > 2 and node.input[2] else None
-            layers.append(LinearLayer(node, weight, bias))
+            layers.append(LinearLayer(node, found, bias))
     return layers
 
 
@@ -214,7 +218,10 @@ def quantise(
 
 def _needed(nodes: list, outputs: set[str]) -> list:
     """`nodes` without those whose results nothing reads any more (the transpose of a
-    weight now quantised, say), in their order."""
+    weight now quantised, say), in their order. A graph with subgraphs (If, Loop), whose
+    nodes may read outer values unnamed in their inputs, is left whole."""
+    if any(attribute.g.node or attribute.graphs for node in nodes for attribute in node.attribute):
+        return list(nodes)
     kept = list(nodes)
     while True:
         read = outputs | {name for node in kept for name in node.input}

@@ -39,7 +39,7 @@ from assistant.core.onnx_forms import (
 
 DECODER_FILE = "decoder.onnx"
 INT8_DECODER_FILE = "decoder.int8.onnx"
-CHECKED_ANSWERS = 64  # held-out answers the int8 form is compared on, at most
+CHECKED_TOKENS = 2048  # held-out answer tokens the int8 form is compared on, at most
 INPUTS = ("input_ids", "past")
 OUTPUTS = ("logits", "present")
 EXAMPLE_PROMPT = (5, 6, 7)
@@ -115,7 +115,7 @@ def _int8_form(
     try:
         int8.quantise(source, target, operators=int8.MATMUL_AND_GEMM)
         forms = [_opened(path, form, shape) for path, form in ((source, FP32), (target, INT8))]
-        check = compare_forms(*forms, held_out[:CHECKED_ANSWERS])
+        check = compare_forms(*forms, held_out)
     except Exception as error:  # as above
         target.unlink(missing_ok=True)
         log.warning("no int8 ONNX decoder saved (%s)", _why(error))
@@ -130,11 +130,11 @@ def compare_forms(
     real answer so far: the share of tokens where both pick the same next token, and
     each form's mean loss on the real next token."""
     reference, candidate = answer_predictions(fp32, rows), answer_predictions(quantised, rows)
-    tokens = len(reference[0])
+    answers, tokens = reference[2], len(reference[0])
     same = sum(a == b for a, b in zip(reference[0], candidate[0], strict=True))
     return {
         "measure": "held-out answer tokens, teacher-forced",
-        "answers": len(rows),
+        "answers": answers,
         "tokens": tokens,
         "top_token_agreement": round(same / tokens, 4) if tokens else None,
         "fp32_loss": round(float(np.mean(reference[1])), 4) if tokens else None,
@@ -143,23 +143,27 @@ def compare_forms(
 
 
 def answer_predictions(
-    decoder: OnnxDecoder, rows: Sequence[Mapping[str, Sequence[int]]]
-) -> tuple[list[int], list[float]]:
-    """For every answer token of `rows`: the decoder's top token there, given the prompt
-    and the real answer before it, and its loss (negative log-likelihood) on the real one."""
-    tops, losses = [], []
+    decoder: OnnxDecoder, rows: Sequence[Mapping[str, Sequence[int]]], most: int = CHECKED_TOKENS
+) -> tuple[list[int], list[float], int]:
+    """For the answer tokens of `rows` (whole answers, up to `most` tokens): the decoder's
+    top token there, given the prompt and the real answer before it, its loss (negative
+    log-likelihood) on the real one, and how many answers they came from."""
+    tops, losses, answers = [], [], 0
     for row in rows:
         ids, labels = list(row["input_ids"]), row["labels"]
         start = next((i for i, label in enumerate(labels) if label != -100), len(ids))
         if start == 0 or start == len(ids):
             continue
+        if tops and len(tops) + len(ids) - start > most:
+            break
+        answers += 1
         logits, state = decoder.start(ids[:start])
         for position in range(start, len(ids)):
             tops.append(int(logits.argmax()))
             losses.append(_loss(logits, ids[position]))
             if position + 1 < len(ids):
                 logits, state = decoder.feed([ids[position]], state)
-    return tops, losses
+    return tops, losses, answers
 
 
 def _loss(logits: np.ndarray, token: int) -> float:
