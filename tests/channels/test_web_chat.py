@@ -113,6 +113,12 @@ def test_the_page_builds(assistant):
     assert isinstance(build_ui(assistant), gr.Blocks)
 
 
+def test_the_queue_summarises_its_events_for_monitoring_rarely(assistant):
+    queue = build_ui(assistant)._queue  # the summary serves a dashboard the pages leave off
+    assert queue.ANAYLTICS_CACHE_FREQUENCY == 1000  # Gradio's spelling
+    assert queue.ANALYTICS_MAX_EVENTS == 1000
+
+
 class SlowToFinish:
     """A reply stream whose unseen rest takes until `finish` is set, as a long answer would."""
 
