@@ -89,7 +89,8 @@ def export_decoder(
             OUTPUTS,
             dynamic_axes={"input_ids": {1: "new"}, "past": {4: "positions"}},
         )
-        disagreement = _disagreement(model, open_session(path, threads=1), shape)
+        exported = _opened(path, FP32, shape)
+        disagreement = _disagreement(model, exported)
         if disagreement > AGREEMENT:
             raise ValueError(f"the export differs from PyTorch by {disagreement:.2g}")
     except Exception as error:  # the exporter and ONNX Runtime raise many kinds
@@ -104,23 +105,29 @@ def export_decoder(
         "disagreement": disagreement,
         "exported_with": versions(),
     }
-    return {**record, **_int8_form(path, folder / INT8_DECODER_FILE, shape, held_out)}
+    _add_int8_form(record, exported, path, folder / INT8_DECODER_FILE, held_out)
+    return record
 
 
-def _int8_form(
-    source: Path, target: Path, shape: Sequence[int], held_out: Sequence[Mapping[str, Any]]
-) -> dict[str, Any]:
-    """The int8 form's part of the record: its file and its comparison with fp32, or why
-    there is none."""
+def _add_int8_form(
+    record: dict[str, Any],
+    fp32: OnnxDecoder,
+    source: Path,
+    target: Path,
+    held_out: Sequence[Mapping[str, Any]],
+) -> None:
+    """Quantise the fp32 graph at `source` to `target` and add the int8 form to `record`:
+    its file and its comparison with `fp32`, or why there is none."""
     try:
         int8.quantise(source, target, operators=int8.MATMUL_AND_GEMM)
-        forms = [_opened(path, form, shape) for path, form in ((source, FP32), (target, INT8))]
-        check = compare_forms(*forms, held_out)
+        check = compare_forms(fp32, _opened(target, INT8, record["cache_shape"]), held_out)
     except Exception as error:  # as above
         target.unlink(missing_ok=True)
         log.warning("no int8 ONNX decoder saved (%s)", _why(error))
-        return {"int8_error": _why(error)}
-    return {"files": {FP32: file_record(source), INT8: file_record(target)}, "int8_check": check}
+        record["int8_error"] = _why(error)
+        return
+    record["files"][INT8] = file_record(target)
+    record["int8_check"] = check
 
 
 def compare_forms(
@@ -223,14 +230,13 @@ def _example(shape: Sequence[int], positions: int) -> dict[str, Any]:
     }
 
 
-def _disagreement(model: Any, session: Any, shape: Sequence[int]) -> float:
+def _disagreement(model: Any, exported: OnnxDecoder) -> float:
     """The largest logit difference between ONNX Runtime and PyTorch over a prompt from an
     empty cache and one step after it."""
     import torch
 
     from assistant.generation.decoding import TorchDecoder
 
-    exported = OnnxDecoder(Session(session, FP32, CPU_PROVIDER, ""), shape)
     reference = TorchDecoder(model, "cpu")
     with torch.inference_mode():
         ours, cache = exported.start(EXAMPLE_PROMPT)
