@@ -17,8 +17,9 @@ The models must be built (`python launch.py --build-only`). In one run it measur
    levels, warm start: from process start until the server answers, and until its
    answer writer (loaded in the background) is in service too, the median of
    `--starts` starts;
-3. the web chat page itself: 32 concurrent customers sending messages to its `respond`
-   event over Gradio's HTTP protocol, beside the API's figures.
+3. the web chat page itself: 32 concurrent customers, each in a browser session of its
+   own, sending messages as a browser sends them (every event the page runs for a
+   message, over Gradio's HTTP protocol), beside the API's figures.
 
 `--layouts` measures several layouts in turn, in one run: `sqlite` (one server, the
 default), `postgresql` (one server, the log on a PostgreSQL server of the benchmark's
@@ -417,57 +418,24 @@ def candidate_messages(seed: int) -> list[str]:
 
 
 def chat_page(port: int, messages: list[str], customers: int, turns: int) -> dict[str, Any]:
-    """`customers` concurrent customers, each sending `turns` messages to the chat page's
-    `respond` event: queued, run and streamed back by Gradio as for a browser.
+    """`customers` concurrent customers on the chat page, each in a browser session of its
+    own sending `turns` messages, each message running the events a browser runs for it
+    (`benchmarks/page_customers.py`): queued, run and streamed back by Gradio.
 
-    They speak Gradio's HTTP protocol directly (POST /gradio_api/call/respond, then read
-    the event's stream to its end) from one asyncio loop: the Gradio client spends about
-    three times the server's CPU a turn, and on two shared cores it measured itself."""
-    import httpx
+    They speak Gradio's HTTP protocol directly from one asyncio loop: the Gradio client
+    spends about three times the server's CPU a turn, and on two shared cores it
+    measured itself."""
+    from benchmarks.page_customers import browse
 
-    base = f"http://127.0.0.1:{port}/gradio_api/call/respond"
-
-    async def ask(client: httpx.AsyncClient, message: str) -> bool:
-        posted = await client.post(base, json={"data": [message, []]})
-        if posted.status_code != 200:
-            return False
-        event = None
-        async with client.stream("GET", f"{base}/{posted.json()['event_id']}") as stream:
-            async for line in stream.aiter_lines():
-                if line.startswith("event: "):
-                    event = line.removeprefix("event: ")
-                    if event in ("complete", "error"):
-                        break
-        return event == "complete"
-
-    async def customer(index: int, latencies: list[float]) -> int:
-        rng, errors = random.Random(index), 0
-        async with httpx.AsyncClient(timeout=120) as client:
-            for _ in range(turns):
-                started = time.perf_counter()
-                try:
-                    answered = await ask(client, rng.choice(messages))
-                except httpx.HTTPError:
-                    answered = False
-                if answered:
-                    latencies.append((time.perf_counter() - started) * 1000)
-                errors += not answered
-        return errors
-
-    async def everyone() -> tuple[list[float], int]:
-        latencies: list[float] = []
-        errors = await asyncio.gather(*(customer(n, latencies) for n in range(customers)))
-        return latencies, sum(errors)
-
-    started = time.perf_counter()
-    latencies, errors = asyncio.run(everyone())
-    seconds = time.perf_counter() - started
+    run = browse(f"http://127.0.0.1:{port}", messages, customers, turns)
     return {
         "customers": customers,
         "turns": customers * turns,
-        "replies_per_s": round(len(latencies) / seconds, 1),
-        "round_trip_ms": percentile_ms(latencies),
-        "errors": errors,
+        "events_a_message": run["events_a_message"],
+        "events": run["events"],
+        "replies_per_s": round(len(run["latencies_ms"]) / run["seconds"], 1),
+        "round_trip_ms": percentile_ms(run["latencies_ms"]),
+        "errors": run["errors"],
     }
 
 
@@ -535,7 +503,9 @@ def print_table(report: dict[str, Any]) -> None:
     page = report.get("chat_page")
     if page:
         trip = page["round_trip_ms"]
-        print(f"chat page, {page['customers']} customers: {page['replies_per_s']} replies/s, "
+        print(f"chat page, {page['customers']} customers "
+              f"({page.get('events_a_message', 1)} events a message): "
+              f"{page['replies_per_s']} replies/s, "
               f"p50 {trip['p50']} ms, p95 {trip['p95']} ms, errors {page['errors']}")  # fmt: skip
     if report.get("soak"):
         s = report["soak"]
