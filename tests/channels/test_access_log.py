@@ -21,6 +21,13 @@ def test_ordinary_paths_are_kept():
         assert private_path(path) == path
 
 
+def test_a_segment_is_a_token_when_long_mixed_and_of_token_characters_only():
+    assert private_path("/file/Ab12_cd34-EF56gh78") == "/file/{id}"
+    assert private_path("/file/Ab12_cd34-EF567") == "/file/Ab12_cd34-EF567"  # 15 long
+    assert private_path("/file/abcdefghijklmnopqrst") == "/file/abcdefghijklmnopqrst"  # no digit
+    assert private_path("/assets/index-B3xk9Lm2Qp7Rs1Tu.js") == "/assets/index-B3xk9Lm2Qp7Rs1Tu.js"
+
+
 def test_uvicorn_access_records_are_rewritten():
     record = logging.LogRecord(
         "uvicorn.access",
