@@ -55,6 +55,9 @@ STATUS_LINES = {
 
 History = list[dict[str, Any]]
 ChatState = tuple[str, History, str | None, dict[int, int]]
+# The page after an event: the box, the chat, the conversation, the turn ids, the newest
+# transcript line looked at, the status line and the poll timer (a value or `gr.skip()`).
+PageState = tuple[Any, Any, Any, Any, Any, Any, Any]
 
 
 def respond(
@@ -79,7 +82,7 @@ def respond(
         gr.Warning(EXPIRED)
         yield message, [], None, {}
         return
-    asked = [*history, {"role": "user", "content": message}]
+    asked = with_message(history, message)
     written = ""
     try:
         for event in stream:
@@ -95,6 +98,11 @@ def respond(
         raise
     history, turn_ids = answered(asked, reply, turn_ids)
     yield "", history, reply.conversation_id, turn_ids
+
+
+def with_message(history: History, text: str) -> History:
+    """The chat with the customer's message added."""
+    return [*history, {"role": "user", "content": text}]
 
 
 def answered(
@@ -135,7 +143,7 @@ def hand_off(
     except UnknownConversation:
         gr.Warning(EXPIRED)
         return [], None, {}
-    asked = [*history, {"role": "user", "content": TALK_TO_PERSON}]
+    asked = with_message(history, TALK_TO_PERSON)
     history, turn_ids = answered(asked, reply, turn_ids)
     return history, reply.conversation_id, turn_ids
 
@@ -194,6 +202,35 @@ def poll(
     return chat, last_seen, STATUS_LINES[status], gr.Timer(interval, active=True)
 
 
+def then_poll(
+    assistant: Assistant,
+    box: Any,
+    shown: History,
+    steps: Iterator[tuple[Any, ...]],
+    last_seen: int,
+) -> Iterator[PageState]:
+    """A customer's action and the check after it, in one event.
+
+    First the box and the chat `shown` while the action runs (the customer's message,
+    at once), with the poll timer resting, so that a tick cannot overwrite the chat with
+    a copy that lacks the reply; then each of `steps` (box, chat, conversation, turn ids)
+    as it comes; the last with any agent reply since, the status line, and the timer
+    restarted. The chat is always given a value: for a skipped output Gradio builds the
+    component and its configuration anew, about 10 ms for the chat here.
+    """
+    keep = gr.skip()
+    yield box, shown, keep, keep, keep, keep, gr.Timer(active=False)
+    step = None
+    for step in steps:
+        yield *step, keep, keep, keep
+    if step is None:
+        return
+    box, history, conversation_id, turn_ids = step
+    chat, last_seen, status_line, timer = poll(assistant, history, conversation_id, last_seen)
+    chat = history if chat == keep else chat
+    yield box, chat, conversation_id, turn_ids, last_seen, status_line, timer
+
+
 def build_ui(assistant: Assistant) -> gr.Blocks:
     def on_like(turn_ids: dict[int, int], conversation: str | None, event: gr.LikeData) -> None:
         # A plain function: Gradio finds the LikeData parameter by its annotation.
@@ -220,38 +257,48 @@ def build_ui(assistant: Assistant) -> gr.Blocks:
             restart = gr.Button("New conversation", size="sm")
         last_seen = gr.State(0)
         timer = gr.Timer(POLL_SECONDS, active=False)
-        state = [message, chatbot, conversation_id, turn_ids]
+        page = [message, chatbot, conversation_id, turn_ids, last_seen, status, timer]
         polled = [chatbot, last_seen, status, timer]
         check = partial(poll, assistant)
 
-        def choose(event: gr.SelectData) -> tuple[str, gr.Timer]:
-            # A plain function: Gradio finds the SelectData parameter by its annotation.
-            return chosen_option(event), gr.Timer(active=False)
+        def send_message(
+            text: str, history: History, conversation: str | None, ids: dict[int, int], seen: int
+        ) -> Iterator[PageState]:
+            steps = respond(assistant, text, history, conversation, ids)
+            shown = with_message(history, text) if text.strip() else history
+            yield from then_poll(assistant, "", shown, steps, seen)
 
-        # The timer rests while a reply is written, so a tick cannot overwrite the chat with
-        # a copy that lacks the reply; the check after the reply restarts it. A quick reply
-        # goes into the box and from there the same way as a typed message.
-        # Named, so that a client (a load test, say) can call the page's reply event.
-        for name, started in (
-            ("respond", message.submit(lambda: gr.Timer(active=False), None, timer)),
-            ("respond_send", send.click(lambda: gr.Timer(active=False), None, timer)),
-            ("respond_option", chatbot.option_select(choose, None, [message, timer])),
-        ):
-            started.then(partial(respond, assistant), state, state, api_name=name).then(
-                check, [chatbot, conversation_id, last_seen], polled, show_progress="hidden"
-            )
-        person.click(lambda: gr.Timer(active=False), None, timer).then(
-            partial(hand_off, assistant),
-            [chatbot, conversation_id, turn_ids],
-            [chatbot, conversation_id, turn_ids],
-        ).then(check, [chatbot, conversation_id, last_seen], polled, show_progress="hidden")
+        def send_option(
+            history: History,
+            conversation: str | None,
+            ids: dict[int, int],
+            seen: int,
+            event: gr.SelectData,
+        ) -> Iterator[PageState]:
+            # A plain function: Gradio finds the SelectData parameter by its annotation.
+            chosen = chosen_option(event)
+            steps = respond(assistant, chosen, history, conversation, ids)
+            yield from then_poll(assistant, gr.skip(), with_message(history, chosen), steps, seen)
+
+        def press_for_person(
+            history: History, conversation: str | None, ids: dict[int, int], seen: int
+        ) -> Iterator[PageState]:
+            def handed() -> Iterator[tuple[Any, ...]]:
+                yield gr.skip(), *hand_off(assistant, history, conversation, ids)
+
+            pressed = with_message(history, TALK_TO_PERSON)
+            yield from then_poll(assistant, gr.skip(), pressed, handed(), seen)
+
+        # One server event a message, however it is sent (named, so that a client, a load
+        # test say, can call it): each event is a round trip through Gradio's queue.
+        asked = [message, chatbot, conversation_id, turn_ids, last_seen]
+        message.submit(send_message, asked, page, api_name="respond")
+        send.click(send_message, asked, page, api_name="respond_send")
+        chatbot.option_select(send_option, asked[1:], page, api_name="respond_option")
+        person.click(press_for_person, asked[1:], page)
         timer.tick(check, [chatbot, conversation_id, last_seen], polled, show_progress="hidden")
         chatbot.like(on_like, [turn_ids, conversation_id], None)
-        restart.click(
-            lambda: ("", [], None, {}, 0, "", gr.Timer(active=False)),
-            None,
-            [*state, last_seen, status, timer],
-        )
+        restart.click(lambda: ("", [], None, {}, 0, "", gr.Timer(active=False)), None, page)
     # Many customers at once, each event kind up to `chat_concurrency` (Gradio's default is
     # one: every customer would wait behind the reply being written). A full queue shows
     # Gradio's "busy, try again" rather than growing without bound.

@@ -13,6 +13,8 @@ from assistant.channels.web_chat import (
     build_ui,
     poll,
     rate,
+    then_poll,
+    with_message,
 )
 from assistant.channels.web_chat import respond as respond_stream
 from assistant.core.records import ConversationStatus
@@ -33,6 +35,22 @@ def test_a_reply_and_its_explanation_are_added(assistant):
     turn = assistant.store.turns(conversation_id)[0]
     assert turn_ids == {1: turn["id"], 2: turn["id"]}
     assert history[1]["content"] == turn["reply_text"]
+
+
+def test_a_message_shows_at_once_with_polling_resting_until_the_reply_stands(assistant):
+    asked = with_message([], "hi there")
+    states = list(
+        then_poll(assistant, "", asked, respond_stream(assistant, "hi there", [], None, {}), 0)
+    )
+    first, last = states[0], states[-1]
+    assert first[:2] == ("", asked) and first[6].active is False
+    box, chat, conversation_id, turn_ids, last_seen, status_line, timer = last
+    assert chat[0] == asked[0] and [m["role"] for m in chat[1:]] == ["assistant", "assistant"]
+    assert (box, status_line, timer.active, timer.value) == ("", "", True, IDLE_POLL_SECONDS)
+    assert turn_ids and last_seen > 0  # the transcript lines looked at
+    assert assistant.store.turns(conversation_id)[0]["user_text"] == "hi there"
+    # Gradio builds a skipped component anew: the chat is given its value every time.
+    assert all(state[1] != gr.skip() for state in states)
 
 
 def test_the_conversation_continues(assistant):

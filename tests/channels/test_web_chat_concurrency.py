@@ -37,7 +37,9 @@ def test_customers_on_the_page_are_answered_at_the_same_time(demo_slice):
 
         def customer(message: str) -> list[dict]:
             client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-            _, history = client.predict(message, [], api_name="/respond")
+            # The box, the chat, the status line and the poll timer (the session's state
+            # stays on the server).
+            _, history, _, _ = client.predict(message, [], api_name="/respond")
             return history
 
         messages = ["where is my order", "I want a refund", "hello"]
