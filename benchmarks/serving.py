@@ -427,7 +427,9 @@ def chat_page(port: int, messages: list[str], customers: int, turns: int) -> dic
     measured itself."""
     from benchmarks.page_customers import browse
 
+    client_cpu = time.process_time()
     run = browse(f"http://127.0.0.1:{port}", messages, customers, turns)
+    client_cpu = time.process_time() - client_cpu
     return {
         "customers": customers,
         "turns": customers * turns,
@@ -436,6 +438,8 @@ def chat_page(port: int, messages: list[str], customers: int, turns: int) -> dic
         "replies_per_s": round(len(run["latencies_ms"]) / run["seconds"], 1),
         "round_trip_ms": percentile_ms(run["latencies_ms"]),
         "errors": run["errors"],
+        # The customers' own CPU a reply (they share the machine with the server).
+        "client_cpu_ms_per_reply": round(client_cpu / max(1, customers * turns) * 1000, 2),
     }
 
 
@@ -506,7 +510,9 @@ def print_table(report: dict[str, Any]) -> None:
         print(f"chat page, {page['customers']} customers "
               f"({page.get('events_a_message', 1)} events a message): "
               f"{page['replies_per_s']} replies/s, "
-              f"p50 {trip['p50']} ms, p95 {trip['p95']} ms, errors {page['errors']}")  # fmt: skip
+              f"p50 {trip['p50']} ms, p95 {trip['p95']} ms, errors {page['errors']}, "
+              f"server CPU {page.get('server_cpu_ms_per_reply')} ms a reply, "
+              f"customers' CPU {page.get('client_cpu_ms_per_reply')} ms a reply")  # fmt: skip
     if report.get("soak"):
         s = report["soak"]
         print(f"soak {s['minutes']} min x {s['clients']}: RSS {s['rss_mb'][0]} -> "
@@ -543,9 +549,11 @@ def measure(args: argparse.Namespace, layout: str, floor: dict | None) -> dict[s
                       flush=True)  # fmt: skip
             if args.page_customers and replicas == 1:
                 answered = routes.get("template", []) + routes.get("retrieval", [])
-                report["chat_page"] = chat_page(
-                    server.port, answered, args.page_customers, args.page_turns
-                )
+                cpu_before = server.cpu_seconds()
+                page = chat_page(server.port, answered, args.page_customers, args.page_turns)
+                cpu = server.cpu_seconds() - cpu_before
+                page["server_cpu_ms_per_reply"] = round(cpu / max(1, page["turns"]) * 1000, 2)
+                report["chat_page"] = page
             if args.soak_minutes:
                 report["soak"] = soak(server, scripts_for, args.soak_minutes, 32)
             report["server_memory_mb"] = server.memory_mb()

@@ -182,24 +182,32 @@ def agent_lines_since(store: AgentDesk, conversation_id: str, after_id: int) -> 
     return replies, lines[-1]["id"] if lines else after_id
 
 
+def polling(interval: float | None) -> dict[str, Any]:
+    """The poll timer's new state: ticking every `interval` seconds, or resting (None).
+    An update rather than a new `gr.Timer`, which Gradio would take apart and build again."""
+    if interval is None:
+        return gr.update(active=False)
+    return gr.update(value=interval, active=True)
+
+
 def poll(
     assistant: Assistant, history: History, conversation_id: str | None, last_seen: int
-) -> tuple[Any, int, str, gr.Timer]:
+) -> tuple[Any, int, str, dict[str, Any]]:
     """Show new agent replies and the conversation's status; poll faster while people have it.
 
     Returns the chat (or `gr.skip()` when nothing is new), the newest transcript id
-    looked at, the status line and the timer's new state.
+    looked at, the status line and the timer's new state (`polling`).
     """
     if conversation_id is None:
-        return gr.skip(), last_seen, "", gr.Timer(active=False)
+        return gr.skip(), last_seen, "", polling(None)
     try:
         replies, last_seen = agent_lines_since(assistant.store, conversation_id, last_seen)
         status = assistant.store.status(conversation_id)
     except UnknownConversation:
-        return gr.skip(), last_seen, EXPIRED, gr.Timer(active=False)
+        return gr.skip(), last_seen, EXPIRED, polling(None)
     chat = [*history, *replies] if replies else gr.skip()
     interval = POLL_SECONDS if status.with_people else IDLE_POLL_SECONDS
-    return chat, last_seen, STATUS_LINES[status], gr.Timer(interval, active=True)
+    return chat, last_seen, STATUS_LINES[status], polling(interval)
 
 
 def then_poll(
@@ -208,6 +216,7 @@ def then_poll(
     shown: History,
     steps: Iterator[tuple[Any, ...]],
     last_seen: int,
+    status_line: str,
 ) -> Iterator[PageState]:
     """A customer's action and the check after it, in one event.
 
@@ -215,14 +224,17 @@ def then_poll(
     at once), with the poll timer resting, so that a tick cannot overwrite the chat with
     a copy that lacks the reply; then each of `steps` (box, chat, conversation, turn ids)
     as it comes; the last with any agent reply since, the status line, and the timer
-    restarted. The chat is always given a value: for a skipped output Gradio builds the
-    component and its configuration anew, about 10 ms for the chat here.
+    restarted.
+
+    The chat and the status line are always given a value, never skipped: Gradio builds
+    a skipped component and its configuration anew (about 10 ms for the chat here), and
+    while the timer rests its value (the interval) is given as it is.
     """
     keep = gr.skip()
-    yield box, shown, keep, keep, keep, keep, gr.Timer(active=False)
+    yield box, shown, keep, keep, keep, status_line, polling(None)
     step = None
     for step in steps:
-        yield *step, keep, keep, keep
+        yield *step, keep, status_line, POLL_SECONDS
     if step is None:
         return
     box, history, conversation_id, turn_ids = step
@@ -262,43 +274,50 @@ def build_ui(assistant: Assistant) -> gr.Blocks:
         check = partial(poll, assistant)
 
         def send_message(
-            text: str, history: History, conversation: str | None, ids: dict[int, int], seen: int
+            text: str,
+            history: History,
+            conversation: str | None,
+            ids: dict[int, int],
+            seen: int,
+            line: str,
         ) -> Iterator[PageState]:
             steps = respond(assistant, text, history, conversation, ids)
             shown = with_message(history, text) if text.strip() else history
-            yield from then_poll(assistant, "", shown, steps, seen)
+            yield from then_poll(assistant, "", shown, steps, seen, line)
 
         def send_option(
             history: History,
             conversation: str | None,
             ids: dict[int, int],
             seen: int,
+            line: str,
             event: gr.SelectData,
         ) -> Iterator[PageState]:
             # A plain function: Gradio finds the SelectData parameter by its annotation.
             chosen = chosen_option(event)
             steps = respond(assistant, chosen, history, conversation, ids)
-            yield from then_poll(assistant, gr.skip(), with_message(history, chosen), steps, seen)
+            shown = with_message(history, chosen)
+            yield from then_poll(assistant, gr.skip(), shown, steps, seen, line)
 
         def press_for_person(
-            history: History, conversation: str | None, ids: dict[int, int], seen: int
+            history: History, conversation: str | None, ids: dict[int, int], seen: int, line: str
         ) -> Iterator[PageState]:
             def handed() -> Iterator[tuple[Any, ...]]:
                 yield gr.skip(), *hand_off(assistant, history, conversation, ids)
 
             pressed = with_message(history, TALK_TO_PERSON)
-            yield from then_poll(assistant, gr.skip(), pressed, handed(), seen)
+            yield from then_poll(assistant, gr.skip(), pressed, handed(), seen, line)
 
         # One server event a message, however it is sent (named, so that a client, a load
         # test say, can call it): each event is a round trip through Gradio's queue.
-        asked = [message, chatbot, conversation_id, turn_ids, last_seen]
+        asked = [message, chatbot, conversation_id, turn_ids, last_seen, status]
         message.submit(send_message, asked, page, api_name="respond")
         send.click(send_message, asked, page, api_name="respond_send")
         chatbot.option_select(send_option, asked[1:], page, api_name="respond_option")
         person.click(press_for_person, asked[1:], page)
         timer.tick(check, [chatbot, conversation_id, last_seen], polled, show_progress="hidden")
         chatbot.like(on_like, [turn_ids, conversation_id], None)
-        restart.click(lambda: ("", [], None, {}, 0, "", gr.Timer(active=False)), None, page)
+        restart.click(lambda: ("", [], None, {}, 0, "", polling(None)), None, page)
     # Many customers at once, each event kind up to `chat_concurrency` (Gradio's default is
     # one: every customer would wait behind the reply being written). A full queue shows
     # Gradio's "busy, try again" rather than growing without bound.

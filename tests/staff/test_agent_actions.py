@@ -33,7 +33,7 @@ def test_an_edited_suggestion_reaches_the_customer_and_is_logged(staffed, handed
     assert chat[-1]["content"].startswith("**Support team:**")
     assert chat[-1]["content"].endswith("Thanks for waiting.")
     assert "with you" in status_line
-    assert timer.active
+    assert timer["active"]
 
 
 def test_a_suggestion_sent_as_it_is_is_logged_as_used(staffed, handed_off):
@@ -84,7 +84,7 @@ def test_resolving_gives_the_conversation_back_to_the_bot(staffed, handed_off):
 
     _, _, status_line, timer = poll(staffed, [], handed_off, 0)
     assert "resolved" in status_line
-    assert timer.value == IDLE_POLL_SECONDS
+    assert timer["value"] == IDLE_POLL_SECONDS
     with pytest.raises(gr.Error, match="already resolved"):
         resolve(staffed, page["selected"], AS_AGENT)
     with pytest.raises(gr.Error, match=f"{AGENT_NAME} resolved this conversation"):
