@@ -38,6 +38,7 @@ from assistant.channels.origins import OriginGuard, add_cors
 from assistant.channels.page_guard import PageGuard, too_many
 from assistant.channels.rate_limits import chat_slot, limit_address, limit_chat
 from assistant.channels.sse import server_sent_events as _server_sent_events
+from assistant.channels.web_chat import prepare_events
 from assistant.core.errors import (
     MessageError,
     MissingApiKey,
@@ -157,10 +158,11 @@ def metrics_access(
 def create_app(assistant: Assistant, with_ui: bool = True) -> FastAPI:
     """The JSON API, and with `with_ui` the web chat and the staff pages, on one app."""
     writer = WriterLoading(assistant)
+    warm_ups = [prepare_events] if with_ui else []
     app = FastAPI(
         title="Pebble & Pine assistant",
         version=__version__,
-        lifespan=serving_lifespan(assistant, writer),
+        lifespan=serving_lifespan(assistant, writer, warm_ups),
     )
     app.state.assistant = assistant
     app.state.writer = writer

@@ -1,5 +1,6 @@
-"""What runs beside the app while it serves: the answer writer loading after start-up, and
-the watch for newly promoted models.
+"""What runs beside the app while it serves: the answer writer loading after start-up, work
+a page's first event would otherwise do on the event loop, and the watch for newly
+promoted models.
 
 The writer can be what a start waits for longest (on PyTorch, GPT-2 and the modules it
 imports take seconds; its ONNX form a fraction of one), and most replies never need it,
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Literal
 
@@ -77,10 +78,10 @@ def server_threads(serving: Any) -> int:
 
 
 def serving_lifespan(
-    assistant: Assistant, writer: WriterLoading
+    assistant: Assistant, writer: WriterLoading, warm_ups: Sequence[Callable[[], None]] = ()
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
-    """A lifespan that adds the writer if it is missing and switches to newly promoted
-    models while the app serves."""
+    """A lifespan that adds the writer if it is missing, runs each of `warm_ups` once in a
+    thread of its own, and switches to newly promoted models while the app serves."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -90,6 +91,8 @@ def serving_lifespan(
         threads = anyio.to_thread.current_default_thread_limiter()
         threads.total_tokens = max(threads.total_tokens, server_threads(serving))
         writer.start()
+        for warm_up in warm_ups:
+            threading.Thread(target=warm_up, name="warm-up", daemon=True).start()
         interval = serving.reload_check_seconds
         watcher = ModelWatcher(assistant, interval) if interval > 0 else None
         if watcher is not None:

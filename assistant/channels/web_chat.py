@@ -326,6 +326,17 @@ def build_ui(assistant: Assistant) -> gr.Blocks:
     return demo
 
 
+def prepare_events() -> None:
+    """Import matplotlib and resolve its backend, as Gradio's first event otherwise does (it
+    switches the backend to Agg around every event): on the event loop that took about
+    0.75 s here, while every customer's request waited."""
+    try:
+        import matplotlib
+    except ImportError:  # Gradio then skips the switch too
+        return
+    matplotlib.get_backend()
+
+
 def chat_concurrency(serving: Any) -> int:
     """Events of one kind handled at once: as configured, or as many as the API serves."""
     return serving.chat_concurrency or serving.max_waiting_chats

@@ -2,13 +2,17 @@
 one that cannot be loaded is reported while the server goes on answering."""
 
 import logging
+import sys
+import threading
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from assistant.channels.api import create_app
-from assistant.channels.lifespan import WriterLoading
+from assistant.channels.lifespan import WriterLoading, serving_lifespan
+from assistant.channels.web_chat import prepare_events
 from assistant.core.errors import ArtifactError
 from assistant.core.pipeline import Assistant
 from tests.fakes import WITH_WRITER, FixedWriter, fake_settings
@@ -77,3 +81,25 @@ def test_nothing_loads_when_the_writer_serves_already_or_writing_is_off(demo_sli
     left.start()
     assert left.wait(timeout_s=5) == "off"
     assert without.generator is None
+
+
+def test_warm_ups_run_in_their_own_thread_once_the_app_serves(demo_slice):
+    assistant = Assistant.load(fake_settings(demo_slice))
+    ran: list[str] = []
+    done = threading.Event()
+
+    def warm_up() -> None:
+        ran.append(threading.current_thread().name)
+        done.set()
+
+    app = FastAPI(lifespan=serving_lifespan(assistant, WriterLoading(assistant), [warm_up]))
+    assert not ran  # nothing runs until the app starts serving
+    with TestClient(app):
+        assert done.wait(10)
+    assert ran == ["warm-up"]
+
+
+def test_the_page_prepares_what_its_first_event_would_import(monkeypatch):
+    monkeypatch.delitem(sys.modules, "matplotlib", raising=False)  # as in a fresh server
+    prepare_events()
+    assert "matplotlib" in sys.modules
