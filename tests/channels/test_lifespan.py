@@ -2,6 +2,7 @@
 one that cannot be loaded is reported while the server goes on answering."""
 
 import logging
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -12,7 +13,6 @@ from fastapi.testclient import TestClient
 
 from assistant.channels.api import create_app
 from assistant.channels.lifespan import WriterLoading, serving_lifespan
-from assistant.channels.web_chat import prepare_events
 from assistant.core.errors import ArtifactError
 from assistant.core.pipeline import Assistant
 from tests.fakes import WITH_WRITER, FixedWriter, fake_settings
@@ -99,7 +99,13 @@ def test_warm_ups_run_in_their_own_thread_once_the_app_serves(demo_slice):
     assert ran == ["warm-up"]
 
 
-def test_the_page_prepares_what_its_first_event_would_import(monkeypatch):
-    monkeypatch.delitem(sys.modules, "matplotlib", raising=False)  # as in a fresh server
-    prepare_events()
-    assert "matplotlib" in sys.modules
+def test_the_page_prepares_what_its_first_event_would_import():
+    # In a fresh interpreter, as in a server just started (a module cannot be imported twice).
+    fresh = (
+        "import sys\n"
+        "from assistant.channels.web_chat import prepare_events\n"
+        "assert 'matplotlib' not in sys.modules\n"
+        "prepare_events()\n"
+        "assert 'matplotlib' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", fresh], check=True, cwd=Path(__file__).parents[2])
