@@ -56,8 +56,8 @@ STATUS_LINES = {
 History = list[dict[str, Any]]
 ChatState = tuple[str, History, str | None, dict[int, int]]
 # The page after an event: the box, the chat, the conversation, the turn ids, the newest
-# transcript line looked at, the status line and the poll timer (a value or `gr.skip()`).
-PageState = tuple[Any, Any, Any, Any, Any, Any, Any]
+# transcript line looked at, the status line, the poll timer and how often it ticks.
+PageState = tuple[Any, Any, Any, Any, Any, Any, Any, Any]
 
 
 def respond(
@@ -183,31 +183,52 @@ def agent_lines_since(store: AgentDesk, conversation_id: str, after_id: int) -> 
 
 
 def polling(interval: float | None) -> dict[str, Any]:
-    """The poll timer's new state: ticking every `interval` seconds, or resting (None).
-    An update rather than a new `gr.Timer`, which Gradio would take apart and build again."""
+    """The poll timer's update: ticking every `interval` seconds, or resting (None)."""
     if interval is None:
         return gr.update(active=False)
     return gr.update(value=interval, active=True)
 
 
+def timer_output(interval: float | None, ticking: float | None) -> Any:
+    """What the page's timer is sent so that it polls every `interval` seconds (None: not at
+    all) when it now polls every `ticking`: an update only when that changes. Otherwise
+    a plain value, its interval, since Gradio builds a component anew for an update or a
+    skip (a resting timer's interval is not used)."""
+    if interval != ticking:
+        return polling(interval)
+    return IDLE_POLL_SECONDS if interval is None else interval
+
+
 def poll(
     assistant: Assistant, history: History, conversation_id: str | None, last_seen: int
-) -> tuple[Any, int, str, dict[str, Any]]:
+) -> tuple[Any, int, str, float | None]:
     """Show new agent replies and the conversation's status; poll faster while people have it.
 
     Returns the chat (or `gr.skip()` when nothing is new), the newest transcript id
-    looked at, the status line and the timer's new state (`polling`).
+    looked at, the status line and how often to poll next (None: not at all).
     """
     if conversation_id is None:
-        return gr.skip(), last_seen, "", polling(None)
+        return gr.skip(), last_seen, "", None
     try:
         replies, last_seen = agent_lines_since(assistant.store, conversation_id, last_seen)
         status = assistant.store.status(conversation_id)
     except UnknownConversation:
-        return gr.skip(), last_seen, EXPIRED, polling(None)
+        return gr.skip(), last_seen, EXPIRED, None
     chat = [*history, *replies] if replies else gr.skip()
     interval = POLL_SECONDS if status.with_people else IDLE_POLL_SECONDS
-    return chat, last_seen, STATUS_LINES[status], polling(interval)
+    return chat, last_seen, STATUS_LINES[status], interval
+
+
+def tick(
+    assistant: Assistant,
+    history: History,
+    conversation_id: str | None,
+    last_seen: int,
+    ticking: float | None,
+) -> tuple[Any, int, str, Any, float | None]:
+    """The poll timer's tick: `poll`, with the timer's output and its new pace."""
+    chat, last_seen, status_line, interval = poll(assistant, history, conversation_id, last_seen)
+    return chat, last_seen, status_line, timer_output(interval, ticking), interval
 
 
 def then_poll(
@@ -217,30 +238,34 @@ def then_poll(
     steps: Iterator[tuple[Any, ...]],
     last_seen: int,
     status_line: str,
+    ticking: float | None,
 ) -> Iterator[PageState]:
     """A customer's action and the check after it, in one event.
 
-    First the box and the chat `shown` while the action runs (the customer's message,
-    at once), with the poll timer resting, so that a tick cannot overwrite the chat with
-    a copy that lacks the reply; then each of `steps` (box, chat, conversation, turn ids)
-    as it comes; the last with any agent reply since, the status line, and the timer
-    restarted.
+    First the box and the chat `shown` while the action runs (the customer's message, at
+    once); then each of `steps` (box, chat, conversation, turn ids) as it comes, the
+    last with any agent reply since, the status line, and the timer set to the pace
+    the conversation's status calls for.
 
-    The chat and the status line are always given a value, never skipped: Gradio builds
-    a skipped component and its configuration anew (about 10 ms for the chat here), and
-    while the timer rests its value (the interval) is given as it is.
+    The chat, the status line and the timer are given values, not skipped, and the timer
+    an update only when its pace changes: for an update or a skip Gradio builds the
+    component and its configuration anew (about 10 ms for the chat here).
     """
     keep = gr.skip()
-    yield box, shown, keep, keep, keep, status_line, polling(None)
+    as_it_ticks = timer_output(ticking, ticking)
+    yield box, shown, keep, keep, keep, status_line, as_it_ticks, keep
     step = None
-    for step in steps:
-        yield *step, keep, status_line, POLL_SECONDS
+    for upcoming in steps:  # each shown when the next comes: the last goes with the check
+        if step is not None:
+            yield *step, keep, status_line, as_it_ticks, keep
+        step = upcoming
     if step is None:
         return
     box, history, conversation_id, turn_ids = step
-    chat, last_seen, status_line, timer = poll(assistant, history, conversation_id, last_seen)
+    chat, last_seen, status_line, interval = poll(assistant, history, conversation_id, last_seen)
     chat = history if chat == keep else chat
-    yield box, chat, conversation_id, turn_ids, last_seen, status_line, timer
+    timer = timer_output(interval, ticking)
+    yield box, chat, conversation_id, turn_ids, last_seen, status_line, timer, interval
 
 
 def build_ui(assistant: Assistant) -> gr.Blocks:
@@ -269,9 +294,8 @@ def build_ui(assistant: Assistant) -> gr.Blocks:
             restart = gr.Button("New conversation", size="sm")
         last_seen = gr.State(0)
         timer = gr.Timer(POLL_SECONDS, active=False)
-        page = [message, chatbot, conversation_id, turn_ids, last_seen, status, timer]
-        polled = [chatbot, last_seen, status, timer]
-        check = partial(poll, assistant)
+        ticking = gr.State(None)  # the timer's interval while it ticks
+        page = [message, chatbot, conversation_id, turn_ids, last_seen, status, timer, ticking]
 
         def send_message(
             text: str,
@@ -280,10 +304,11 @@ def build_ui(assistant: Assistant) -> gr.Blocks:
             ids: dict[int, int],
             seen: int,
             line: str,
+            pace: float | None,
         ) -> Iterator[PageState]:
             steps = respond(assistant, text, history, conversation, ids)
             shown = with_message(history, text) if text.strip() else history
-            yield from then_poll(assistant, "", shown, steps, seen, line)
+            yield from then_poll(assistant, "", shown, steps, seen, line, pace)
 
         def send_option(
             history: History,
@@ -291,33 +316,44 @@ def build_ui(assistant: Assistant) -> gr.Blocks:
             ids: dict[int, int],
             seen: int,
             line: str,
+            pace: float | None,
             event: gr.SelectData,
         ) -> Iterator[PageState]:
             # A plain function: Gradio finds the SelectData parameter by its annotation.
             chosen = chosen_option(event)
             steps = respond(assistant, chosen, history, conversation, ids)
             shown = with_message(history, chosen)
-            yield from then_poll(assistant, gr.skip(), shown, steps, seen, line)
+            yield from then_poll(assistant, gr.skip(), shown, steps, seen, line, pace)
 
         def press_for_person(
-            history: History, conversation: str | None, ids: dict[int, int], seen: int, line: str
+            history: History,
+            conversation: str | None,
+            ids: dict[int, int],
+            seen: int,
+            line: str,
+            pace: float | None,
         ) -> Iterator[PageState]:
             def handed() -> Iterator[tuple[Any, ...]]:
                 yield gr.skip(), *hand_off(assistant, history, conversation, ids)
 
             pressed = with_message(history, TALK_TO_PERSON)
-            yield from then_poll(assistant, gr.skip(), pressed, handed(), seen, line)
+            yield from then_poll(assistant, gr.skip(), pressed, handed(), seen, line, pace)
 
         # One server event a message, however it is sent (named, so that a client, a load
         # test say, can call it): each event is a round trip through Gradio's queue.
-        asked = [message, chatbot, conversation_id, turn_ids, last_seen, status]
+        asked = [message, chatbot, conversation_id, turn_ids, last_seen, status, ticking]
         message.submit(send_message, asked, page, api_name="respond")
         send.click(send_message, asked, page, api_name="respond_send")
         chatbot.option_select(send_option, asked[1:], page, api_name="respond_option")
         person.click(press_for_person, asked[1:], page)
-        timer.tick(check, [chatbot, conversation_id, last_seen], polled, show_progress="hidden")
+        timer.tick(
+            partial(tick, assistant),
+            [chatbot, conversation_id, last_seen, ticking],
+            [chatbot, last_seen, status, timer, ticking],
+            show_progress="hidden",
+        )
         chatbot.like(on_like, [turn_ids, conversation_id], None)
-        restart.click(lambda: ("", [], None, {}, 0, "", polling(None)), None, page)
+        restart.click(lambda: ("", [], None, {}, 0, "", polling(None), None), None, page)
     # Many customers at once, each event kind up to `chat_concurrency` (Gradio's default is
     # one: every customer would wait behind the reply being written). A full queue shows
     # Gradio's "busy, try again" rather than growing without bound.

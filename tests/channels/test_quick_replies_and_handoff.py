@@ -80,8 +80,9 @@ class Page:
                 continue
             results = result if len(step.outputs) > 1 else (result,)
             for block, value in zip(step.outputs, results, strict=True):
-                if isinstance(block, gr.Timer):  # an update: resting or ticking
-                    self.timer_active = value["active"]
+                if isinstance(block, gr.Timer):  # an update starts or stops it
+                    if isinstance(value, dict):
+                        self.timer_active = value["active"]
                 elif value != gr.skip():
                     self.values[block._id] = value
         return [getattr(step.fn, "func", step.fn).__name__ for step in chain]

@@ -14,6 +14,8 @@ from assistant.channels.web_chat import (
     poll,
     rate,
     then_poll,
+    tick,
+    timer_output,
     with_message,
 )
 from assistant.channels.web_chat import respond as respond_stream
@@ -37,21 +39,26 @@ def test_a_reply_and_its_explanation_are_added(assistant):
     assert history[1]["content"] == turn["reply_text"]
 
 
-def test_a_message_shows_at_once_with_polling_resting_until_the_reply_stands(assistant):
+def test_a_message_shows_at_once_then_its_reply_and_the_polling_it_calls_for(assistant):
     asked = with_message([], "hi there")
-    states = list(
-        then_poll(assistant, "", asked, respond_stream(assistant, "hi there", [], None, {}), 0, "")
-    )
-    first, last = states[0], states[-1]
-    assert first[:2] == ("", asked) and first[6]["active"] is False
-    box, chat, conversation_id, turn_ids, last_seen, status_line, timer = last
+    steps = respond_stream(assistant, "hi there", [], None, {})
+    first, last = list(then_poll(assistant, "", asked, steps, 0, "", None))
+    assert first[:2] == ("", asked)
+    box, chat, conversation_id, turn_ids, last_seen, status_line, timer, pace = last
     assert chat[0] == asked[0] and [m["role"] for m in chat[1:]] == ["assistant", "assistant"]
-    assert (box, status_line, timer["active"], timer["value"]) == ("", "", True, IDLE_POLL_SECONDS)
+    assert (box, status_line, pace) == ("", "", IDLE_POLL_SECONDS)
+    assert timer == gr.update(value=IDLE_POLL_SECONDS, active=True)  # the first: it starts
     assert turn_ids and last_seen > 0  # the transcript lines looked at
     assert assistant.store.turns(conversation_id)[0]["user_text"] == "hi there"
+
+    # The next message: the timer keeps its pace, and is sent its interval, not an update.
+    again = with_message(chat, "thanks")
+    steps = respond_stream(assistant, "thanks", chat, conversation_id, turn_ids)
+    states = list(then_poll(assistant, "", again, steps, last_seen, "", IDLE_POLL_SECONDS))
+    assert [state[6] for state in states] == [IDLE_POLL_SECONDS, IDLE_POLL_SECONDS]
     # Gradio builds a skipped component anew: the chat and the status line are given their
     # values every time.
-    assert all(gr.skip() not in (state[1], state[5]) for state in states)
+    assert all(gr.skip() not in (state[1], state[5]) for state in [first, last, *states])
 
 
 def test_the_conversation_continues(assistant):
@@ -84,48 +91,66 @@ def test_thumbs_down_is_stored_on_the_turn(assistant):
 
 def test_agent_replies_appear_while_people_have_the_conversation(eager):
     _, history, conversation_id, _ = respond(eager, "I want to talk to a person", [], None, {})
-    chat, last_seen, status_line, timer = poll(eager, history, conversation_id, 0)
+    chat, last_seen, status_line, interval = poll(eager, history, conversation_id, 0)
     assert chat == gr.skip()  # nothing new to show: the customer's and bot's lines are there
     assert last_seen == eager.store.messages_since(conversation_id)[-1]["id"]
     assert status_line == STATUS_LINES[ConversationStatus.WAITING]
-    assert (timer["active"], timer["value"]) == (True, POLL_SECONDS)
+    assert interval == POLL_SECONDS
 
     eager.store.agent_reply(conversation_id, "ana", "Hi, Ana here. Let me look.")
-    chat, newer, status_line, timer = poll(eager, history, conversation_id, last_seen)
+    chat, newer, status_line, interval = poll(eager, history, conversation_id, last_seen)
     assert chat == [
         *history,
         {"role": "assistant", "content": "**Support team:** Hi, Ana here. Let me look."},
     ]
     assert newer > last_seen
     assert status_line == STATUS_LINES[ConversationStatus.WITH_AGENT]
-    assert timer["active"]
+    assert interval == POLL_SECONDS
     assert poll(eager, chat, conversation_id, newer)[:2] == (gr.skip(), newer)
 
 
 def test_polling_slows_once_the_bot_answers_again(eager):
     _, history, conversation_id, _ = respond(eager, "I want to talk to a person", [], None, {})
     eager.store.resolve(conversation_id, "ana")
-    _, _, status_line, timer = poll(eager, history, conversation_id, 0)
+    _, _, status_line, interval = poll(eager, history, conversation_id, 0)
     assert status_line == STATUS_LINES[ConversationStatus.RESOLVED]
-    assert (timer["active"], timer["value"]) == (True, IDLE_POLL_SECONDS)
+    assert interval == IDLE_POLL_SECONDS
 
 
 def test_an_agent_reply_to_a_conversation_the_bot_has_still_appears(eager):
     _, history, conversation_id, _ = respond(eager, "how much is shipping", [], None, {})
-    _, last_seen, status_line, timer = poll(eager, history, conversation_id, 0)
-    assert (status_line, timer["active"]) == ("", True)
+    _, last_seen, status_line, interval = poll(eager, history, conversation_id, 0)
+    assert (status_line, interval) == ("", IDLE_POLL_SECONDS)
     eager.store.agent_reply(conversation_id, "ana", "Ana here: shipping is free over $50.")
-    chat, _, status_line, timer = poll(eager, history, conversation_id, last_seen)
+    chat, _, status_line, interval = poll(eager, history, conversation_id, last_seen)
     assert chat[-1]["content"] == "**Support team:** Ana here: shipping is free over $50."
     assert status_line == STATUS_LINES[ConversationStatus.WITH_AGENT]
-    assert timer["value"] == POLL_SECONDS
+    assert interval == POLL_SECONDS
 
 
 def test_polling_without_a_conversation_or_for_an_unknown_one_stops(assistant):
-    chat, last_seen, status_line, timer = poll(assistant, [], None, 0)
-    assert (chat, last_seen, status_line, timer["active"]) == (gr.skip(), 0, "", False)
-    chat, last_seen, status_line, timer = poll(assistant, [], "no-such-conversation", 5)
-    assert (chat, last_seen, status_line, timer["active"]) == (gr.skip(), 5, EXPIRED, False)
+    assert poll(assistant, [], None, 0) == (gr.skip(), 0, "", None)
+    assert poll(assistant, [], "no-such-conversation", 5) == (gr.skip(), 5, EXPIRED, None)
+
+
+def test_the_timer_is_updated_only_when_its_pace_changes():
+    assert timer_output(IDLE_POLL_SECONDS, None) == gr.update(value=IDLE_POLL_SECONDS, active=True)
+    assert timer_output(POLL_SECONDS, IDLE_POLL_SECONDS) == gr.update(
+        value=POLL_SECONDS, active=True
+    )
+    assert timer_output(None, POLL_SECONDS) == gr.update(active=False)
+    # Unchanged: a plain value (Gradio builds a component anew for an update or a skip).
+    assert timer_output(POLL_SECONDS, POLL_SECONDS) == POLL_SECONDS
+    assert isinstance(timer_output(None, None), float)
+
+
+def test_a_tick_keeps_the_pace_it_had_unless_the_status_changes(eager):
+    _, history, conversation_id, _ = respond(eager, "how much is shipping", [], None, {})
+    *_, timer, pace = tick(eager, history, conversation_id, 0, IDLE_POLL_SECONDS)
+    assert (timer, pace) == (IDLE_POLL_SECONDS, IDLE_POLL_SECONDS)
+    eager.store.agent_reply(conversation_id, "ana", "Ana here.")
+    *_, timer, pace = tick(eager, history, conversation_id, 0, IDLE_POLL_SECONDS)
+    assert (timer, pace) == (gr.update(value=POLL_SECONDS, active=True), POLL_SECONDS)
 
 
 def test_the_page_builds(assistant):

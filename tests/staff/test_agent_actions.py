@@ -1,7 +1,7 @@
 import gradio as gr
 import pytest
 
-from assistant.channels.web_chat import IDLE_POLL_SECONDS, poll
+from assistant.channels.web_chat import IDLE_POLL_SECONDS, POLL_SECONDS, poll
 from assistant.core.records import ActionKind, ConversationStatus
 from assistant.staff.agent_actions import (
     correct_intent,
@@ -29,11 +29,11 @@ def test_an_edited_suggestion_reaches_the_customer_and_is_logged(staffed, handed
     assert action["payload"]["suggestion"]["rank"] == 2
     assert staffed.store.status(handed_off) == ConversationStatus.WITH_AGENT
 
-    chat, _, status_line, timer = poll(staffed, [], handed_off, 0)
+    chat, _, status_line, interval = poll(staffed, [], handed_off, 0)
     assert chat[-1]["content"].startswith("**Support team:**")
     assert chat[-1]["content"].endswith("Thanks for waiting.")
     assert "with you" in status_line
-    assert timer["active"]
+    assert interval == POLL_SECONDS
 
 
 def test_a_suggestion_sent_as_it_is_is_logged_as_used(staffed, handed_off):
@@ -82,9 +82,9 @@ def test_resolving_gives_the_conversation_back_to_the_bot(staffed, handed_off):
     assert "resolved at" in values[1]
     assert staffed.store.actions(handed_off)[-1]["kind"] == ActionKind.RESOLVED
 
-    _, _, status_line, timer = poll(staffed, [], handed_off, 0)
+    _, _, status_line, interval = poll(staffed, [], handed_off, 0)
     assert "resolved" in status_line
-    assert timer["value"] == IDLE_POLL_SECONDS
+    assert interval == IDLE_POLL_SECONDS
     with pytest.raises(gr.Error, match="already resolved"):
         resolve(staffed, page["selected"], AS_AGENT)
     with pytest.raises(gr.Error, match=f"{AGENT_NAME} resolved this conversation"):
