@@ -9,7 +9,8 @@ event's completion, whose outputs the page keeps. State the server holds for the
 session (the conversation id, the turn ids) is sent as null, as the browser sends it.
 
 The chain is read from the page's `/config`, so the same customers measure any layout
-of the page's events: one event a message, or several.
+of the page's events: one event a message, or several. So is the poll timer's tick,
+which an open page runs every few seconds for as long as the customer stays.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class PageLayout:
     initial: dict[int, Any]
     message_box: int
     chain: list[Step]
+    tick: Step | None  # the poll timer's event
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> PageLayout:
@@ -60,7 +62,16 @@ class PageLayout:
         steps = [
             Step(d["id"], box if d is first else None, d["inputs"], d["outputs"]) for d in chain
         ]
-        return cls(initial, box, steps)
+        timers = [c["id"] for c in components.values() if c["type"] == "timer"]
+        ticks = [
+            d for d in dependencies if any(t == [i, "tick"] for t in d["targets"] for i in timers)
+        ]
+        tick = (
+            Step(ticks[0]["id"], ticks[0]["targets"][0][0], ticks[0]["inputs"], ticks[0]["outputs"])
+            if ticks
+            else None
+        )
+        return cls(initial, box, steps, tick)
 
 
 @dataclass
@@ -84,6 +95,15 @@ class PageCustomer:
             if outputs is None:
                 return False
             self._keep(step, outputs)
+        return True
+
+    async def tick(self, client: httpx.AsyncClient) -> bool:
+        """The poll timer fires; True when its event completed."""
+        step = self.layout.tick
+        outputs = None if step is None else await self._run(client, step)
+        if outputs is None:
+            return False
+        self._keep(step, outputs)
         return True
 
     async def _run(self, client: httpx.AsyncClient, step: Step) -> list[Any] | None:
@@ -126,36 +146,60 @@ async def fetch_layout(base: str) -> PageLayout:
     return PageLayout.from_config(config)
 
 
-def browse(base: str, messages: list[str], customers: int, turns: int) -> dict[str, Any]:
-    """`customers` tabs at once, each holding one conversation of `turns` messages."""
-    layout = asyncio.run(fetch_layout(base))
+class PageCrowd:
+    """`customers` tabs open on the page at once."""
 
-    async def customer(index: int, latencies: list[float]) -> tuple[int, int]:
-        rng, errors = random.Random(index), 0
-        tab = PageCustomer(base, layout)
-        async with httpx.AsyncClient(timeout=120) as client:
-            for _ in range(turns):
-                started = time.perf_counter()
-                try:
-                    answered = await tab.send(client, rng.choice(messages))
-                except httpx.HTTPError:
-                    answered = False
-                if answered:
-                    latencies.append((time.perf_counter() - started) * 1000)
-                errors += not answered
-        return errors, tab.events
+    def __init__(self, base: str, customers: int) -> None:
+        self.layout = asyncio.run(fetch_layout(base))
+        self.tabs = [PageCustomer(base, self.layout) for _ in range(customers)]
 
-    async def everyone() -> tuple[list[float], list[tuple[int, int]]]:
-        latencies: list[float] = []
-        results = await asyncio.gather(*(customer(n, latencies) for n in range(customers)))
-        return latencies, results
+    def converse(self, messages: list[str], turns: int) -> dict[str, Any]:
+        """Each tab holds one conversation of `turns` messages, drawn from `messages`."""
 
-    started = time.perf_counter()
-    latencies, results = asyncio.run(everyone())
-    return {
-        "seconds": time.perf_counter() - started,
-        "latencies_ms": latencies,
-        "errors": sum(errors for errors, _ in results),
-        "events": sum(events for _, events in results),
-        "events_a_message": len(layout.chain),
-    }
+        async def customer(index: int, latencies: list[float]) -> int:
+            rng, errors, tab = random.Random(index), 0, self.tabs[index]
+            async with httpx.AsyncClient(timeout=120) as client:
+                for _ in range(turns):
+                    started = time.perf_counter()
+                    try:
+                        answered = await tab.send(client, rng.choice(messages))
+                    except httpx.HTTPError:
+                        answered = False
+                    if answered:
+                        latencies.append((time.perf_counter() - started) * 1000)
+                    errors += not answered
+            return errors
+
+        async def everyone() -> tuple[list[float], list[int]]:
+            latencies: list[float] = []
+            tabs = range(len(self.tabs))
+            return latencies, await asyncio.gather(*(customer(n, latencies) for n in tabs))
+
+        started = time.perf_counter()
+        latencies, errors = asyncio.run(everyone())
+        return {
+            "seconds": time.perf_counter() - started,
+            "latencies_ms": latencies,
+            "errors": sum(errors),
+            "events": sum(tab.events for tab in self.tabs),
+            "events_a_message": len(self.layout.chain),
+        }
+
+    def wait(self, ticks: int) -> dict[str, Any]:
+        """Each tab's poll timer fires `ticks` times, one tick after another (a browser
+        waits seconds between them): what open pages cost while their customers read."""
+
+        async def tab_ticks(tab: PageCustomer) -> int:
+            async with httpx.AsyncClient(timeout=120) as client:
+                return sum([not await tab.tick(client) for _ in range(ticks)])
+
+        async def everyone() -> list[int]:
+            return await asyncio.gather(*(tab_ticks(tab) for tab in self.tabs))
+
+        started = time.perf_counter()
+        errors = asyncio.run(everyone())
+        return {
+            "seconds": time.perf_counter() - started,
+            "ticks": ticks * len(self.tabs),
+            "errors": sum(errors),
+        }

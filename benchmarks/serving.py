@@ -417,20 +417,25 @@ def candidate_messages(seed: int) -> list[str]:
 # 3. The chat page ------------------------------------------------------------------------
 
 
-def chat_page(port: int, messages: list[str], customers: int, turns: int) -> dict[str, Any]:
+def chat_page(
+    server: Fleet, messages: list[str], customers: int, turns: int, ticks: int
+) -> dict[str, Any]:
     """`customers` concurrent customers on the chat page, each in a browser session of its
     own sending `turns` messages, each message running the events a browser runs for it
-    (`benchmarks/page_customers.py`): queued, run and streamed back by Gradio.
+    (`benchmarks/page_customers.py`): queued, run and streamed back by Gradio. Then each
+    page's poll timer fires `ticks` times, as it does while a customer reads.
 
     They speak Gradio's HTTP protocol directly from one asyncio loop: the Gradio client
     spends about three times the server's CPU a turn, and on two shared cores it
     measured itself."""
-    from benchmarks.page_customers import browse
+    from benchmarks.page_customers import PageCrowd
 
-    client_cpu = time.process_time()
-    run = browse(f"http://127.0.0.1:{port}", messages, customers, turns)
-    client_cpu = time.process_time() - client_cpu
-    return {
+    crowd = PageCrowd(f"http://127.0.0.1:{server.port}", customers)
+    cpu, client_cpu = server.cpu_seconds(), time.process_time()
+    run = crowd.converse(messages, turns)
+    cpu, client_cpu = server.cpu_seconds() - cpu, time.process_time() - client_cpu
+    replies = max(1, customers * turns)
+    report = {
         "customers": customers,
         "turns": customers * turns,
         "events_a_message": run["events_a_message"],
@@ -438,9 +443,20 @@ def chat_page(port: int, messages: list[str], customers: int, turns: int) -> dic
         "replies_per_s": round(len(run["latencies_ms"]) / run["seconds"], 1),
         "round_trip_ms": percentile_ms(run["latencies_ms"]),
         "errors": run["errors"],
+        "server_cpu_ms_per_reply": round(cpu / replies * 1000, 2),
         # The customers' own CPU a reply (they share the machine with the server).
-        "client_cpu_ms_per_reply": round(client_cpu / max(1, customers * turns) * 1000, 2),
+        "client_cpu_ms_per_reply": round(client_cpu / replies * 1000, 2),
     }
+    if ticks:
+        cpu = server.cpu_seconds()
+        waited = crowd.wait(ticks)
+        cpu = server.cpu_seconds() - cpu
+        report["poll_ticks"] = {
+            "ticks": waited["ticks"],
+            "errors": waited["errors"],
+            "server_cpu_ms_per_tick": round(cpu / max(1, waited["ticks"]) * 1000, 2),
+        }
+    return report
 
 
 # -----------------------------------------------------------------------------------------
@@ -513,6 +529,11 @@ def print_table(report: dict[str, Any]) -> None:
               f"p50 {trip['p50']} ms, p95 {trip['p95']} ms, errors {page['errors']}, "
               f"server CPU {page.get('server_cpu_ms_per_reply')} ms a reply, "
               f"customers' CPU {page.get('client_cpu_ms_per_reply')} ms a reply")  # fmt: skip
+        ticks = page.get("poll_ticks")
+        if ticks:
+            cost = ticks["server_cpu_ms_per_tick"]
+            print(f"  then {ticks['ticks']} poll ticks: server CPU {cost} ms a tick, "
+                  f"errors {ticks['errors']}")  # fmt: skip
     if report.get("soak"):
         s = report["soak"]
         print(f"soak {s['minutes']} min x {s['clients']}: RSS {s['rss_mb'][0]} -> "
@@ -549,11 +570,9 @@ def measure(args: argparse.Namespace, layout: str, floor: dict | None) -> dict[s
                       flush=True)  # fmt: skip
             if args.page_customers and replicas == 1:
                 answered = routes.get("template", []) + routes.get("retrieval", [])
-                cpu_before = server.cpu_seconds()
-                page = chat_page(server.port, answered, args.page_customers, args.page_turns)
-                cpu = server.cpu_seconds() - cpu_before
-                page["server_cpu_ms_per_reply"] = round(cpu / max(1, page["turns"]) * 1000, 2)
-                report["chat_page"] = page
+                report["chat_page"] = chat_page(
+                    server, answered, args.page_customers, args.page_turns, args.page_ticks
+                )
             if args.soak_minutes:
                 report["soak"] = soak(server, scripts_for, args.soak_minutes, 32)
             report["server_memory_mb"] = server.memory_mb()
@@ -601,6 +620,9 @@ def main() -> int:
     parser.add_argument("--no-floor", action="store_true", help="skip the encoder floor")
     parser.add_argument("--page-customers", type=int, default=32, help="0: skip the chat page")
     parser.add_argument("--page-turns", type=int, default=5)
+    parser.add_argument(
+        "--page-ticks", type=int, default=5, help="poll ticks per open page after its turns"
+    )
     parser.add_argument("--soak-minutes", type=float, default=0)
     parser.add_argument("--starts", type=int, default=5, help="warm starts measured (median)")
     parser.add_argument(
