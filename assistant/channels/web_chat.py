@@ -199,6 +199,22 @@ def timer_output(interval: float | None, ticking: float | None) -> Any:
     return IDLE_POLL_SECONDS if interval is None else interval
 
 
+def check(
+    assistant: Assistant, conversation_id: str | None, last_seen: int
+) -> tuple[History, int, str, float | None]:
+    """The agents' replies since transcript line `last_seen` (as chat messages), the newest
+    line looked at, the status line, and how often to poll next (None: not at all)."""
+    if conversation_id is None:
+        return [], last_seen, "", None
+    try:
+        replies, last_seen = agent_lines_since(assistant.store, conversation_id, last_seen)
+        status = assistant.store.status(conversation_id)
+    except UnknownConversation:
+        return [], last_seen, EXPIRED, None
+    interval = POLL_SECONDS if status.with_people else IDLE_POLL_SECONDS
+    return replies, last_seen, STATUS_LINES[status], interval
+
+
 def poll(
     assistant: Assistant, history: History, conversation_id: str | None, last_seen: int
 ) -> tuple[Any, int, str, float | None]:
@@ -207,28 +223,27 @@ def poll(
     Returns the chat (or `gr.skip()` when nothing is new), the newest transcript id
     looked at, the status line and how often to poll next (None: not at all).
     """
-    if conversation_id is None:
-        return gr.skip(), last_seen, "", None
-    try:
-        replies, last_seen = agent_lines_since(assistant.store, conversation_id, last_seen)
-        status = assistant.store.status(conversation_id)
-    except UnknownConversation:
-        return gr.skip(), last_seen, EXPIRED, None
-    chat = [*history, *replies] if replies else gr.skip()
-    interval = POLL_SECONDS if status.with_people else IDLE_POLL_SECONDS
-    return chat, last_seen, STATUS_LINES[status], interval
+    replies, last_seen, status_line, interval = check(assistant, conversation_id, last_seen)
+    return [*history, *replies] if replies else gr.skip(), last_seen, status_line, interval
 
 
 def tick(
-    assistant: Assistant,
-    history: History,
-    conversation_id: str | None,
-    last_seen: int,
-    ticking: float | None,
-) -> tuple[Any, int, str, Any, float | None]:
-    """The poll timer's tick: `poll`, with the timer's output and its new pace."""
-    chat, last_seen, status_line, interval = poll(assistant, history, conversation_id, last_seen)
-    return chat, last_seen, status_line, timer_output(interval, ticking), interval
+    assistant: Assistant, conversation_id: str | None, last_seen: int, ticking: float | None
+) -> tuple[int, str, Any, float | None, Any]:
+    """The poll timer's tick: the newest transcript id looked at, the status line, the
+    timer's output and its new pace, and the agents' new replies with the newest id
+    (`gr.skip()` when there are none: the page adds them to the chat when they change).
+
+    The chat is neither read nor written here: a browser would send it with every tick,
+    and Gradio builds a skipped chat anew (about 10 ms here), ticks being most events."""
+    replies, last_seen, status_line, interval = check(assistant, conversation_id, last_seen)
+    found = (last_seen, replies) if replies else gr.skip()
+    return last_seen, status_line, timer_output(interval, ticking), interval, found
+
+
+def show_replies(history: History, found: tuple[int, History] | None) -> History:
+    """The chat with the agents' replies a tick found."""
+    return [*history, *found[1]] if found else history
 
 
 def then_poll(
@@ -295,6 +310,7 @@ def build_ui(assistant: Assistant) -> gr.Blocks:
         last_seen = gr.State(0)
         timer = gr.Timer(POLL_SECONDS, active=False)
         ticking = gr.State(None)  # the timer's interval while it ticks
+        found = gr.State(None)  # the agents' replies the last tick found, with the newest id
         page = [message, chatbot, conversation_id, turn_ids, last_seen, status, timer, ticking]
 
         def send_message(
@@ -348,10 +364,11 @@ def build_ui(assistant: Assistant) -> gr.Blocks:
         person.click(press_for_person, asked[1:], page)
         timer.tick(
             partial(tick, assistant),
-            [chatbot, conversation_id, last_seen, ticking],
-            [chatbot, last_seen, status, timer, ticking],
+            [conversation_id, last_seen, ticking],
+            [last_seen, status, timer, ticking, found],
             show_progress="hidden",
         )
+        found.change(show_replies, [chatbot, found], chatbot, show_progress="hidden")
         chatbot.like(on_like, [turn_ids, conversation_id], None)
         restart.click(lambda: ("", [], None, {}, 0, "", polling(None), None), None, page)
     # Many customers at once, each event kind up to `chat_concurrency` (Gradio's default is

@@ -97,19 +97,19 @@ def chat_of(page: Page) -> list[dict[str, Any]]:
     return page.value(page.component(gr.Chatbot))
 
 
-def states_of(page: Page) -> list[Any]:
-    return [page.value(b) for b in page.demo.blocks.values() if isinstance(b, gr.State)]
+def state_given_to_respond(page: Page, position: int) -> Any:
+    """The value of the state the page's `respond` event takes at `position`."""
+    respond = next(f for f in page.demo.fns.values() if f.api_name == "respond")
+    return page.value(respond.inputs[position])
 
 
 def conversation_of(page: Page) -> str | None:
-    """The page's conversation id: its one state that is a string, or none yet."""
-    (conversation,) = [v for v in states_of(page) if v is None or isinstance(v, str)]
-    return conversation
+    """The page's conversation id, or none yet."""
+    return state_given_to_respond(page, 2)
 
 
 def turn_ids_of(page: Page) -> dict[int, int]:
-    (turn_ids,) = [v for v in states_of(page) if isinstance(v, dict)]
-    return turn_ids
+    return state_given_to_respond(page, 3)
 
 
 def type_and_send(page: Page, text: str) -> list[str]:

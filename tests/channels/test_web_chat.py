@@ -13,6 +13,7 @@ from assistant.channels.web_chat import (
     build_ui,
     poll,
     rate,
+    show_replies,
     then_poll,
     tick,
     timer_output,
@@ -144,13 +145,24 @@ def test_the_timer_is_updated_only_when_its_pace_changes():
     assert isinstance(timer_output(None, None), float)
 
 
-def test_a_tick_keeps_the_pace_it_had_unless_the_status_changes(eager):
+def test_a_tick_finds_agent_replies_without_the_chat_and_keeps_its_pace(eager):
     _, history, conversation_id, _ = respond(eager, "how much is shipping", [], None, {})
-    *_, timer, pace = tick(eager, history, conversation_id, 0, IDLE_POLL_SECONDS)
-    assert (timer, pace) == (IDLE_POLL_SECONDS, IDLE_POLL_SECONDS)
+    last_seen, status_line, timer, pace, found = tick(eager, conversation_id, 0, IDLE_POLL_SECONDS)
+    assert (status_line, timer, pace, found) == (
+        "",
+        IDLE_POLL_SECONDS,
+        IDLE_POLL_SECONDS,
+        gr.skip(),
+    )
     eager.store.agent_reply(conversation_id, "ana", "Ana here.")
-    *_, timer, pace = tick(eager, history, conversation_id, 0, IDLE_POLL_SECONDS)
+    newer, status_line, timer, pace, found = tick(eager, conversation_id, last_seen, pace)
+    assert status_line == STATUS_LINES[ConversationStatus.WITH_AGENT]
     assert (timer, pace) == (gr.update(value=POLL_SECONDS, active=True), POLL_SECONDS)
+    reply = {"role": "assistant", "content": "**Support team:** Ana here."}
+    assert found == (newer, [reply])
+    # The page adds what a tick found to the chat (a change of that state starts it).
+    assert show_replies(history, found) == [*history, reply]
+    assert show_replies(history, None) == history
 
 
 def test_the_page_builds(assistant):
