@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -246,14 +247,24 @@ def show_replies(history: History, found: tuple[int, History] | None) -> History
     return [*history, *found[1]] if found else history
 
 
+@dataclass(frozen=True)
+class PageView:
+    """What the page holds when the customer acts, in the order its events take it."""
+
+    history: History
+    conversation_id: str | None
+    turn_ids: dict[int, int]
+    last_seen: int  # the newest transcript line looked at
+    status_line: str
+    ticking: float | None  # the poll timer's interval while it ticks
+
+
 def then_poll(
     assistant: Assistant,
+    view: PageView,
     box: Any,
     shown: History,
     steps: Iterator[tuple[Any, ...]],
-    last_seen: int,
-    status_line: str,
-    ticking: float | None,
 ) -> Iterator[PageState]:
     """A customer's action and the check after it, in one event.
 
@@ -266,21 +277,21 @@ def then_poll(
     an update only when its pace changes: for an update or a skip Gradio builds the
     component and its configuration anew (about 10 ms for the chat here).
     """
-    keep = gr.skip()
-    as_it_ticks = timer_output(ticking, ticking)
-    yield box, shown, keep, keep, keep, status_line, as_it_ticks, keep
+    keep, line = gr.skip(), view.status_line
+    as_it_ticks = timer_output(view.ticking, view.ticking)
+    yield box, shown, keep, keep, keep, line, as_it_ticks, keep
     step = None
     for upcoming in steps:  # each shown when the next comes: the last goes with the check
         if step is not None:
-            yield *step, keep, status_line, as_it_ticks, keep
+            yield *step, keep, line, as_it_ticks, keep
         step = upcoming
     if step is None:
         return
     box, history, conversation_id, turn_ids = step
-    chat, last_seen, status_line, interval = poll(assistant, history, conversation_id, last_seen)
+    chat, last_seen, line, interval = poll(assistant, history, conversation_id, view.last_seen)
     chat = history if chat == keep else chat
-    timer = timer_output(interval, ticking)
-    yield box, chat, conversation_id, turn_ids, last_seen, status_line, timer, interval
+    timer = timer_output(interval, view.ticking)
+    yield box, chat, conversation_id, turn_ids, last_seen, line, timer, interval
 
 
 def build_ui(assistant: Assistant) -> gr.Blocks:
@@ -313,55 +324,37 @@ def build_ui(assistant: Assistant) -> gr.Blocks:
         found = gr.State(None)  # the agents' replies the last tick found, with the newest id
         page = [message, chatbot, conversation_id, turn_ids, last_seen, status, timer, ticking]
 
-        def send_message(
-            text: str,
-            history: History,
-            conversation: str | None,
-            ids: dict[int, int],
-            seen: int,
-            line: str,
-            pace: float | None,
-        ) -> Iterator[PageState]:
-            steps = respond(assistant, text, history, conversation, ids)
-            shown = with_message(history, text) if text.strip() else history
-            yield from then_poll(assistant, "", shown, steps, seen, line, pace)
+        def answer(text: str, box: Any, view: PageView) -> Iterator[PageState]:
+            steps = respond(assistant, text, view.history, view.conversation_id, view.turn_ids)
+            shown = with_message(view.history, text) if text.strip() else view.history
+            yield from then_poll(assistant, view, box, shown, steps)
 
-        def send_option(
-            history: History,
-            conversation: str | None,
-            ids: dict[int, int],
-            seen: int,
-            line: str,
-            pace: float | None,
-            event: gr.SelectData,
-        ) -> Iterator[PageState]:
+        def send_message(text: str, *held: Any) -> Iterator[PageState]:
+            yield from answer(text, "", PageView(*held))
+
+        def send_option(event: gr.SelectData, *held: Any) -> Iterator[PageState]:
             # A plain function: Gradio finds the SelectData parameter by its annotation.
-            chosen = chosen_option(event)
-            steps = respond(assistant, chosen, history, conversation, ids)
-            shown = with_message(history, chosen)
-            yield from then_poll(assistant, gr.skip(), shown, steps, seen, line, pace)
+            yield from answer(chosen_option(event), gr.skip(), PageView(*held))
 
-        def press_for_person(
-            history: History,
-            conversation: str | None,
-            ids: dict[int, int],
-            seen: int,
-            line: str,
-            pace: float | None,
-        ) -> Iterator[PageState]:
+        def press_for_person(*held: Any) -> Iterator[PageState]:
+            view = PageView(*held)
+
             def handed() -> Iterator[tuple[Any, ...]]:
-                yield gr.skip(), *hand_off(assistant, history, conversation, ids)
+                yield (
+                    gr.skip(),
+                    *hand_off(assistant, view.history, view.conversation_id, view.turn_ids),
+                )
 
-            pressed = with_message(history, TALK_TO_PERSON)
-            yield from then_poll(assistant, gr.skip(), pressed, handed(), seen, line, pace)
+            pressed = with_message(view.history, TALK_TO_PERSON)
+            yield from then_poll(assistant, view, gr.skip(), pressed, handed())
 
         # One server event a message, however it is sent (named, so that a client, a load
         # test say, can call it): each event is a round trip through Gradio's queue.
-        asked = [message, chatbot, conversation_id, turn_ids, last_seen, status, ticking]
-        message.submit(send_message, asked, page, api_name="respond")
-        send.click(send_message, asked, page, api_name="respond_send")
-        chatbot.option_select(send_option, asked[1:], page, api_name="respond_option")
-        person.click(press_for_person, asked[1:], page)
+        held = [chatbot, conversation_id, turn_ids, last_seen, status, ticking]  # a PageView
+        message.submit(send_message, [message, *held], page, api_name="respond")
+        send.click(send_message, [message, *held], page, api_name="respond_send")
+        chatbot.option_select(send_option, held, page, api_name="respond_option")
+        person.click(press_for_person, held, page)
         timer.tick(
             partial(tick, assistant),
             [conversation_id, last_seen, ticking],

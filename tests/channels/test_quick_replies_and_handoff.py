@@ -13,6 +13,7 @@ from typing import Any
 import gradio as gr
 import pytest
 from fastapi.testclient import TestClient
+from gradio.helpers import special_args
 
 from assistant.channels.web_chat import (
     EXPIRED,
@@ -71,8 +72,8 @@ class Page:
             chain.append(step)
         for step in chain:
             arguments = [self.values[block._id] for block in step.inputs]
-            if step.collects_event_data:
-                arguments.append(data)
+            # The event's data goes where the handler's annotation asks, as Gradio puts it.
+            arguments = special_args(step.fn, arguments, event_data=data)[0]
             result = step.fn(*arguments)
             if inspect.isgenerator(result):
                 result = list(result)[-1]

@@ -10,6 +10,7 @@ from assistant.channels.web_chat import (
     POLL_SECONDS,
     STATUS_LINES,
     WHY_TITLE,
+    PageView,
     build_ui,
     poll,
     rate,
@@ -43,7 +44,7 @@ def test_a_reply_and_its_explanation_are_added(assistant):
 def test_a_message_shows_at_once_then_its_reply_and_the_polling_it_calls_for(assistant):
     asked = with_message([], "hi there")
     steps = respond_stream(assistant, "hi there", [], None, {})
-    first, last = list(then_poll(assistant, "", asked, steps, 0, "", None))
+    first, last = list(then_poll(assistant, PageView([], None, {}, 0, "", None), "", asked, steps))
     assert first[:2] == ("", asked)
     box, chat, conversation_id, turn_ids, last_seen, status_line, timer, pace = last
     assert chat[0] == asked[0] and [m["role"] for m in chat[1:]] == ["assistant", "assistant"]
@@ -55,7 +56,8 @@ def test_a_message_shows_at_once_then_its_reply_and_the_polling_it_calls_for(ass
     # The next message: the timer keeps its pace, and is sent its interval, not an update.
     again = with_message(chat, "thanks")
     steps = respond_stream(assistant, "thanks", chat, conversation_id, turn_ids)
-    states = list(then_poll(assistant, "", again, steps, last_seen, "", IDLE_POLL_SECONDS))
+    view = PageView(chat, conversation_id, turn_ids, last_seen, "", IDLE_POLL_SECONDS)
+    states = list(then_poll(assistant, view, "", again, steps))
     assert [state[6] for state in states] == [IDLE_POLL_SECONDS, IDLE_POLL_SECONDS]
     # Gradio builds a skipped component anew: the chat and the status line are given their
     # values every time.
