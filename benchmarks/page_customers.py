@@ -59,19 +59,22 @@ class PageLayout:
         while follow := [d for d in dependencies if d.get("trigger_after") == chain[-1]["id"]]:
             chain.append(follow[0])
         initial = {i: c["props"].get("value") for i, c in components.items()}
-        steps = [
-            Step(d["id"], box if d is first else None, d["inputs"], d["outputs"]) for d in chain
-        ]
-        timers = [c["id"] for c in components.values() if c["type"] == "timer"]
-        ticks = [
-            d for d in dependencies if any(t == [i, "tick"] for t in d["targets"] for i in timers)
-        ]
-        tick = (
-            Step(ticks[0]["id"], ticks[0]["targets"][0][0], ticks[0]["inputs"], ticks[0]["outputs"])
-            if ticks
-            else None
+        steps = [_step(d, box if d is first else None) for d in chain]
+        timers = {c["id"] for c in components.values() if c["type"] == "timer"}
+        tick = next(
+            (
+                _step(d, target)
+                for d in dependencies
+                for target, event in d["targets"]
+                if event == "tick" and target in timers
+            ),
+            None,
         )
         return cls(initial, box, steps, tick)
+
+
+def _step(dependency: dict[str, Any], trigger: int | None) -> Step:
+    return Step(dependency["id"], trigger, dependency["inputs"], dependency["outputs"])
 
 
 @dataclass
