@@ -358,20 +358,28 @@ class GradioPage:
     def __init__(self, client: httpx.Client, path: str = "") -> None:
         self.client, self.path = client, path.rstrip("/")
         self.session_hash = secrets.token_hex(6)
-        self._events: dict[str, dict[str, Any]] | None = None
+        self._config: dict[str, Any] | None = None
 
     def sign_in(self, name: str, password: str) -> httpx.Response:
         form = {"username": name, "password": password}
         return self.client.post(f"{self.path}/login", data=form)
 
-    def events(self) -> dict[str, dict[str, Any]]:
-        """The page's events by API name (as in its `/config`)."""
-        if self._events is None:
+    def config(self) -> dict[str, Any]:
+        if self._config is None:
             response = self.client.get(f"{self.path}/config")
             response.raise_for_status()
-            dependencies = response.json()["dependencies"]
-            self._events = {event["api_name"]: event for event in dependencies}
-        return self._events
+            self._config = response.json()
+        return self._config
+
+    def events(self) -> dict[str, dict[str, Any]]:
+        """The page's events by API name (as in its `/config`)."""
+        return {event["api_name"]: event for event in self.config()["dependencies"]}
+
+    def inputs(self, api_name: str, **by_elem_id: Any) -> list[Any]:
+        """An event's inputs as the browser sends them: the values given for components by
+        their `elem_id`, and null for the rest (the state the server holds)."""
+        elem_ids = {c["id"]: c["props"].get("elem_id") for c in self.config()["components"]}
+        return [by_elem_id.get(elem_ids[i]) for i in self.events()[api_name]["inputs"]]
 
     def join(self, api_name: str, data: list[Any], event_data: Any = None) -> httpx.Response:
         event = self.events()[api_name]

@@ -181,9 +181,11 @@ def test_api_requests_are_balanced_and_a_page_stays_on_one_replica(replicas, hap
         home = served_by(first_view)
         assert browser.cookies["ASSISTANT_REPLICA"] == home
         page = harness.GradioPage(browser)
-        asked = page.run("respond", ["where is my order", [], None, None])
+        asked = page.run("respond", page.inputs("respond", message="where is my order", chat=[]))
         history = asked["output"]["data"][1]
-        filled = page.run("respond", ["it is PP-204817", history, None, None])
+        filled = page.run(
+            "respond", page.inputs("respond", message="it is PP-204817", chat=history)
+        )
         assert filled["success"], filled
         answers = [m for m in filled["output"]["data"][1] if m["role"] == "assistant"]
         assert any("PP-204817" in json.dumps(m["content"]) for m in answers)
@@ -196,7 +198,7 @@ def test_without_stickiness_a_page_event_is_lost(replicas):
     first, second = replicas
     with httpx.Client(base_url=first.url, timeout=30) as to_first:
         page = harness.GradioPage(to_first)
-        joined = page.join("respond", ["hello", [], None, None])
+        joined = page.join("respond", page.inputs("respond", message="hello", chat=[]))
         assert joined.status_code == 200
         said = stream_lines(f"{second.url}/gradio_api/queue/data", page.session_hash)
         assert any('"session_not_found":true' in line for line in said), said
