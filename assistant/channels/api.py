@@ -35,7 +35,7 @@ from assistant.channels.clients import Clients
 from assistant.channels.contract import MAX_ROW_ID, message_schema
 from assistant.channels.lifespan import WriterLoading, serving_lifespan
 from assistant.channels.origins import OriginGuard, add_cors
-from assistant.channels.page_guard import PageGuard, too_many
+from assistant.channels.page_guard import MessageEvents, PageGuard, too_many
 from assistant.channels.rate_limits import chat_slot, limit_address, limit_chat
 from assistant.channels.sse import server_sent_events as _server_sent_events
 from assistant.channels.web_chat import prepare_events
@@ -172,16 +172,21 @@ def create_app(assistant: Assistant, with_ui: bool = True) -> FastAPI:
     app.include_router(customer_routes(assistant))
     app.include_router(tool_routes(assistant))
     contract.install(app, assistant.settings)
+    messages = MessageEvents()
     if with_ui:
-        from assistant.channels.web_chat import build_ui
+        from assistant.channels.web_chat import build_ui, message_events
 
         # Before "/": a mount at the root would take every path.
         mount_staff_pages(app, assistant)
-        app = gr.mount_gradio_app(app, build_ui(assistant), path="/", run_history=False)
+        page = build_ui(assistant)
+        messages = message_events(page)
+        app = gr.mount_gradio_app(app, page, path="/", run_history=False)
     # The last added runs first: the body cap, then CORS, then the origin check.
     staff = (AGENT_PATH, ADMIN_PATH)
     throttle = getattr(app.state, "sign_in_throttle", None)
-    app.add_middleware(PageGuard, limits=limits, staff_pages=staff, throttle=throttle)
+    app.add_middleware(
+        PageGuard, limits=limits, staff_pages=staff, throttle=throttle, messages=messages
+    )
     clients = Clients(settings.serving.trusted_proxies)
     app.add_middleware(
         OriginGuard,

@@ -4,7 +4,9 @@ No page takes files, so Gradio's upload routes are refused on every mount (Gradi
 would store any upload under /tmp/gradio), and the customer page serves no files
 (`/gradio_api/file=`, `/gradio_api/file/`). An event on the customer page (any POST
 under `/gradio_api/`: the queue, and Gradio's `/call` API, which runs the same handlers)
-is counted per browser tab (its `session_hash`) and per address; a sign-in
+is counted per browser tab (its `session_hash`) and per address, and a message (an
+event that sends one) also per tab at the API's `rate_per_conversation`, since a tab
+holds one conversation, whoever sends it; a sign-in
 (`<page>/login`) per address and, through the shared `SignInThrottle`, per name.
 Over a rate the answer is 429 with `Retry-After` and a JSON `{"error": ...}`.
 """
@@ -13,6 +15,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qs
 
 from starlette.responses import JSONResponse
@@ -38,6 +42,24 @@ def too_many(error: RateLimited) -> JSONResponse:
     )
 
 
+# Gradio's routes that run one named event, the name last in the path.
+NAMED_EVENT_PATHS = ("/gradio_api/run/", "/gradio_api/api/", "/gradio_api/call/")
+
+
+@dataclass(frozen=True)
+class MessageEvents:
+    """The customer page's events that send a message: their names and queue indexes."""
+
+    names: frozenset[str] = frozenset()
+    indexes: frozenset[int] = frozenset()
+
+    def sent_by(self, path: str, body: dict[str, Any]) -> bool:
+        if path.startswith(NAMED_EVENT_PATHS):
+            return path.rstrip("/").rsplit("/", 1)[-1] in self.names
+        index = body.get("fn_index")
+        return isinstance(index, int) and index in self.indexes
+
+
 class PageGuard:
     def __init__(
         self,
@@ -45,9 +67,11 @@ class PageGuard:
         limits: RateLimits,
         staff_pages: Sequence[str],
         throttle: SignInThrottle | None,
+        messages: MessageEvents = MessageEvents(),
     ) -> None:
         self.app, self.limits, self.throttle = app, limits, throttle
         self.staff_pages = tuple(staff_pages)
+        self.messages = messages
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -82,11 +106,17 @@ class PageGuard:
             if wait:
                 raise RateLimited(wait, f"failed sign-ins for {name!r}")
             return
-        session = _session_hash(body)
-        counted = [("page-address", address)]
-        if session:
+        event = _event(body)
+        session = event.get("session_hash")
+        session = session if isinstance(session, str) and session else None
+        # As for /api/chat: an exempt client spares its address and tab, not its conversation.
+        counted = [] if self.limits.clients.exempt(scope) else [("page-address", address)]
+        if session and counted:
             counted.append(("page-session", session))
-        self.limits.hit_client(scope, "messages and updates", *counted)
+        if session and self.messages.sent_by(scope["path"], event):
+            counted.append(("conversation", f"page:{session}"))
+        if counted:
+            self.limits.hit("messages and updates", *counted)
 
 
 async def _buffered(receive: Receive) -> tuple[bytes, Receive]:
@@ -112,9 +142,10 @@ def _customer_event(path: str) -> bool:
     return path.startswith(GRADIO_API) and path not in UNCOUNTED_PATHS
 
 
-def _session_hash(body: bytes) -> str | None:
+def _event(body: bytes) -> dict[str, Any]:
+    """The event's JSON body, or nothing where it is not a JSON object."""
     try:
-        value = json.loads(body).get("session_hash")
-    except (ValueError, AttributeError, RecursionError):
-        return None
-    return value if isinstance(value, str) and value else None
+        value = json.loads(body)
+    except (ValueError, RecursionError):
+        return {}
+    return value if isinstance(value, dict) else {}

@@ -23,6 +23,7 @@ from typing import Any
 import gradio as gr
 
 from assistant.channels.explain import explain
+from assistant.channels.page_guard import MessageEvents
 from assistant.core.errors import MessageError, UnknownConversation, UnknownTurn
 from assistant.core.pipeline import Assistant
 from assistant.core.records import Author, ConversationStatus
@@ -354,7 +355,7 @@ def build_ui(assistant: Assistant) -> gr.Blocks:
         message.submit(send_message, [message, *held], page, api_name="respond")
         send.click(send_message, [message, *held], page, api_name="respond_send")
         chatbot.option_select(send_option, held, page, api_name="respond_option")
-        person.click(press_for_person, held, page)
+        person.click(press_for_person, held, page, api_name="talk_to_person")
         timer.tick(
             partial(tick, assistant),
             [conversation_id, last_seen, ticking],
@@ -370,6 +371,16 @@ def build_ui(assistant: Assistant) -> gr.Blocks:
     serving = assistant.settings.serving
     demo.queue(max_size=serving.queue_max_size, default_concurrency_limit=chat_concurrency(serving))
     return demo
+
+
+# The page's events that send a message, each counted like a message to `/api/chat`.
+MESSAGE_EVENT_NAMES = frozenset({"respond", "respond_send", "respond_option", "talk_to_person"})
+
+
+def message_events(page: gr.Blocks) -> MessageEvents:
+    """Where the page's message events are, by name and by queue index."""
+    indexes = {index for index, fn in page.fns.items() if fn.api_name in MESSAGE_EVENT_NAMES}
+    return MessageEvents(MESSAGE_EVENT_NAMES, frozenset(indexes))
 
 
 def prepare_events() -> None:

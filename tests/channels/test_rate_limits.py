@@ -5,6 +5,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from assistant.channels.rate_limits import ChatSlots
+from assistant.channels.web_chat import MESSAGE_EVENT_NAMES
 from assistant.core.errors import ServerBusy
 from tests.channels.staffed_fakes import fake_app
 
@@ -96,6 +97,24 @@ def test_the_page_events_are_rate_limited_per_tab(tmp_path):
         other = client.post("/gradio_api/queue/join", json={**join, "session_hash": "tab-2"})
     assert statuses[:2] != [429, 429] and statuses[2] == 429
     assert other.status_code != 429
+
+
+def test_a_tabs_messages_count_like_a_conversations_even_from_this_machine(tmp_path):
+    app = fake_app(tmp_path, rate_per_conversation="2/minute")  # 127.0.0.1: exempt
+    with TestClient(app) as client:
+        events = {e["api_name"]: e["id"] for e in client.get("/config").json()["dependencies"]}
+        join = {"data": [], "session_hash": "tab-1", "event_data": None}
+
+        def send(event: str, session: str = "tab-1") -> int:
+            body = {**join, "fn_index": events[event], "session_hash": session}
+            return client.post("/gradio_api/queue/join", json=body).status_code
+
+        messages = [send("respond"), send("respond_option"), send("talk_to_person")]
+        other_tab = send("respond", "tab-2")
+        tick = next(index for name, index in events.items() if name not in MESSAGE_EVENT_NAMES)
+        ticks = [client.post("/gradio_api/queue/join", json={**join, "fn_index": tick})]
+    assert 429 not in messages[:2] and messages[2] == 429
+    assert other_tab != 429 and ticks[0].status_code != 429  # only messages, per tab
 
 
 def test_gradios_call_api_counts_like_the_queue(tmp_path):
