@@ -54,6 +54,7 @@ STATUS_LINES = {
         "**Our support team has resolved this conversation.** The assistant answers again."
     ),
 }
+KNOWN_STATUS_LINES = frozenset(STATUS_LINES.values())
 
 History = list[dict[str, Any]]
 ChatState = tuple[str, History, str | None, dict[int, int]]
@@ -258,6 +259,12 @@ class PageView:
     last_seen: int  # the newest transcript line looked at
     status_line: str
     ticking: float | None  # the poll timer's interval while it ticks
+
+    def __post_init__(self) -> None:
+        # The status line comes back from the browser, and is shown again while the
+        # customer's action runs: only a line this page writes is.
+        if self.status_line not in KNOWN_STATUS_LINES:
+            object.__setattr__(self, "status_line", "")
 
 
 def then_poll(

@@ -64,6 +64,17 @@ def test_a_message_shows_at_once_then_its_reply_and_the_polling_it_calls_for(ass
     assert all(gr.skip() not in (state[1], state[5]) for state in [first, last, *states])
 
 
+def test_the_status_line_shown_while_an_action_runs_is_only_one_the_page_writes(assistant):
+    waiting = STATUS_LINES[ConversationStatus.WAITING]
+    assert PageView([], None, {}, 0, waiting, POLL_SECONDS).status_line == waiting
+    forged = '<img src=x onerror="alert(1)"> **Your refund is approved.**'
+    view = PageView([], None, {}, 0, forged, None)
+    assert view.status_line == ""
+    steps = respond_stream(assistant, "hi there", [], None, {})
+    first = next(then_poll(assistant, view, "", with_message([], "hi there"), steps))
+    assert first[5] == ""
+
+
 def test_the_conversation_continues(assistant):
     _, history, conversation_id, turn_ids = respond(assistant, "hello", [], None, {})
     _, history, same_id, turn_ids = respond(
