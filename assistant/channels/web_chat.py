@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 import gradio as gr
@@ -234,19 +234,32 @@ def tick(
     assistant: Assistant, conversation_id: str | None, last_seen: int, ticking: float | None
 ) -> tuple[int, str, Any, float | None, Any]:
     """The poll timer's tick: the newest transcript id looked at, the status line, the
-    timer's output and its new pace, and the agents' new replies with the newest id
-    (`gr.skip()` when there are none: the page adds them to the chat when they change).
+    timer's output and its new pace, and the agents' new replies as the chat shows them,
+    with the newest id (None when there are none).
 
     The chat is neither read nor written here: a browser would send it with every tick,
-    and Gradio builds a skipped chat anew (about 10 ms here), ticks being most events."""
+    and Gradio builds a skipped chat anew (about 10 ms here), ticks being most events. The
+    page adds what a tick found itself (`SHOW_REPLIES`), in the browser."""
     replies, last_seen, status_line, interval = check(assistant, conversation_id, last_seen)
-    found = (last_seen, replies) if replies else gr.skip()
+    found = {"newest": last_seen, "replies": as_shown(replies)} if replies else None
     return last_seen, status_line, timer_output(interval, ticking), interval, found
 
 
-def show_replies(history: History, found: tuple[int, History] | None) -> History:
-    """The chat with the agents' replies a tick found."""
-    return [*history, *found[1]] if found else history
+def as_shown(messages: History) -> list[dict[str, Any]]:
+    """Chat messages as the page's chat holds them in the browser."""
+    return _chat_format().postprocess(messages).model_dump()
+
+
+@cache
+def _chat_format() -> gr.Chatbot:
+    return gr.Chatbot(render=False)
+
+
+# Run in the browser when a tick finds agent replies: added to the chat as it is then, at
+# once. A server event would add them to the chat the browser sent it, and its answer
+# could land after a reply the customer's message got meanwhile, and hide it.
+# It returns the list of its outputs: the one chat.
+SHOW_REPLIES = "(chat, found) => [found ? [...(chat || []), ...found.replies] : chat]"
 
 
 @dataclass(frozen=True)
@@ -329,7 +342,9 @@ def build_ui(assistant: Assistant) -> gr.Blocks:
         last_seen = gr.State(0)
         timer = gr.Timer(POLL_SECONDS, active=False)
         ticking = gr.State(None)  # the timer's interval while it ticks
-        found = gr.State(None)  # the agents' replies the last tick found, with the newest id
+        # The agents' replies the last tick found, with the newest id: a value the browser
+        # holds, so that the page adds them there.
+        found = gr.JSON(None, visible="hidden")
         page = [message, chatbot, conversation_id, turn_ids, last_seen, status, timer, ticking]
 
         def answer(text: str, box: Any, view: PageView) -> Iterator[PageState]:
@@ -369,7 +384,7 @@ def build_ui(assistant: Assistant) -> gr.Blocks:
             [last_seen, status, timer, ticking, found],
             show_progress="hidden",
         )
-        found.change(show_replies, [chatbot, found], chatbot, show_progress="hidden")
+        found.change(None, [chatbot, found], chatbot, js=SHOW_REPLIES, show_progress="hidden")
         chatbot.like(on_like, [turn_ids, conversation_id], None)
         restart.click(lambda: ("", [], None, {}, 0, "", polling(None), None), None, page)
     # Many customers at once, each event kind up to `chat_concurrency` (Gradio's default is
