@@ -15,9 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 from gradio.helpers import special_args
 
+from assistant.channels.page_polling import EXPIRED, STATUS_LINES
 from assistant.channels.web_chat import (
-    EXPIRED,
-    STATUS_LINES,
     TALK_TO_PERSON,
     WHY_TITLE,
     build_ui,

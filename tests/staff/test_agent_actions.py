@@ -1,7 +1,7 @@
 import gradio as gr
 import pytest
 
-from assistant.channels.web_chat import IDLE_POLL_SECONDS, POLL_SECONDS, poll
+from assistant.channels.page_polling import IDLE_POLL_SECONDS, POLL_SECONDS, poll
 from assistant.core.records import ActionKind, ConversationStatus
 from assistant.staff.agent_actions import (
     correct_intent,
