@@ -100,8 +100,8 @@ def test_the_page_events_are_rate_limited_per_tab(tmp_path):
 
 
 def test_a_tabs_messages_count_like_a_conversations_even_from_this_machine(tmp_path):
-    app = fake_app(tmp_path, rate_per_conversation="2/minute")  # 127.0.0.1: exempt
-    with TestClient(app) as client:
+    app = fake_app(tmp_path, rate_per_conversation="2/minute", page_events_per_session="2/minute")
+    with TestClient(app, client=("127.0.0.1", 5000)) as client:  # exempt by address and tab
         events = {e["api_name"]: e["id"] for e in client.get("/config").json()["dependencies"]}
         join = {"data": [], "session_hash": "tab-1", "event_data": None}
 
