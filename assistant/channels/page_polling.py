@@ -85,14 +85,15 @@ def check(
 
 def poll(
     assistant: Assistant, history: History, conversation_id: str | None, last_seen: int
-) -> tuple[Any, int, str, float | None]:
+) -> tuple[History, int, str, float | None]:
     """Show new agent replies and the conversation's status; poll faster while people have it.
 
-    Returns the chat (or `gr.skip()` when nothing is new), the newest transcript id
-    looked at, the status line and how often to poll next (None: not at all).
+    Returns the chat with the agents' new replies (a value, never a skip: Gradio builds a
+    skipped chat anew), the newest transcript id looked at, the status line and how often
+    to poll next (None: not at all).
     """
     replies, last_seen, status_line, interval = check(assistant, conversation_id, last_seen)
-    return [*history, *replies] if replies else gr.skip(), last_seen, status_line, interval
+    return [*history, *replies], last_seen, status_line, interval
 
 
 def tick(

@@ -212,7 +212,6 @@ def then_poll(
         return
     box, history, conversation_id, turn_ids = step
     chat, last_seen, line, interval = poll(assistant, history, conversation_id, view.last_seen)
-    chat = history if chat == keep else chat
     timer = timer_output(interval, view.ticking)
     yield box, chat, conversation_id, turn_ids, last_seen, line, timer, interval
 
