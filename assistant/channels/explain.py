@@ -23,7 +23,7 @@ def explain(trace: dict[str, Any], latency_ms: float, model_version: str) -> str
         "**Closest past questions:**",
     ]
     lines += [_source(rank, source) for rank, source in enumerate(trace["sources"], start=1)] or [
-        "none"
+        "none" if trace.get("searched", True) else "not looked for: this route does not use them"
     ]
     lines.append("**Checks:**")
     lines += [f"- {plain_text(check)}" for check in trace["checks"]] or ["- none"]

@@ -6,9 +6,10 @@ thread runs them as one batch: whatever waits when the worker is free, and, whil
 server is busy (the last batch held several callers), up to `max_wait_ms` more for
 company, never more than `max_batch` inputs. A lone caller never waits.
 
-`MessageEncoder` is that, for the pipeline: each message is classified and searched in
-one batch per model, and every model's work runs in the one worker, one batch at a
-time, so the encoders never run more threads than the cores they are given. The
+`MessageEncoder` is that, for the pipeline: each message is classified, and searched
+when routing needs its closest past questions, in one batch per model, and every
+model's work runs in the one worker, one batch at a time, so the encoders never run
+more threads than the cores they are given. The
 grounding check's embeddings (a written answer, its question, the past answers it was
 written from) are computed there too, batched with the messages. The
 worker leaves after `idle_seconds` without work and comes back on the next call, so a
@@ -23,6 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from enum import Enum
 from typing import Generic, TypeVar, cast
 
 import numpy as np
@@ -153,15 +155,22 @@ class Understanding:
     sources: list[Source]
 
 
+class _Need(Enum):
+    """What a request asks of the models."""
+
+    UNDERSTAND = "classify and search"  # a message, for agent assist
+    CLASSIFY = "classify"  # a message; the pipeline searches it only if routing needs it
+    SEARCH = "search"
+    EMBED = "embed"  # a text for the sentence encoder alone (a written answer to check)
+
+
 @dataclass(frozen=True)
-class _ToEmbed:
-    """A text for the sentence encoder alone (a written answer to check, say)."""
-
+class _Request:
     text: str
+    need: _Need
 
 
-_Request = str | _ToEmbed  # a message to understand, or a text to embed
-_Result = Understanding | np.ndarray
+_Result = Understanding | IntentPrediction | list[Source] | np.ndarray
 
 PAST_ANSWERS_REMEMBERED = 10_000  # the index's answers, whose vectors never change
 
@@ -190,7 +199,18 @@ class MessageEncoder:
         self.embed_past_answers = RememberedEmbed(self.embed, PAST_ANSWERS_REMEMBERED)
 
     def understand(self, text: str) -> Understanding:
-        return cast(Understanding, self.batcher.run([text])[0])
+        """Both passes at once, for a caller that always needs both."""
+        return cast(Understanding, self._run(text, _Need.UNDERSTAND))
+
+    def classify(self, text: str) -> IntentPrediction:
+        return cast(IntentPrediction, self._run(text, _Need.CLASSIFY))
+
+    def search(self, text: str) -> list[Source]:
+        """The closest past questions, best first."""
+        return cast(list[Source], self._run(text, _Need.SEARCH))
+
+    def _run(self, text: str, need: _Need) -> _Result:
+        return self.batcher.run([_Request(text, need)])[0]
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Unit-length sentence embeddings of `texts` (the retriever's), computed in the
@@ -203,21 +223,33 @@ class MessageEncoder:
             [
                 vector
                 for start in range(0, len(texts), size)
-                for vector in self.batcher.run([_ToEmbed(t) for t in texts[start : start + size]])
+                for vector in self.batcher.run(
+                    [_Request(t, _Need.EMBED) for t in texts[start : start + size]]
+                )
             ]
         )
 
     def _run_all(self, requests: list[_Request]) -> list[_Result]:
-        messages = [request for request in requests if isinstance(request, str)]
-        texts = [request.text for request in requests if isinstance(request, _ToEmbed)]
-        understood = iter(self._understand_all(messages) if messages else [])
-        embedded = iter(self.retriever.encode(texts) if texts else [])
-        return [next(understood if isinstance(r, str) else embedded) for r in requests]
+        """One pass per model over every request that needs it, answers in request order."""
+        classified = self._texts(requests, _Need.UNDERSTAND, _Need.CLASSIFY)
+        searched = self._texts(requests, _Need.UNDERSTAND, _Need.SEARCH)
+        embedded = self._texts(requests, _Need.EMBED)
+        k_intents, k_sources = self.top_k_intents, self.top_k_sources
+        predictions = iter(self.classifier.assess(classified, k_intents) if classified else [])
+        found = iter(self.retriever.search(searched, k_sources) if searched else [])
+        vectors = iter(self.retriever.encode(embedded) if embedded else [])
+        results: list[_Result] = []
+        for request in requests:
+            if request.need is _Need.UNDERSTAND:
+                results.append(Understanding(next(predictions), next(found)))
+            elif request.need is _Need.CLASSIFY:
+                results.append(next(predictions))
+            elif request.need is _Need.SEARCH:
+                results.append(next(found))
+            else:
+                results.append(next(vectors))
+        return results
 
-    def _understand_all(self, texts: list[str]) -> list[Understanding]:
-        predictions = self.classifier.assess(texts, self.top_k_intents)
-        found = self.retriever.search(texts, self.top_k_sources)
-        return [
-            Understanding(prediction, sources)
-            for prediction, sources in zip(predictions, found, strict=True)
-        ]
+    @staticmethod
+    def _texts(requests: list[_Request], *needs: _Need) -> list[str]:
+        return [request.text for request in requests if request.need in needs]

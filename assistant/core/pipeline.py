@@ -1,7 +1,8 @@
 """One customer message in, one traced reply out.
 
-message -> validate -> classify -> retrieve -> route -> (write) -> reply -> log,
-with no return to an earlier step: the router decides once, and a written answer
+message -> validate -> classify -> route -> (write) -> reply -> log, with no return
+to an earlier step: the router decides once, searching the past questions only if a
+rule it weighs reads them (a confident template answer never does), and a written answer
 that fails its checks is replaced by the fallback decided with it. The pipeline
 talks to each concern through its seam (`assistant.core.seams`). A handoff puts the
 conversation in the agent queue; while it waits for or is with an agent, the bot only
@@ -41,7 +42,14 @@ from assistant.core.seams import (
 from assistant.core.settings import Settings
 from assistant.core.stream import ReplyStream
 from assistant.core.trace import build_trace
-from assistant.core.types import Decision, Reply, ReplyEvent, Route, TurnContext
+from assistant.core.types import (
+    Decision,
+    Reply,
+    ReplyEvent,
+    Route,
+    SearchedOnRead,
+    TurnContext,
+)
 from assistant.generation.capacity import BUSY_REASON, WritingCapacity
 from assistant.generation.grounding import StreamGuard, Verdict, check_answer
 from assistant.lifecycle.releases import ModelVersions
@@ -176,8 +184,8 @@ class Assistant:
                 version = models.versions.describe()
                 yield self._leave_to_agent(text, conversation_id, state, status, version, started)
                 return
-        understood = models.encoder.understand(text)
-        prediction, sources = understood.prediction, understood.sources
+        prediction = models.encoder.classify(text)
+        sources = SearchedOnRead(lambda: models.encoder.search(text))
         intents = prediction.intents
         found_slots = extract_slots(text)
         slots = {**state.slots, **found_slots}
@@ -208,7 +216,12 @@ class Assistant:
                     listening = False
                     break
         trace = build_trace(
-            decision, prediction, sources, sorted(found_slots), models.router.policy
+            decision,
+            prediction,
+            sources.found(),
+            sorted(found_slots),
+            models.router.policy,
+            searched=sources.searched,
         )
         if generation is not None:
             trace["generation"] = generation
@@ -251,7 +264,7 @@ class Assistant:
             handoff=HandoffKind.ASKED,
         )
         decision = self._when_no_one_can_take(decision, models)
-        trace = build_trace(decision, None, [], [], models.router.policy)
+        trace = build_trace(decision, None, [], [], models.router.policy, searched=False)
         after = next_state(decision, state.slots, TurnContext([], [], state.slots), None)
         return self._log(
             PRESSED_FOR_PERSON, conversation_id, decision, trace, after, state, version, started

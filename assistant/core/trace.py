@@ -20,8 +20,10 @@ def build_trace(
     sources: list[Source],
     slots_found: list[str],
     policy: RoutingPolicy,
+    searched: bool = True,
 ) -> dict[str, Any]:
-    """Everything needed to see why this reply was given; read by the UI, API and reviews."""
+    """Everything needed to see why this reply was given; read by the UI, API and reviews.
+    `searched` is False when no rule read the past questions, so none were looked for."""
     intents = prediction.intents if prediction is not None else []
     return {
         "route": decision.route.value,
@@ -31,6 +33,7 @@ def build_trace(
         "options": list(decision.options),
         "handoff": decision.handoff.value if decision.handoff else None,
         "intents": [{"intent": s.intent, "probability": round(s.probability, 4)} for s in intents],
+        "searched": searched,
         "sources": [
             {
                 "question": s.question,

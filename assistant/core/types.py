@@ -7,7 +7,7 @@ holds the text that stands.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any
@@ -50,6 +50,38 @@ class Source:
     answer: str
     intent: str
     score: float
+
+
+class SearchedOnRead(Sequence[Source]):
+    """A message's closest past questions, searched the first time they are read.
+
+    Most replies are a confident intent's template, and no rule before that one reads
+    the past questions; searching only when a rule does saves those replies a pass
+    through the sentence encoder.
+    """
+
+    def __init__(self, search: Callable[[], Sequence[Source]]) -> None:
+        self._search = search
+        self._found: Sequence[Source] | None = None
+
+    @property
+    def searched(self) -> bool:
+        return self._found is not None
+
+    def found(self) -> list[Source]:
+        """The past questions if they were searched, else none; never searches."""
+        return list(self._found or [])
+
+    def _sources(self) -> Sequence[Source]:
+        if self._found is None:
+            self._found = self._search()
+        return self._found
+
+    def __getitem__(self, index):  # type: ignore[no-untyped-def]  # int or slice, as list's
+        return self._sources()[index]
+
+    def __len__(self) -> int:
+        return len(self._sources())
 
 
 @dataclass(frozen=True)

@@ -171,3 +171,24 @@ def test_many_texts_to_embed_go_in_batches_no_larger_than_the_limit():
     texts = [f"question number {n}" for n in range(10)]
     assert np.array_equal(encoder.embed(texts), retriever.encode(texts))
     assert [len(call) for call in retriever.encoded[:-1]] == [4, 4, 2]
+
+
+def test_a_message_classified_alone_is_not_searched_and_a_search_shares_the_batch():
+    classifier, retriever = CountingClassifier(), CountingRetriever()
+    encoder = MessageEncoder(classifier, retriever, top_k_intents=2, top_k_sources=1)
+    with ThreadPoolExecutor(3) as pool:
+        first = pool.submit(encoder.classify, "where is my order")
+        while not classifier.calls:
+            threading.Event().wait(0.001)
+        classified = pool.submit(encoder.classify, "I want a refund")
+        searched = pool.submit(encoder.search, "reset my password")
+        while encoder.batcher._jobs.qsize() < 2:
+            threading.Event().wait(0.001)
+        classifier.release.set()
+        predictions = [first.result(), classified.result()]
+        sources = searched.result()
+    assert classifier.calls == [["where is my order"], ["I want a refund"]]
+    assert retriever.calls == [["reset my password"]]  # in the second batch, alone
+    assert encoder.batcher.batches == 2
+    assert predictions[1] == classifier.assess(["I want a refund"], 2)[0]
+    assert sources == retriever.search(["reset my password"], 1)[0]

@@ -13,7 +13,7 @@ from assistant.core.types import Decision, Fallback, Route, TurnContext
 from assistant.generation.capacity import BUSY_REASON, WritingCapacity
 from assistant.storage.store import ConversationStore
 from tests.conftest import with_settings, writing_assistant
-from tests.fakes import fake_settings
+from tests.fakes import WordOverlapRetriever, fake_settings
 
 
 def test_reply_carries_its_trace_and_is_logged(assistant):
@@ -23,7 +23,9 @@ def test_reply_carries_its_trace_and_is_logged(assistant):
     assert trace["route"] == reply.route
     assert trace["reason"]
     assert len(trace["intents"]) == 3
-    assert len(trace["sources"]) == 3
+    # A confident template answer does not read the past questions, so none are looked for.
+    assert len(trace["sources"]) == (3 if trace["searched"] else 0)
+    assert trace["searched"] or reply.route == "template"
     assert trace["checks"]
     [turn] = assistant.store.turns(reply.conversation_id)
     assert turn["id"] == reply.turn_id
@@ -309,6 +311,33 @@ def test_the_reason_a_written_answer_failed_counts_invented_identifiers_without_
     assert "999999" not in final.reason and "999999" not in " ".join(final.checks)
     assert "1 identifier found in no input" in final.reason
     assert generation["verdict"]["invented"]  # the full trace keeps which, for the staff
+
+
+class CountingRetriever(WordOverlapRetriever):
+    def __init__(self) -> None:
+        super().__init__()
+        self.searched: list[str] = []
+
+    def search(self, texts, k=3):
+        self.searched += texts
+        return super().search(texts, k)
+
+
+def test_a_template_answer_is_given_without_searching_the_past_questions(plain):
+    retriever = CountingRetriever()
+    counting = Assistant(
+        plain.settings, plain.classifier, retriever, plain.router.templates, plain.store
+    )
+    template = counting.reply("I want to track my order")
+    assert template.route == "template" and retriever.searched == []
+    assert (template.trace["searched"], template.trace["sources"]) == (False, [])
+    assert template.trace["signals"]["closest_past_question"] is None
+    shown = explain(template.trace, template.latency_ms, template.model_version)
+    assert "not looked for" in shown
+    refused = counting.reply("Will it rain in Lisbon tomorrow?")
+    assert refused.route == "refuse" and retriever.searched == ["Will it rain in Lisbon tomorrow?"]
+    assert refused.trace["searched"] and refused.trace["sources"]
+    assert refused.trace["signals"]["closest_past_question"] is not None
 
 
 # Not knowing (routing/fallback.py) through the pipeline, over the fakes.
