@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from assistant.core.errors import UnknownConversation, UnknownTurn
-from assistant.core.records import ConversationState, ConversationStatus, TurnRecord
+from assistant.core.errors import RequestKeyReused, UnknownConversation, UnknownTurn
+from assistant.core.records import ConversationState, ConversationStatus, RequestKey, TurnRecord
 from assistant.core.settings import Settings
-from assistant.core.types import IntentPrediction, IntentScore, Source
+from assistant.core.types import IntentPrediction, IntentScore, Reply, Source
 
 # Which words point at which intent, for `KeywordClassifier`.
 KEYWORDS: Mapping[str, tuple[str, ...]] = {
@@ -159,6 +159,27 @@ class MemoryLog:
     def log_turn(self, record: TurnRecord) -> int:
         with self._lock:
             return self._write(record)
+
+    def answered(self, request: RequestKey) -> Reply | None:
+        for turn_id, record in self.records:
+            if record.request is None or record.request.key_hash != request.key_hash:
+                continue
+            if record.request.request_digest != request.request_digest:
+                raise RequestKeyReused("this key came with another request")
+            return Reply(
+                record.reply_text,
+                record.route,
+                record.intent,
+                record.confidence,
+                record.conversation_id,
+                turn_id,
+                record.trace,
+                record.latency_ms,
+                record.model_version,
+                self.statuses[record.conversation_id].value,
+                list(record.trace.get("options", [])),
+            )
+        return None
 
     def save_contact(self, conversation_id: str, email: str) -> None:
         self.state(conversation_id)

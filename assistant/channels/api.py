@@ -43,11 +43,14 @@ from assistant.core.errors import (
     MessageError,
     MissingApiKey,
     RateLimited,
+    RequestInFlight,
+    RequestKeyReused,
     ServerBusy,
     UnknownConversation,
     UnknownTurn,
 )
 from assistant.core.pipeline import Assistant
+from assistant.core.records import RequestKey
 from assistant.core.seams import StaffSignIns
 from assistant.core.settings import ApiKey
 from assistant.core.trace import public_reply
@@ -123,11 +126,19 @@ class SuggestResponse(BaseModel):
     model_version: str
 
 
+IDEMPOTENCY_KEY = Header(
+    alias="Idempotency-Key",
+    description="Any unique string (a UUID, say) for this message: a retry sent with the "
+    "same key, message and conversation_id gets the reply already given (the same turn_id), "
+    "and nothing is logged again. Only its hash is kept; an empty one is none.",
+)
+
 UNKNOWN_CONVERSATION = "Unknown conversation_id; leave it out to start a new conversation."
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"error": message})
+def _error(status: int, message: str, retry_after: int | None = None) -> JSONResponse:
+    headers = None if retry_after is None else {"Retry-After": str(retry_after)}
+    return JSONResponse(status_code=status, content={"error": message}, headers=headers)
 
 
 def require_api_key(
@@ -238,13 +249,21 @@ def customer_routes(assistant: Assistant) -> APIRouter:
         responses=contract.CHAT,
         dependencies=[Depends(limit_chat), Depends(chat_slot)],
     )
-    def chat(request: ChatRequest) -> Any:
+    def chat(
+        request: ChatRequest,
+        idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY] = None,
+    ) -> Any:
+        retry = None
+        if idempotency_key:
+            retry = RequestKey.of(idempotency_key, request.conversation_id, request.message)
         try:
-            stream = assistant.reply_stream(request.message, request.conversation_id)
-        except MessageError as error:
+            stream = assistant.reply_stream(request.message, request.conversation_id, retry)
+        except (MessageError, RequestKeyReused) as error:
             return _error(422, str(error))
         except UnknownConversation:
             return _error(404, UNKNOWN_CONVERSATION)
+        except RequestInFlight as error:
+            return _error(409, f"{error}; retry in a moment", error.retry_after)
         if request.stream:
             return EventSourceResponse(_server_sent_events(stream))
         return public_reply(stream.final())  # the full trace stays in the log

@@ -110,8 +110,15 @@ CHAT: Responses = {
     },
     404: _error("Unknown conversation_id."),
     400: BAD_BODY,
+    409: _error(
+        "A request with this Idempotency-Key is still being answered; retry shortly.",
+        RETRY_AFTER,
+    ),
     413: TOO_LARGE,
-    422: INVALID,
+    422: _error(
+        "The request does not fit this document, the message is empty or too long, or its "
+        "Idempotency-Key was sent before with another message or conversation."
+    ),
     429: RATE_LIMITED,
     503: BUSY,
 }

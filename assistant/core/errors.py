@@ -108,3 +108,13 @@ class ServerBusy(AssistantError):
     """Too many requests are already waiting; the client should try again shortly."""
 
     retry_after = 2
+
+
+class RequestKeyReused(AssistantError, ValueError):
+    """An idempotency key came back with another message or conversation than it first did."""
+
+
+class RequestInFlight(AssistantError):
+    """A request with this idempotency key is still being answered; retry shortly."""
+
+    retry_after = 1

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Generator
 from dataclasses import replace
+from functools import partial
 from typing import Any, TypeVar
 
 from assistant.core.base_models import limit_model_threads
@@ -30,8 +31,15 @@ from assistant.core.conversation import (
     people_record,
     reply_to,
 )
-from assistant.core.records import ConversationState, ConversationStatus, HandoffKind, TurnRecord
+from assistant.core.records import (
+    ConversationState,
+    ConversationStatus,
+    HandoffKind,
+    RequestKey,
+    TurnRecord,
+)
 from assistant.core.registry import Models
+from assistant.core.retries import RequestsInFlight, answer_once
 from assistant.core.seams import (
     AnswerWriter,
     ConversationLog,
@@ -50,8 +58,8 @@ from assistant.core.types import (
     SearchedOnRead,
     TurnContext,
 )
-from assistant.generation.capacity import BUSY_REASON, WritingCapacity
-from assistant.generation.grounding import StreamGuard, Verdict, check_answer
+from assistant.generation.answering import write_answer
+from assistant.generation.capacity import WritingCapacity
 from assistant.lifecycle.releases import ModelVersions
 from assistant.routing.router import DEFAULT_HUMAN_REPLY as DEFAULT_PERSON_REPLY
 from assistant.routing.router import Router
@@ -84,6 +92,7 @@ class Assistant:
         serving = settings.serving
         self.writing = WritingCapacity(serving.generation_workers, serving.generation_queue)
         self.writer_pending = False  # loaded without its configured writer, to add later
+        self._in_flight = RequestsInFlight()
 
     @classmethod
     def load(cls, settings: Settings, writer: bool = True) -> Assistant:
@@ -155,22 +164,31 @@ class Assistant:
             self.models = models  # one reference assignment: atomic for readers
             return True
 
-    def reply(self, message: object, conversation_id: str | None = None) -> Reply:
+    def reply(
+        self, message: object, conversation_id: str | None = None, request: RequestKey | None = None
+    ) -> Reply:
         """Answer one message; raises `MessageError` or `UnknownConversation` for bad input."""
-        return self.reply_stream(message, conversation_id).final()
+        return self.reply_stream(message, conversation_id, request).final()
 
-    def reply_stream(self, message: object, conversation_id: str | None = None) -> ReplyStream:
+    def reply_stream(
+        self, message: object, conversation_id: str | None = None, request: RequestKey | None = None
+    ) -> ReplyStream:
         """Answer one message as a stream of events: a written answer's text as it is
         generated, then the final `Reply` (see `assistant.core.stream`).
 
         Bad input raises here, before any event. A reader who stops listening (closes
         the stream) mid-answer loses nothing from the log: the answer is finished and
-        checked unseen, and the turn logged as usual.
+        checked unseen, and the turn logged as usual. With `request`, a client's
+        idempotency key, a request already answered gets its logged reply alone, and one
+        being answered raises `RequestInFlight` (see `assistant.core.retries`).
         """
-        return ReplyStream(self._events(message, conversation_id))
+        if request is None:
+            return ReplyStream(self._events(message, conversation_id, None))
+        answer = partial(self._events, message, conversation_id, request)
+        return ReplyStream(answer_once(request, self._in_flight, self.store, answer))
 
     def _events(
-        self, message: object, conversation_id: str | None
+        self, message: object, conversation_id: str | None, request: RequestKey | None
     ) -> Generator[ReplyEvent, None, None]:
         started = time.perf_counter()
         models = self.models
@@ -182,7 +200,9 @@ class Assistant:
             state, status = self.store.opening(conversation_id)
             if status.with_people:
                 version = models.versions.describe()
-                yield self._leave_to_agent(text, conversation_id, state, status, version, started)
+                yield self._leave_to_agent(
+                    text, conversation_id, state, status, version, started, request
+                )
                 return
         prediction = models.encoder.classify(text)
         sources = SearchedOnRead(lambda: models.encoder.search(text))
@@ -227,7 +247,9 @@ class Assistant:
             trace["generation"] = generation
         version = models.versions.describe()
         after = next_state(decision, slots, context, digest)
-        reply = self._log(text, conversation_id, decision, trace, after, state, version, started)
+        reply = self._log(
+            text, conversation_id, decision, trace, after, state, version, started, request
+        )
         if listening:
             yield reply
 
@@ -273,48 +295,9 @@ class Assistant:
     def write_answer(
         self, text: str, context: TurnContext, decision: Decision, models: Models | None = None
     ) -> Generator[str, None, tuple[Decision, dict[str, Any]]]:
-        """Stream the generator's answer through the identifier guard, then check it whole."""
-        models = models or self.models
-        generator = models.generator
-        assert generator is not None  # the router only routes here when one is loaded
-        # The past answers the prompt holds are the ones its identifiers may come from.
-        past_answers = [s.answer for s in context.sources][: generator.limits.context_answers]
-        given = [text, *context.slots.values()]
-        guard = StreamGuard([*given, *past_answers])
-        stop = threading.Event()
-        with self.writing.turn() as admitted:
-            if not admitted:  # recorded like a failed check, so every trace reader copes
-                final = decision.settle("", False, BUSY_REASON, written=False)
-                busy = Verdict(False, BUSY_REASON)
-                return final, {"written": "", "verdict": busy.to_dict(), "used": final.route.value}
-            for piece in generator.stream(text, past_answers, stop):
-                shown = guard.feed(piece)
-                if guard.tripped:
-                    stop.set()
-                    break
-                if shown:
-                    yield shown
-        tail = guard.finish()
-        if tail:
-            yield tail
-        answer = guard.released.strip()
-        if guard.tripped:
-            verdict = Verdict(False, "", invented=guard.invented)
-        else:
-            verdict = check_answer(
-                answer,
-                past_answers,
-                given,
-                models.encoder.embed,
-                generator.grounding_threshold,
-                text,
-                generator.relevance_threshold,
-                models.encoder.embed_past_answers,
-            )
-        if verdict.invented:  # the reason is shown to the customer: how many, not which
-            verdict = replace(verdict, reason=invented_reason(len(verdict.invented)))
-        final = decision.settle(answer, verdict.passed, verdict.reason)
-        return final, {"written": answer, "verdict": verdict.to_dict(), "used": final.route.value}
+        """Stream the generator's answer through the identifier guard, then check it whole
+        (`assistant.generation.answering`)."""
+        return write_answer(self.writing, models or self.models, text, context, decision)
 
     def _log(
         self,
@@ -326,6 +309,7 @@ class Assistant:
         state: ConversationState,
         model_version: str,
         started: float,
+        request: RequestKey | None = None,
     ) -> Reply:
         """Log the bot's reply, unless an agent took (or was handed) the conversation since
         its status was read: the store re-reads it in the write's transaction, and then the
@@ -347,10 +331,12 @@ class Assistant:
             next_state=after,
             handoff_reason=decision.reason if handoff else None,
             handoff_kind=decision.handoff if handoff else None,
+            request=request,
         )
 
         def for_people(status: ConversationStatus) -> TurnRecord:
-            return people_record(text, conversation_id, state, status, model_version, latency_ms)
+            record = people_record(text, conversation_id, state, status, model_version, latency_ms)
+            return replace(record, request=request)
 
         turn_id, status = self.store.log_bot_turn(record, for_people)
         if status.with_people:
@@ -378,11 +364,13 @@ class Assistant:
         status: ConversationStatus,
         model_version: str,
         started: float,
+        request: RequestKey | None = None,
     ) -> Reply:
         """Log the message for the agent without routing it; tell the customer a person has it,
         or, if they were asked for an email address and gave one, that it is kept."""
         latency_ms = round((time.perf_counter() - started) * 1000, 2)
         record = people_record(text, conversation_id, state, status, model_version, latency_ms)
+        record = replace(record, request=request)
         email = extract_slots(text).get("email") if state.awaiting_contact else None
         if email is not None:
             self.store.save_contact(conversation_id, email)
@@ -406,8 +394,3 @@ def drain(stream: Generator[Any, None, T]) -> T:
             next(stream)
         except StopIteration as stop:
             return stop.value
-
-
-def invented_reason(count: int) -> str:
-    """Why a written answer with invented identifiers failed, naming none of them."""
-    return f"it named {count} identifier{'' if count == 1 else 's'} found in no input"

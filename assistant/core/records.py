@@ -6,6 +6,8 @@ pipeline, the agent desk and analytics share them whatever store sits behind the
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -95,6 +97,25 @@ class ConversationState:
 
 
 @dataclass(frozen=True)
+class RequestKey:
+    """A client's idempotency key for one request, as the log keeps it: the key's hash, and
+    a digest of what was asked (the conversation and the message), so that a retry is
+    answered with the turn already logged and the same key with another request refused."""
+
+    key_hash: str
+    request_digest: str
+
+    @classmethod
+    def of(cls, key: str, conversation_id: str | None, message: object) -> RequestKey:
+        asked = json.dumps([conversation_id, message], ensure_ascii=False, default=str)
+        return cls(_sha256(key), _sha256(asked))
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass(frozen=True)
 class TurnRecord:
     conversation_id: str
     user_text: str
@@ -110,3 +131,4 @@ class TurnRecord:
     next_state: ConversationState = field(default_factory=ConversationState)
     handoff_reason: str | None = None  # set: the conversation joins the agent queue
     handoff_kind: HandoffKind | None = None  # with a handoff reason: its kind, for the order
+    request: RequestKey | None = None  # the client's idempotency key, when it sent one

@@ -25,9 +25,10 @@ from assistant.core.records import (
     ConversationState,
     ConversationStatus,
     QueueItem,
+    RequestKey,
     TurnRecord,
 )
-from assistant.core.types import IntentPrediction, Source
+from assistant.core.types import IntentPrediction, Reply, Source
 
 
 class Thresholds(Protocol):
@@ -118,6 +119,11 @@ class TurnLog(Protocol):
         ...
 
     def log_turn(self, record: TurnRecord) -> int: ...
+
+    def answered(self, request: RequestKey) -> Reply | None:
+        """The reply already logged for this idempotency key, or None; `RequestKeyReused`
+        when the key was logged with another request."""
+        ...
 
     def save_contact(self, conversation_id: str, email: str) -> None:
         """Keep the address a customer left to be contacted on (protected at rest)."""

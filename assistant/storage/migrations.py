@@ -206,6 +206,14 @@ def _create_v5(db: SchemaEditor) -> None:
     db.create_index("sign_in_failures", ["name", "failed_at"])
 
 
+def _create_v6(db: SchemaEditor) -> None:
+    """Idempotent retries: the hash of a client's idempotency key on the turn it got, and
+    a digest of the request, to answer a retry with that turn."""
+    db.add_column("turns", "request_key", str)
+    db.add_column("turns", "request_digest", str)
+    db.create_index("turns", ["request_key"])
+
+
 # Append only: each entry upgrades the schema by one version.
 MIGRATIONS: list[Callable[[SchemaEditor], None]] = [
     _create_v1,
@@ -213,4 +221,5 @@ MIGRATIONS: list[Callable[[SchemaEditor], None]] = [
     _create_v3,
     _create_v4,
     _create_v5,
+    _create_v6,
 ]

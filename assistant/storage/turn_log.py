@@ -7,8 +7,15 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from assistant.core.errors import UnknownTurn
-from assistant.core.records import Author, ConversationState, ConversationStatus, TurnRecord
+from assistant.core.errors import RequestKeyReused, UnknownTurn
+from assistant.core.records import (
+    Author,
+    ConversationState,
+    ConversationStatus,
+    RequestKey,
+    TurnRecord,
+)
+from assistant.core.types import Reply
 from assistant.storage.connection import LogConnection, _now, _redacted
 
 
@@ -92,6 +99,35 @@ class SqlTurnLog(LogConnection):
 
         return self._write(change)
 
+    def answered(self, request: RequestKey) -> Reply | None:
+        """The reply logged for this idempotency key, as it was given (its texts as the log
+        keeps them, redacted), with the conversation's status now; None if none was.
+        Raises `RequestKeyReused` when the key came with another request."""
+        row = self._db.one(
+            "SELECT id, conversation_id, reply_text, route, intent, confidence, trace, "
+            "latency_ms, model_version, request_digest FROM turns WHERE request_key = ? "
+            "ORDER BY id LIMIT 1",
+            [request.key_hash],
+        )
+        if row is None:
+            return None
+        if row["request_digest"] != request.request_digest:
+            raise RequestKeyReused("this Idempotency-Key was sent with another request")
+        trace = json.loads(row["trace"] or "{}")
+        return Reply(
+            row["reply_text"],
+            row["route"],
+            row["intent"],
+            round(row["confidence"] or 0.0, 4),
+            row["conversation_id"],
+            row["id"],
+            trace,
+            row["latency_ms"] or 0.0,
+            row["model_version"] or "",
+            self.status(row["conversation_id"]).value,
+            list(trace.get("options", [])),
+        )
+
     def _write_turn(self, record: TurnRecord) -> int:
         position = self._db.one(
             "SELECT COALESCE(MAX(position), 0) + 1 AS next FROM turns WHERE conversation_id = ?",
@@ -115,6 +151,8 @@ class SqlTurnLog(LogConnection):
                 "trace": json.dumps(_redacted(record.trace, self._redact)),
                 "latency_ms": record.latency_ms,
                 "model_version": record.model_version,
+                "request_key": record.request.key_hash if record.request else None,
+                "request_digest": record.request.request_digest if record.request else None,
             },
         )
         for author, text in ((Author.CUSTOMER, user_text), (Author.BOT, reply_text)):

@@ -7,6 +7,7 @@ from fastapi.testclient import TestClient
 
 from assistant.channels.api import create_app
 from assistant.core.pipeline import Assistant
+from assistant.core.records import RequestKey
 from assistant.datasets.loading import load_dataset
 from assistant.storage.store import ConversationStore
 from tests.conftest import with_settings, writing_assistant
@@ -300,3 +301,54 @@ def test_a_rerating_replaces_the_rating(served):
 def test_the_customer_page_keeps_no_run_history(served):
     client, _ = served
     assert client.get("/gradio_api/runs").status_code == 404
+
+
+def _sent(client, key, **body):
+    return client.post("/api/chat", json=body, headers={"Idempotency-Key": key})
+
+
+def test_a_retry_with_the_same_idempotency_key_gets_the_reply_already_given(served):
+    client, logged = served
+    first = _sent(client, "retry-1", message="I want to track my order")
+    again = _sent(client, "retry-1", message="I want to track my order")
+    assert first.status_code == again.status_code == 200
+    assert again.json() == first.json()  # the same turn of the same, one, conversation
+    conversation = first.json()["conversation_id"]
+    assert len(logged.store.turns(conversation)) == 1
+    later = _sent(client, "retry-2", message="It is PP-204817", conversation_id=conversation)
+    assert later.json()["route"] == "template" and "PP-204817" in later.json()["reply"]
+    with client.stream(
+        "POST",
+        "/api/chat",
+        json={"message": "I want to track my order", "stream": True},
+        headers={"Idempotency-Key": "retry-1"},
+    ) as streamed:
+        events = "".join(streamed.iter_text())
+    [data] = [line for line in events.splitlines() if line.startswith("data:")]
+    assert json.loads(data.removeprefix("data:"))["turn_id"] == first.json()["turn_id"]
+    assert len(logged.store.turns(conversation)) == 2
+
+
+def test_an_idempotency_key_sent_again_with_another_request_is_refused(served):
+    client, logged = served
+    first = _sent(client, "key-a", message="How much is shipping?").json()
+    other_message = _sent(client, "key-a", message="I want a refund")
+    other_conversation = _sent(
+        client, "key-a", message="How much is shipping?", conversation_id=first["conversation_id"]
+    )
+    assert other_message.status_code == other_conversation.status_code == 422
+    assert "Idempotency-Key" in other_message.json()["error"]
+    assert len(logged.store.turns(first["conversation_id"])) == 1
+    long_key = "k" * 2000  # only its hash is kept
+    replies = [_sent(client, long_key, message="hi").json() for _ in range(2)]
+    assert replies[0] == replies[1]
+    empty = [_sent(client, "", message="hi").json()["turn_id"] for _ in range(2)]
+    assert empty[0] != empty[1]  # an empty key is none: each is a message of its own
+
+
+def test_a_retry_while_its_request_is_being_answered_is_told_to_wait(served):
+    client, logged = served
+    with logged._in_flight.claim(RequestKey.of("busy-1", None, "How much is shipping?")):
+        busy = _sent(client, "busy-1", message="How much is shipping?")
+    assert busy.status_code == 409 and busy.headers["Retry-After"] == "1"
+    assert _sent(client, "busy-1", message="How much is shipping?").status_code == 200

@@ -23,7 +23,9 @@ class SlowWriter:
         self.finished: list[int] = []
         self.started = threading.Semaphore(0)
 
-    def reply_stream(self, message: object, conversation_id: str | None = None) -> ReplyStream:
+    def reply_stream(
+        self, message: object, conversation_id: str | None = None, request: object = None
+    ) -> ReplyStream:
         return ReplyStream(self._events())
 
     def _events(self):
