@@ -17,7 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from assistant.core.errors import RequestKeyReused, UnknownConversation, UnknownTurn
+from assistant.core.errors import (
+    RequestAnswered,
+    RequestKeyReused,
+    UnknownConversation,
+    UnknownTurn,
+)
 from assistant.core.records import ConversationState, ConversationStatus, RequestKey, TurnRecord
 from assistant.core.settings import Settings
 from assistant.core.types import IntentPrediction, IntentScore, Reply, Source
@@ -193,6 +198,11 @@ class MemoryLog:
             return self._write(instead(status) if status.with_people else record), status
 
     def _write(self, record: TurnRecord) -> int:
+        if record.request is not None and any(
+            r.request is not None and r.request.key_hash == record.request.key_hash
+            for _, r in self.records
+        ):
+            raise RequestAnswered("a turn with this idempotency key is logged already")
         turn_id = len(self.records) + 1
         self.records.append((turn_id, record))
         self.states[record.conversation_id] = record.next_state

@@ -118,3 +118,7 @@ class RequestInFlight(AssistantError):
     """A request with this idempotency key is still being answered; retry shortly."""
 
     retry_after = 1
+
+
+class RequestAnswered(AssistantError):
+    """A turn with this idempotency key is logged already (by another server, say)."""

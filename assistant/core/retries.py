@@ -8,8 +8,9 @@ logged again; one still being answered on this server is refused for a moment
 sent with another message or conversation is refused (`RequestKeyReused`).
 
 Servers that share one log see each other's answered requests. A retry that reaches
-another server while its first try is still being answered there is not seen as in
-flight, and may be answered twice.
+another server while its first try is still being answered there is answered again, but
+only one of the two turns is logged (the log holds one turn a key): the one logged second
+is dropped, and its caller gets the first one's reply.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import threading
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 
-from assistant.core.errors import RequestInFlight
+from assistant.core.errors import RequestAnswered, RequestInFlight
 from assistant.core.records import RequestKey
 from assistant.core.seams import TurnLog
 from assistant.core.types import ReplyEvent
@@ -51,10 +52,17 @@ def answer_once(
     answer: Callable[[], Generator[ReplyEvent, None, None]],
 ) -> Generator[ReplyEvent, None, None]:
     """The events of `answer()`, unless the log already holds this request's reply: then
-    that reply alone."""
+    that reply alone. If another server logs it while `answer()` runs, its reply ends
+    the events instead."""
     with in_flight.claim(request):
         answered = log.answered(request)
         if answered is not None:
             yield answered
             return
-        yield from answer()
+        try:
+            yield from answer()
+        except RequestAnswered:  # another server logged this request's turn meanwhile
+            answered = log.answered(request)
+            if answered is None:
+                raise
+            yield answered

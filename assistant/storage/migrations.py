@@ -207,11 +207,12 @@ def _create_v5(db: SchemaEditor) -> None:
 
 
 def _create_v6(db: SchemaEditor) -> None:
-    """Idempotent retries: the hash of a client's idempotency key on the turn it got, and
-    a digest of the request, to answer a retry with that turn."""
+    """Idempotent retries: the hash of a client's idempotency key on the turn it got (one
+    turn a key; turns without one are NULL, which a unique index lets repeat), and a digest
+    of the request, to answer a retry with that turn."""
     db.add_column("turns", "request_key", str)
     db.add_column("turns", "request_digest", str)
-    db.create_index("turns", ["request_key"])
+    db.create_index("turns", ["request_key"], unique=True)
 
 
 # Append only: each entry upgrades the schema by one version.

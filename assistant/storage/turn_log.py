@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from assistant.core.errors import RequestKeyReused, UnknownTurn
+from assistant.core.errors import RequestAnswered, RequestKeyReused, UnknownTurn
 from assistant.core.records import (
     Author,
     ConversationState,
@@ -103,10 +103,9 @@ class SqlTurnLog(LogConnection):
         """The reply logged for this idempotency key, as it was given (its texts as the log
         keeps them, redacted), with the conversation's status now; None if none was.
         Raises `RequestKeyReused` when the key came with another request."""
-        row = self._db.one(
+        row = self._read_one(
             "SELECT id, conversation_id, reply_text, route, intent, confidence, trace, "
-            "latency_ms, model_version, request_digest FROM turns WHERE request_key = ? "
-            "ORDER BY id LIMIT 1",
+            "latency_ms, model_version, request_digest FROM turns WHERE request_key = ?",
             [request.key_hash],
         )
         if row is None:
@@ -129,6 +128,10 @@ class SqlTurnLog(LogConnection):
         )
 
     def _write_turn(self, record: TurnRecord) -> int:
+        if record.request is not None and self._db.one(
+            "SELECT id FROM turns WHERE request_key = ?", [record.request.key_hash]
+        ):
+            raise RequestAnswered("a turn with this idempotency key is logged already")
         position = self._db.one(
             "SELECT COALESCE(MAX(position), 0) + 1 AS next FROM turns WHERE conversation_id = ?",
             [record.conversation_id],

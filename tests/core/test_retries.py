@@ -2,7 +2,7 @@ import threading
 
 import pytest
 
-from assistant.core.errors import RequestInFlight, RequestKeyReused
+from assistant.core.errors import RequestAnswered, RequestInFlight, RequestKeyReused
 from assistant.core.records import RequestKey
 from assistant.core.retries import RequestsInFlight, answer_once
 from assistant.core.stream import ReplyStream
@@ -71,3 +71,23 @@ def test_a_request_being_answered_refuses_its_retry_until_it_is_done():
     release.set()
     worker.join(5)
     assert ReplyStream(answer_once(KEY, in_flight, Log(), lambda: iter([LOGGED]))).final()
+
+
+def test_a_request_another_server_logged_meanwhile_ends_with_that_reply():
+    log = Log()
+
+    def answer_logged_elsewhere_first():
+        yield "A written "
+        log.replies[KEY.key_hash] = (KEY.request_digest, LOGGED)  # the other server's turn
+        raise RequestAnswered("logged already")
+
+    answered = answer_once(KEY, RequestsInFlight(), log, answer_logged_elsewhere_first)
+    events = list(ReplyStream(answered))
+    assert events == ["A written ", LOGGED]
+    with pytest.raises(RequestAnswered):  # and with nothing logged, the error stands
+
+        def nothing_logged():
+            raise RequestAnswered("logged already")
+            yield
+
+        list(ReplyStream(answer_once(KEY, RequestsInFlight(), Log(), nothing_logged)))

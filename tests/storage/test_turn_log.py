@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from assistant.core.errors import UnknownTurn
-from assistant.core.records import TurnRecord
+from assistant.core.errors import RequestAnswered, RequestKeyReused, UnknownTurn
+from assistant.core.records import RequestKey, TurnRecord
 from assistant.storage.store import ConversationStore
 from assistant.text.redaction import Redactor
 
@@ -94,3 +94,36 @@ def test_a_turn_has_one_rating_and_every_change_is_kept(store):
     history = store.feedback_history(turn)
     assert [(h["old_rating"], h["new_rating"]) for h in history] == [(None, 1), (1, -1)]
     assert store.turn_facts()[0]["rating"] == -1
+
+
+def test_a_request_key_holds_one_turn_and_gives_its_reply_back(store):
+    conversation = store.start_conversation()
+    request = RequestKey.of("retry-7", conversation, "hello")
+    record = TurnRecord(
+        conversation_id=conversation,
+        user_text="hello",
+        reply_text=f"Hi {EMAIL}, how can I help?",
+        route="template",
+        intent="greeting",
+        confidence=0.91234,
+        reason="confident",
+        sources=[],
+        trace={"route": "template", "options": ["Track an order"]},
+        latency_ms=4.5,
+        model_version="v1",
+        request=request,
+    )
+    assert store.answered(request) is None
+    turn_id = store.log_turn(record)
+    _turn(store, conversation, "without a key")  # turns without one never clash
+    _turn(store, conversation, "nor this one")
+    with pytest.raises(RequestAnswered):  # as when another server logged it first
+        store.log_turn(record)
+    reply = store.answered(request)
+    assert (reply.turn_id, reply.conversation_id) == (turn_id, conversation)
+    assert reply.route == "template"
+    assert (reply.confidence, reply.options, reply.status) == (0.9123, ["Track an order"], "bot")
+    assert EMAIL not in reply.text  # as the log keeps it
+    assert len(store.turns(conversation)) == 3
+    with pytest.raises(RequestKeyReused):
+        store.answered(RequestKey.of("retry-7", conversation, "hello again"))
