@@ -19,7 +19,6 @@ import numpy as np
 
 from assistant.core.errors import (
     RequestAnswered,
-    RequestKeyReused,
     UnknownConversation,
     UnknownTurn,
 )
@@ -169,8 +168,7 @@ class MemoryLog:
         for turn_id, record in self.records:
             if record.request is None or record.request.key_hash != request.key_hash:
                 continue
-            if record.request.request_digest != request.request_digest:
-                raise RequestKeyReused("this key came with another request")
+            request.require_request(record.request.request_digest)
             return Reply(
                 record.reply_text,
                 record.route,

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from assistant.core.errors import RequestKeyReused
+
 
 class ConversationStatus(StrEnum):
     """Who answers the customer: the bot, or (once handed off) a person."""
@@ -109,6 +111,12 @@ class RequestKey:
     def of(cls, key: str, conversation_id: str | None, message: object) -> RequestKey:
         asked = json.dumps([conversation_id, message], ensure_ascii=False, default=str)
         return cls(_sha256(key), _sha256(asked))
+
+    def require_request(self, logged_digest: str | None) -> None:
+        """Raise `RequestKeyReused` unless the turn logged with this key was for this
+        request."""
+        if logged_digest != self.request_digest:
+            raise RequestKeyReused("this Idempotency-Key was sent with another request")
 
 
 def _sha256(text: str) -> str:

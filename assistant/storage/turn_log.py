@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from assistant.core.errors import RequestAnswered, RequestKeyReused, UnknownTurn
+from assistant.core.errors import RequestAnswered, UnknownTurn
 from assistant.core.records import (
     Author,
     ConversationState,
@@ -110,8 +110,7 @@ class SqlTurnLog(LogConnection):
         )
         if row is None:
             return None
-        if row["request_digest"] != request.request_digest:
-            raise RequestKeyReused("this Idempotency-Key was sent with another request")
+        request.require_request(row["request_digest"])
         trace = json.loads(row["trace"] or "{}")
         return Reply(
             row["reply_text"],

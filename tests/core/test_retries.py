@@ -22,8 +22,7 @@ class Log:
         logged = self.replies.get(request.key_hash)
         if logged is None:
             return None
-        if logged[0] != request.request_digest:
-            raise RequestKeyReused("another request")
+        request.require_request(logged[0])
         return logged[1]
 
 
